@@ -1,0 +1,81 @@
+// Error types carry the context an operator needs (file, key, tenant, migration, stage, SQLSTATE);
+// mtctl maps them to the exit codes of SPEC §7.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace mt {
+
+enum class ExitCode : int {
+    ok = 0,
+    failed = 1,       // the operation failed for at least one tenant, unhealthy, or drift found
+    usage = 2,        // usage, manifest or plugin error; nothing was changed
+    unreachable = 3,  // cannot reach the database
+};
+
+class Error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+    virtual ExitCode exit_code() const { return ExitCode::usage; }
+};
+
+// Bad command-line usage.
+class UsageError : public Error {
+public:
+    using Error::Error;
+};
+
+// A manifest problem: names the file (or "environment"/"command line"), the key and what was expected.
+class ManifestError : public Error {
+public:
+    ManifestError(std::string source, std::string key, std::string what)
+        : Error(source + ": " + key + ": " + what), source(std::move(source)), key(std::move(key)) {}
+    std::string source;
+    std::string key;
+};
+
+// A plugin refused at one stage: inspect, load, abi, config, create (or role, for a wrong kind).
+class PluginError : public Error {
+public:
+    PluginError(std::string file, std::string stage, std::string reason)
+        : Error("plugin " + file + ": " + stage + ": " + reason),
+          file(std::move(file)), stage(std::move(stage)), reason(std::move(reason)) {}
+    std::string file;
+    std::string stage;
+    std::string reason;
+};
+
+// A tenant id or schema name refused before any SQL was sent.
+class TenantIdError : public Error {
+public:
+    TenantIdError(std::string id, std::string what)
+        : Error("tenant id '" + id + "': " + what), id(std::move(id)) {}
+    std::string id;
+};
+
+// A migration folder problem (malformed journal, missing file, duplicate number): names the file.
+class MigrationFolderError : public Error {
+public:
+    MigrationFolderError(std::string file, std::string what)
+        : Error(file + ": " + what), file(std::move(file)) {}
+    std::string file;
+};
+
+// The database could not be reached at all.
+class DatabaseUnavailable : public Error {
+public:
+    using Error::Error;
+    ExitCode exit_code() const override { return ExitCode::unreachable; }
+};
+
+// An operation that ran and failed (a tenant's migration, a query), with the server's SQLSTATE.
+class OperationError : public Error {
+public:
+    OperationError(std::string what, std::string sqlstate = {})
+        : Error(std::move(what)), sqlstate(std::move(sqlstate)) {}
+    ExitCode exit_code() const override { return ExitCode::failed; }
+    std::string sqlstate;
+};
+
+}  // namespace mt

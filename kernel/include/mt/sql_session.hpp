@@ -1,0 +1,42 @@
+// Host SQL service: lends plugins the connection or transaction a call is about (SPEC §3.2).
+#pragma once
+
+#include <mt/sdk/abi.h>
+
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mt {
+
+using SqlParams = std::vector<std::optional<std::string>>;
+
+// Runs a parameterised statement; values only ever travel as $n parameters.
+pqxx::result exec_params(pqxx::transaction_base& tx, const std::string& sql, const SqlParams& params = {});
+
+// Wraps a pqxx transaction (pqxx::work or pqxx::nontransaction) as an mt_sql table.
+class SqlSession {
+public:
+    explicit SqlSession(pqxx::transaction_base& tx);
+    SqlSession(const SqlSession&) = delete;
+    SqlSession& operator=(const SqlSession&) = delete;
+
+    pqxx::transaction_base& tx() { return tx_; }
+    pqxx::result exec(const std::string& sql, const SqlParams& params = {}) { return exec_params(tx_, sql, params); }
+    const mt_sql* c_api() const { return &api_; }
+
+private:
+    static mt_status exec_thunk(void* ctx, mt_str sql, const mt_str* params, size_t nparams, mt_row_fn on_row,
+                                void* user, mt_error* err);
+    static size_t quote_thunk(void* ctx, mt_str ident, char* out, size_t capacity);
+
+    pqxx::transaction_base& tx_;
+    mt_sql api_;
+};
+
+// The SQLSTATE of a pqxx exception, or empty.
+std::string sqlstate_of(const std::exception& e);
+
+}  // namespace mt

@@ -1,0 +1,64 @@
+// Private helpers shared by fleet status, migrate, convert and sync.
+#pragma once
+
+#include <mt/migrate.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+namespace mt {
+
+struct TableInfo {
+    bool schema_exists = false;
+    bool table_exists = false;
+    std::vector<sdk::Column> columns;
+};
+
+// The tracking table of each schema (batched catalog query).
+std::vector<TableInfo> read_tables(pqxx::transaction_base& tx, const std::vector<std::string>& schemas,
+                                   const std::string& table);
+// Every schema's records through the format's list query (batched UNION ALL).
+std::vector<std::vector<sdk::Record>> read_records(pqxx::transaction_base& tx, const TrackingFormat& format,
+                                                   const std::vector<std::string>& schemas, const std::string& table);
+// Replaces {table} in a constant statement with the quoted "schema"."table".
+std::string with_table(const std::string& statement, const std::string& schema, const std::string& table);
+
+// The format serving an existing table (nullptr: none recognises it / not the configured one).
+const TrackingFormat* resolve_format(const Kernel& kernel, const TrackingTarget& target,
+                                     const std::vector<sdk::Column>& columns);
+// The format a missing table is created in.
+const TrackingFormat& creation_format(const Kernel& kernel, const TrackingTarget& target);
+
+std::map<std::optional<std::string>, std::vector<size_t>> group_by_server(const std::vector<Tenant>& tenants);
+
+// Fills state, format, columns, records and the classification for each status in one snapshot.
+void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<TenantStatus*>& statuses,
+                 const MigrationFolder& folder, const TrackingTarget& target);
+
+// Locks the tenant (advisory, keyed on database and schema) for the rest of the transaction and
+// sets its search_path (tenant, shared) and lock_timeout.
+void begin_tenant_transaction(pqxx::transaction_base& tx, const Kernel& kernel, const std::string& schema,
+                              std::chrono::milliseconds lock_timeout);
+
+// Runs work(index, connection) for each listed tenant with `concurrency` workers per server, each
+// reusing its connection across tenants; work returns false on failure (stops all with fail_fast:
+// the rest go to skip).
+void for_each_tenant(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo, int concurrency,
+                     bool fail_fast, const std::function<void(size_t, size_t)>& progress,
+                     const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work,
+                     const std::function<void(size_t)>& skip);
+
+// Counts outcomes into the report's summary.
+void summarise(MigrateReport& report, std::chrono::steady_clock::time_point start);
+
+inline double ms_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace mt

@@ -1,0 +1,34 @@
+// discovery-sql: the tenant list is the result of a query on the shared schema. The first column is
+// the tenant id; an optional second column names the tenant's server ([servers.NAME]).
+#include <mt/sdk/plugin.hpp>
+
+namespace {
+
+using namespace mt::sdk;
+
+class SqlDiscovery final : public TenantDiscovery {
+public:
+    SqlDiscovery(const Config& config, const Host&)
+        : query_(config.get("query", "SELECT id FROM public.tenants ORDER BY id")) {
+        if (query_.find_first_not_of(" \t\r\n") == std::string::npos) throw ConfigError("query", "must not be empty");
+    }
+
+    std::vector<DiscoveredTenant> discover(Sql& sql) override {
+        std::vector<DiscoveredTenant> out;
+        for (const auto& row : sql.exec(query_)) {
+            if (row.empty()) throw Error("the discovery query returned no columns; it must return the tenant id first");
+            if (!row[0]) throw Error("the discovery query returned a NULL tenant id");
+            DiscoveredTenant t{*row[0], std::nullopt};
+            if (row.size() > 1 && row[1] && !row[1]->empty()) t.server = row[1];
+            out.push_back(std::move(t));
+        }
+        return out;
+    }
+
+private:
+    std::string query_;
+};
+
+}  // namespace
+
+MT_PLUGIN("discovery-sql", "0.1.0", MT_FACTORY(SqlDiscovery, "discovery-sql", "query"))

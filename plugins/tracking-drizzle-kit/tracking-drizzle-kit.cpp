@@ -1,0 +1,65 @@
+// tracking-drizzle-kit: drizzle-orm's own migrator layout (id serial, hash text, created_at bigint),
+// created_at being the journal's `when` (else the source record's time, else the apply time in ms), so drizzle-orm's migrator sees a
+// table written here as up to date. Tables created here also carry a nullable `name` column, which
+// drizzle-orm ignores, so conversions from the name format stay lossless.
+#include <mt/sdk/plugin.hpp>
+
+namespace {
+
+using namespace mt::sdk;
+
+class DrizzleKitFormat final : public TrackingFormat {
+public:
+    DrizzleKitFormat(const Config&, const Host&) {}
+
+    int detect(const std::vector<Column>& columns) override {
+        bool hash = false, bigint_created = false, name_required = false;
+        for (const auto& c : columns) {
+            if (c.name == "hash") hash = true;
+            if (c.name == "created_at") bigint_created = c.type == "bigint";
+            if (c.name == "name" && c.not_null) name_required = true;
+        }
+        return hash && bigint_created && !name_required ? 10 : 0;
+    }
+
+    void create(Sql& sql, const Table& table) override {
+        sql.exec(sql.with_table("CREATE TABLE IF NOT EXISTS {table} ("
+                                "id serial PRIMARY KEY, "
+                                "hash text NOT NULL, "
+                                "created_at bigint, "
+                                "name varchar(255))",
+                                table.schema, table.name));
+    }
+
+    std::string_view list_query() const override {
+        return "SELECT to_jsonb(t)->>'name', t.hash::text, t.created_at::bigint FROM {table} t ORDER BY t.id";
+    }
+
+    uint32_t identifies_by() const override { return MT_IDENTIFIES_HASH; }
+
+    void record(Sql& sql, const Table& table, const std::vector<Record>& records) override {
+        for (const auto& r : records)
+            if (!r.hash) throw Error("the drizzle-kit format needs each migration's hash");
+        const char* statement = table.column("name")
+            ? "INSERT INTO {table} (hash, name, created_at) "
+              "SELECT e.r->>'hash', e.r->>'name', "
+              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, (extract(epoch FROM now()) * 1000)::bigint) "
+              "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i"
+            : "INSERT INTO {table} (hash, created_at) "
+              "SELECT e.r->>'hash', "
+              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, (extract(epoch FROM now()) * 1000)::bigint) "
+              "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i";
+        sql.exec(sql.with_table(statement, table.schema, table.name), {records_json(records)});
+    }
+
+    void remove(Sql& sql, const Table& table, const std::vector<Record>& records) override {
+        sql.exec(sql.with_table("DELETE FROM {table} t USING jsonb_array_elements($1::jsonb) AS e(r) "
+                                "WHERE t.hash = e.r->>'hash'",
+                                table.schema, table.name),
+                 {records_json(records)});
+    }
+};
+
+}  // namespace
+
+MT_PLUGIN("tracking-drizzle-kit", "0.1.0", MT_FACTORY(DrizzleKitFormat, "tracking-drizzle-kit"))

@@ -1,0 +1,70 @@
+// tracking-hash: one row per migration identified by the SHA-256 of its file, with a timestamptz.
+// Tables created here also carry a nullable `name` column (a recorded name also identifies a
+// migration, so an edited file shows as edited rather than as missing plus orphan).
+#include <mt/sdk/plugin.hpp>
+
+namespace {
+
+using namespace mt::sdk;
+
+bool is_bigint(const Column& c) { return c.type == "bigint" || c.type == "integer" || c.type == "numeric"; }
+
+class HashFormat final : public TrackingFormat {
+public:
+    HashFormat(const Config&, const Host&) {}
+
+    int detect(const std::vector<Column>& columns) override {
+        const Column* hash = nullptr;
+        const Column* created = nullptr;
+        const Column* name = nullptr;
+        for (const auto& c : columns) {
+            if (c.name == "hash") hash = &c;
+            if (c.name == "created_at") created = &c;
+            if (c.name == "name") name = &c;
+        }
+        if (!hash || (name && name->not_null)) return 0;
+        if (created && is_bigint(*created)) return 0;  // drizzle-kit's layout
+        return 10;
+    }
+
+    void create(Sql& sql, const Table& table) override {
+        sql.exec(sql.with_table("CREATE TABLE IF NOT EXISTS {table} ("
+                                "id serial PRIMARY KEY, "
+                                "hash text NOT NULL UNIQUE, "
+                                "created_at timestamptz DEFAULT now(), "
+                                "name varchar(255))",
+                                table.schema, table.name));
+    }
+
+    std::string_view list_query() const override {
+        return "SELECT to_jsonb(t)->>'name', t.hash::text, (extract(epoch FROM t.created_at) * 1000)::bigint "
+               "FROM {table} t ORDER BY t.id";
+    }
+
+    uint32_t identifies_by() const override { return MT_IDENTIFIES_HASH; }
+
+    void record(Sql& sql, const Table& table, const std::vector<Record>& records) override {
+        for (const auto& r : records)
+            if (!r.hash) throw Error("the hash format needs each migration's hash");
+        const char* statement = table.column("name")
+            ? "INSERT INTO {table} (hash, name, created_at) "
+              "SELECT e.r->>'hash', e.r->>'name', "
+              "COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), now()) "
+              "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i"
+            : "INSERT INTO {table} (hash, created_at) "
+              "SELECT e.r->>'hash', COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), now()) "
+              "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i";
+        sql.exec(sql.with_table(statement, table.schema, table.name), {records_json(records)});
+    }
+
+    void remove(Sql& sql, const Table& table, const std::vector<Record>& records) override {
+        sql.exec(sql.with_table("DELETE FROM {table} t USING jsonb_array_elements($1::jsonb) AS e(r) "
+                                "WHERE t.hash = e.r->>'hash'",
+                                table.schema, table.name),
+                 {records_json(records)});
+    }
+};
+
+}  // namespace
+
+MT_PLUGIN("tracking-hash", "0.1.0", MT_FACTORY(HashFormat, "tracking-hash"))

@@ -1,0 +1,281 @@
+/* mtenant plugin ABI, version 1.
+ *
+ * This is the only thing that crosses the shared-library boundary between the kernel and a plugin.
+ * Rules (SPEC §3.2):
+ *  - plain C: no C++ type, no exception and no heap ownership crosses it;
+ *  - strings are (pointer, size) views valid for the duration of the call unless said otherwise;
+ *  - errors come back as an mt_status plus a message written into a host-owned mt_error buffer;
+ *  - every struct starts with struct_size and only ever grows at its end (minor version bump), so
+ *    a reader checks struct_size before touching a field added later.
+ */
+#ifndef MT_SDK_ABI_H
+#define MT_SDK_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MT_ABI_MAJOR 1
+#define MT_ABI_MINOR 0
+#define MT_SDK_VERSION "0.1.0"
+#define MT_ENTRY_SYMBOL "mt_plugin_entry_v1"
+
+#if defined(_WIN32)
+#define MT_EXPORT __declspec(dllexport)
+#else
+#define MT_EXPORT __attribute__((visibility("default")))
+#endif
+
+typedef struct mt_str {
+    const char* data;
+    size_t size;
+} mt_str;
+
+typedef enum mt_status {
+    MT_OK = 0,
+    MT_ERROR = 1,          /* the operation failed; the message says why */
+    MT_INVALID_CONFIG = 2, /* a config value was refused (create only) */
+    MT_SQL_ERROR = 3       /* a host SQL call failed; the message carries the SQLSTATE */
+} mt_status;
+
+/* A buffer owned by the caller; the callee writes at most capacity-1 bytes and a NUL. */
+typedef struct mt_error {
+    char* data;
+    size_t capacity;
+    size_t size;
+} mt_error;
+
+typedef enum mt_log_level {
+    MT_LOG_TRACE = 0,
+    MT_LOG_DEBUG = 1,
+    MT_LOG_INFO = 2,
+    MT_LOG_WARN = 3,
+    MT_LOG_ERROR = 4
+} mt_log_level;
+
+/* ---- host services: what the kernel lends a plugin ---------------------------------------- */
+
+/* Called once per result row; values[i].data is NULL for SQL NULL. Return 0 to go on. */
+typedef int (*mt_row_fn)(void* user, size_t ncols, const mt_str* values);
+
+/* SQL on the connection or transaction the current call is about. Values go in $1..$n, never in
+ * the text. A NULL data pointer in params sends SQL NULL. */
+typedef struct mt_sql {
+    uint32_t struct_size;
+    void* ctx;
+    mt_status (*exec)(void* ctx, mt_str sql, const mt_str* params, size_t nparams, mt_row_fn on_row,
+                      void* user, mt_error* err);
+    /* Quotes an identifier the way the kernel does (one helper for the whole product). Writes into
+     * out (capacity bytes incl. NUL); returns the length needed (excluding NUL). */
+    size_t (*quote_ident)(void* ctx, mt_str ident, char* out, size_t capacity);
+} mt_sql;
+
+typedef struct mt_host {
+    uint32_t struct_size;
+    void* ctx;
+    void (*log)(void* ctx, mt_log_level level, mt_str plugin, mt_str message);
+} mt_host;
+
+/* ---- configuration ------------------------------------------------------------------------- */
+
+typedef struct mt_config_entry {
+    mt_str key;
+    mt_str value;
+} mt_config_entry;
+
+typedef struct mt_config {
+    const mt_config_entry* entries;
+    size_t count;
+} mt_config;
+
+/* ---- kind: tracking_format ----------------------------------------------------------------- */
+
+typedef struct mt_column {
+    mt_str name;
+    mt_str type; /* pg_catalog.format_type output, e.g. "character varying(255)", "bigint" */
+    int not_null;
+} mt_column;
+
+/* A migration as recorded in (or to be written to) a tracking table. A NULL data pointer means
+ * "not known". created_at_ms: the table's timestamp (< 0: not known / now). when_ms: the
+ * drizzle-kit journal's `when` for the migration when the folder has one (< 0: none); formats that
+ * store the journal time (drizzle-kit) prefer it. */
+typedef struct mt_migration_record {
+    mt_str name;
+    mt_str hash;
+    int64_t created_at_ms;
+    int64_t when_ms;
+} mt_migration_record;
+
+typedef int (*mt_record_fn)(void* user, const mt_migration_record* record);
+
+/* A tracking table as the kernel found it: columns is empty when the table does not exist yet. */
+typedef struct mt_table {
+    mt_str schema;
+    mt_str name;
+    const mt_column* columns;
+    size_t ncolumns;
+} mt_table;
+
+typedef struct mt_tracking_format_vtable {
+    uint32_t struct_size;
+    /* *score > 0 when the columns are this format's layout; higher is a more specific match. */
+    mt_status (*detect)(void* self, const mt_column* columns, size_t ncolumns, int* score, mt_error* err);
+    mt_status (*create)(void* self, const mt_sql* sql, const mt_table* table, mt_error* err);
+    mt_status (*list)(void* self, const mt_sql* sql, const mt_table* table, mt_record_fn on_record, void* user,
+                      mt_error* err);
+    mt_status (*record)(void* self, const mt_sql* sql, const mt_table* table, const mt_migration_record* records,
+                        size_t count, mt_error* err);
+    mt_status (*remove)(void* self, const mt_sql* sql, const mt_table* table, const mt_migration_record* records,
+                        size_t count, mt_error* err);
+    /* A SELECT over the table "{table}" yielding exactly (name text, hash text, created_at_ms bigint),
+     * valid whatever optional columns the table has, used by the kernel to read many tenants'
+     * tables in one batched query. The kernel substitutes {table} with a quoted, schema-qualified
+     * name. Static string owned by the plugin. */
+    mt_str (*list_query)(void* self);
+    /* What the format identifies a migration by: MT_IDENTIFIES_NAME and/or MT_IDENTIFIES_HASH. */
+    uint32_t (*identifies_by)(void* self);
+} mt_tracking_format_vtable;
+
+#define MT_IDENTIFIES_NAME 1u
+#define MT_IDENTIFIES_HASH 2u
+
+/* ---- kind: tenant_discovery ---------------------------------------------------------------- */
+
+typedef int (*mt_tenant_fn)(void* user, mt_str id, mt_str server /* data NULL: default server */);
+
+typedef struct mt_tenant_discovery_vtable {
+    uint32_t struct_size;
+    /* sql is a connection to the default server with search_path at the shared schema. */
+    mt_status (*discover)(void* self, const mt_sql* sql, mt_tenant_fn on_tenant, void* user, mt_error* err);
+} mt_tenant_discovery_vtable;
+
+/* ---- kind: metrics_sink -------------------------------------------------------------------- */
+
+typedef enum mt_event_type {
+    MT_EVENT_POOL_CREATED = 1,
+    MT_EVENT_POOL_EVICTED = 2,
+    MT_EVENT_QUERY = 3,
+    MT_EVENT_RETRY = 4,
+    MT_EVENT_MIGRATION = 5,
+    MT_EVENT_HEALTH = 6,
+    MT_EVENT_POOL_STATS = 7
+} mt_event_type;
+
+/* One flat event; fields that do not apply to a type are empty / zero. */
+typedef struct mt_event {
+    uint32_t struct_size;
+    mt_event_type type;
+    mt_str tenant;
+    mt_str schema;
+    mt_str statement;   /* query: already cut and scrubbed by the kernel */
+    mt_str reason;      /* pool evicted: lru | idle | error | manual */
+    mt_str error;       /* retry / failed query / failed migration */
+    mt_str name;        /* migration name */
+    double duration_s;  /* query, migration, health */
+    int ok;             /* query, migration; health: 1 healthy */
+    int attempt;        /* retry: the attempt about to be made (2 = first retry) */
+    int max_attempts;   /* retry */
+    double delay_s;     /* retry */
+    int64_t active, idle, waiting; /* pool stats */
+    int64_t pools_active, pools_max;
+} mt_event;
+
+typedef int (*mt_text_fn)(void* user, mt_str chunk);
+
+typedef struct mt_metrics_sink_vtable {
+    uint32_t struct_size;
+    void (*on_event)(void* self, const mt_event* event); /* must not block; never fails */
+    /* Optional (NULL if the sink cannot render): Prometheus exposition text, in chunks. */
+    mt_status (*render)(void* self, mt_text_fn on_chunk, void* user, mt_error* err);
+} mt_metrics_sink_vtable;
+
+/* ---- kind: retry_policy -------------------------------------------------------------------- */
+
+typedef struct mt_failure {
+    mt_str sqlstate;    /* empty when the failure was not a server error */
+    mt_str message;
+    int is_connection;  /* the connection broke or could not be opened */
+    int attempt;        /* the attempt that just failed, 1-based */
+} mt_failure;
+
+typedef struct mt_retry_policy_vtable {
+    uint32_t struct_size;
+    /* *retry = 1 and *delay_ms set when another attempt should be made. */
+    void (*decide)(void* self, const mt_failure* failure, int* retry, int64_t* delay_ms);
+    int (*max_attempts)(void* self);
+} mt_retry_policy_vtable;
+
+/* ---- kind: request_tenant_extractor -------------------------------------------------------- */
+
+typedef struct mt_header {
+    mt_str name;
+    mt_str value;
+} mt_header;
+
+typedef struct mt_request_view {
+    uint32_t struct_size;
+    mt_str method;
+    mt_str path;   /* without the query string */
+    mt_str host;
+    mt_str query;  /* raw query string without '?' */
+    const mt_header* headers;
+    size_t nheaders;
+} mt_request_view;
+
+typedef enum mt_extract_result {
+    MT_EXTRACT_FOUND = 0,
+    MT_EXTRACT_NONE = 1,  /* this extractor found no tenant id; the next one may */
+    MT_EXTRACT_ERROR = 2  /* malformed input; err says why */
+} mt_extract_result;
+
+typedef struct mt_request_tenant_extractor_vtable {
+    uint32_t struct_size;
+    /* On FOUND the id is written to out (capacity incl. NUL), *out_size set to its length. */
+    mt_extract_result (*extract)(void* self, const mt_request_view* request, char* out, size_t capacity,
+                                 size_t* out_size, mt_error* err);
+} mt_request_tenant_extractor_vtable;
+
+/* ---- factories and the descriptor ---------------------------------------------------------- */
+
+typedef enum mt_kind {
+    MT_KIND_TRACKING_FORMAT = 1,
+    MT_KIND_TENANT_DISCOVERY = 2,
+    MT_KIND_METRICS_SINK = 3,
+    MT_KIND_RETRY_POLICY = 4,
+    MT_KIND_REQUEST_TENANT_EXTRACTOR = 5
+} mt_kind;
+
+typedef struct mt_factory {
+    uint32_t struct_size;
+    mt_kind kind;
+    mt_str name;                 /* instance name, used in [roles] and format = */
+    const mt_str* config_keys;   /* keys accepted in [plugin.<plugin name>] */
+    size_t nconfig_keys;
+    mt_status (*create)(const mt_config* config, const mt_host* host, void** out_self, mt_error* err);
+    void (*destroy)(void* self);
+    const void* vtable;          /* the mt_<kind>_vtable matching kind */
+} mt_factory;
+
+typedef struct mt_plugin_descriptor {
+    uint32_t struct_size;
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    mt_str name;
+    mt_str version;
+    mt_str sdk_version;
+    mt_str toolchain;
+    const mt_factory* factories;
+    size_t nfactories;
+} mt_plugin_descriptor;
+
+typedef const mt_plugin_descriptor* (*mt_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MT_SDK_ABI_H */

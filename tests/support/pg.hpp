@@ -1,0 +1,67 @@
+// Test support: a real PostgreSQL (started by tools/pg.sh), throwaway databases, temp folders,
+// and running mtctl as a user would.
+#pragma once
+
+#include <filesystem>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+namespace mt::test {
+
+// MT_TEST_DATABASE_URL (set by tools/test.sh); fails the test when absent.
+std::string admin_url();
+// The admin URL with its database name replaced.
+std::string url_for_database(const std::string& dbname);
+
+// A fresh database for one test, dropped afterwards.
+class TempDatabase {
+public:
+    TempDatabase();
+    ~TempDatabase();
+    TempDatabase(const TempDatabase&) = delete;
+    TempDatabase& operator=(const TempDatabase&) = delete;
+    const std::string& url() const { return url_; }
+    const std::string& name() const { return name_; }
+    pqxx::connection connect() const { return pqxx::connection(url_); }
+    // Runs statements (no parameters) in one transaction.
+    void exec(const std::string& sql) const;
+    // First column of the first row, as text ("" for NULL or no row).
+    std::string scalar(const std::string& sql) const;
+
+private:
+    std::string name_;
+    std::string url_;
+};
+
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(const std::string& p) const { return path_ / p; }
+
+private:
+    std::filesystem::path path_;
+};
+
+void write_file(const std::filesystem::path& p, const std::string& content);
+std::string read_file(const std::filesystem::path& p);
+
+struct RunResult {
+    int exit_code = -1;
+    std::string out;  // stdout
+    std::string err;  // stderr
+};
+// Runs a shell command line; stdout and stderr captured separately.
+RunResult run(const std::string& command_line);
+// Runs build/bin/mtctl with args (already shell-quoted where needed), in `cwd`.
+RunResult mtctl(const std::string& args, const std::filesystem::path& cwd = std::filesystem::current_path());
+std::string shell_quote(const std::string& s);
+
+std::filesystem::path source_dir();
+std::filesystem::path binary_dir();
+std::filesystem::path plugin_dir();
+std::filesystem::path fixture_dir();
+
+}  // namespace mt::test

@@ -1,0 +1,36 @@
+// A throwaway mtctl project: its own database, a manifest and migration folders in a temp dir.
+#pragma once
+
+#include "support/pg.hpp"
+
+#include <string>
+#include <vector>
+
+namespace mt::test {
+
+class Project {
+public:
+    // Writes a manifest pointing at a fresh database with every in-tree plugin loaded.
+    Project();
+    const TempDatabase& db() const { return db_; }
+    const std::filesystem::path& dir() const { return dir_.path(); }
+
+    // Manifest key overrides (section.key -> value) written into multitenant.ini.
+    void set(const std::string& key, const std::string& value);
+    void write_manifest() const;
+
+    void migration(const std::string& name, const std::string& sql, const std::string& folder = "drizzle/tenant") const;
+    // Creates public.tenants with these ids and (optionally) their tenant_<id> schemas.
+    void tenants(const std::vector<std::string>& ids, bool create_schemas = true) const;
+
+    RunResult mtctl(const std::string& args) const;
+    std::string scalar(const std::string& sql) const { return db_.scalar(sql); }
+    void exec(const std::string& sql) const { db_.exec(sql); }
+
+private:
+    TempDatabase db_;
+    TempDir dir_;
+    std::vector<std::pair<std::string, std::string>> settings_;
+};
+
+}  // namespace mt::test

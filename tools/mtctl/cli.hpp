@@ -1,0 +1,73 @@
+// mtctl's command-line plumbing: global flags, per-command options, output and exit codes.
+#pragma once
+
+#include <mt/kernel.hpp>
+#include <mt/manifest.hpp>
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace mtctl {
+
+namespace po = boost::program_options;
+
+struct Globals {
+    std::optional<std::string> config;
+    bool json = false;
+    bool quiet = false;
+    bool verbose = false;
+    bool color = true;
+    bool progress = true;
+    std::vector<std::string> overrides;  // --section.key=value
+
+    mt::ManifestInput manifest_input() const;
+};
+
+struct Invocation {
+    Globals globals;
+    std::vector<std::string> words;  // command and subcommand
+    std::vector<std::string> args;   // everything else, for the command's own options
+};
+
+// What a command prints: human text goes to stdout line by line; with --json one document.
+class Output {
+public:
+    explicit Output(const Globals& g) : g_(g) {}
+    const Globals& globals() const { return g_; }
+    void line(const std::string& text) const;         // human output (suppressed by --json)
+    void info(const std::string& text) const;         // human output also suppressed by -q
+    void json(const nlohmann::json& document) const;  // only with --json
+    std::string paint(const std::string& text, const char* ansi) const;
+    // A progress callback drawing a bar on stderr when stderr is a terminal (else no-op).
+    std::function<void(size_t, size_t)> progress(const std::string& label) const;
+
+private:
+    const Globals& g_;
+};
+
+using Command = std::function<int(const Invocation&, const Output&)>;
+
+// Parses a command's options (plus tenant selection when asked) from inv.args; --help prints usage.
+po::variables_map parse_options(const Invocation& inv, const po::options_description& desc,
+                                const po::positional_options_description* positional = nullptr);
+void add_tenant_selection(po::options_description& desc);
+mt::TenantSelection tenant_selection(const po::variables_map& vm);
+
+std::string pad(const std::string& s, size_t width);
+// Renders rows as aligned columns (first row is the header).
+std::string table(const std::vector<std::vector<std::string>>& rows);
+
+int cmd_init(const Invocation&, const Output&);
+int cmd_doctor(const Invocation&, const Output&);
+int cmd_plugins(const Invocation&, const Output&);
+int cmd_tenant(const Invocation&, const Output&);
+int cmd_migrate(const Invocation&, const Output&);
+int cmd_migrate_shared(const Invocation&, const Output&);
+int cmd_status(const Invocation&, const Output&);
+int cmd_convert_format(const Invocation&, const Output&);
+
+}  // namespace mtctl

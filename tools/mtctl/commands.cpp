@@ -1,0 +1,398 @@
+#include "cli.hpp"
+
+#include <mt/doctor.hpp>
+#include <mt/errors.hpp>
+#include <mt/migrate.hpp>
+#include <mt/plugins.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+namespace mtctl {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json plugin_json(const mt::PluginInfo& p, const std::string& status) {
+    json factories = json::array();
+    for (const auto& f : p.factories)
+        factories.push_back({{"name", f.name}, {"kind", mt::to_string(f.kind)}, {"config_keys", f.config_keys}});
+    return {{"name", p.name},
+            {"version", p.version},
+            {"abi", std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor)},
+            {"abi_major", p.abi_major},
+            {"abi_minor", p.abi_minor},
+            {"sdk_version", p.sdk_version},
+            {"toolchain", p.toolchain},
+            {"file", p.file.string()},
+            {"status", status},
+            {"factories", factories}};
+}
+
+std::string kinds_of(const mt::PluginInfo& p) {
+    std::string kinds;
+    for (const auto& f : p.factories) kinds += (kinds.empty() ? "" : ",") + mt::to_string(f.kind);
+    return kinds;
+}
+
+bool manifest_present(const Globals& g) {
+    if (g.config) return true;
+    if (const char* env = std::getenv("MT_CONFIG"); env && *env) return true;
+    return fs::exists("multitenant.ini");
+}
+
+json tenant_json(const mt::Tenant& t) {
+    return {{"id", t.id}, {"schema", t.schema}, {"server", t.server ? json(*t.server) : json(nullptr)}};
+}
+
+json result_json(const mt::TenantMigrateResult& r) {
+    json j = tenant_json(r.tenant);
+    j["format"] = r.format;
+    j["outcome"] = mt::to_string(r.outcome);
+    j["migrations"] = r.applied;
+    j["duration_ms"] = r.duration_ms;
+    if (r.outcome == mt::TenantOutcome::failed) {
+        j["error"] = r.error;
+        j["failed_migration"] = r.failed_migration.empty() ? json(nullptr) : json(r.failed_migration);
+        j["sqlstate"] = r.sqlstate.empty() ? json(nullptr) : json(r.sqlstate);
+    } else if (!r.error.empty()) {
+        j["note"] = r.error;
+    }
+    return j;
+}
+
+// Renders a migrate / convert report; returns the exit code (1 when any tenant failed).
+int render_report(const Output& out, const std::string& command, const mt::MigrateReport& report, bool dry_run) {
+    json tenants = json::array();
+    for (const auto& r : report.tenants) tenants.push_back(result_json(r));
+    out.json({{"command", command},
+              {"dry_run", dry_run},
+              {"tenants", tenants},
+              {"summary",
+               {{"total", report.total},
+                {"succeeded", report.succeeded},
+                {"failed", report.failed},
+                {"skipped", report.skipped},
+                {"migrations_applied", report.migrations_applied},
+                {"duration_ms", report.duration_ms}}}});
+    for (const auto& r : report.tenants) {
+        std::string names;
+        for (const auto& n : r.applied) names += (names.empty() ? "" : ", ") + n;
+        switch (r.outcome) {
+            case mt::TenantOutcome::failed:
+                std::cerr << out.paint("FAIL", "31") << " " << r.tenant.id << " (" << r.tenant.schema << ")"
+                          << (r.failed_migration.empty() ? "" : " at " + r.failed_migration) << ": " << r.error
+                          << "\n";
+                break;
+            case mt::TenantOutcome::migrated:
+                out.info(out.paint("ok", "32") + "   " + r.tenant.id + ": " + names);
+                break;
+            case mt::TenantOutcome::would_migrate:
+                out.info("plan " + r.tenant.id + ": " + names);
+                break;
+            case mt::TenantOutcome::up_to_date:
+                if (out.globals().verbose) out.info("ok   " + r.tenant.id + ": up to date");
+                break;
+            case mt::TenantOutcome::skipped:
+                if (out.globals().verbose || !r.error.empty())
+                    out.info("skip " + r.tenant.id + (r.error.empty() ? "" : ": " + r.error));
+                break;
+        }
+    }
+    char duration[32];
+    std::snprintf(duration, sizeof duration, "%.2fs", report.duration_ms / 1000.0);
+    out.line(command + (dry_run ? " (dry run)" : "") + ": " + std::to_string(report.total) + " tenants, " +
+             std::to_string(report.succeeded) + " succeeded, " + std::to_string(report.failed) + " failed, " +
+             std::to_string(report.skipped) + " skipped; " + std::to_string(report.migrations_applied) +
+             " migrations in " + duration);
+    return report.failed ? 1 : 0;
+}
+
+}  // namespace
+
+int cmd_init(const Invocation& inv, const Output& out) {
+    po::options_description desc("init options");
+    desc.add_options()("force", "overwrite an existing manifest")(
+        "dir", po::value<std::string>()->default_value("."), "where to write");
+    const auto vm = parse_options(inv, desc);
+    const fs::path dir = vm["dir"].as<std::string>();
+    const fs::path manifest = inv.globals.config ? fs::path(*inv.globals.config) : dir / "multitenant.ini";
+    if (fs::exists(manifest) && !vm.count("force"))
+        throw mt::UsageError(manifest.string() + " already exists; nothing written (use --force to overwrite)");
+    fs::create_directories(dir / "drizzle" / "tenant");
+    fs::create_directories(dir / "drizzle" / "shared");
+    if (manifest.has_parent_path()) fs::create_directories(manifest.parent_path());
+    std::ofstream(manifest) << mt::starter_manifest();
+    out.json({{"manifest", manifest.string()},
+              {"folders", {(dir / "drizzle" / "tenant").string(), (dir / "drizzle" / "shared").string()}}});
+    out.info("wrote " + manifest.string() + ", " + (dir / "drizzle/tenant").string() + "/ and " +
+             (dir / "drizzle/shared").string() + "/");
+    out.info("next: set DATABASE_URL, add migrations to drizzle/tenant, then run: mtctl doctor");
+    return 0;
+}
+
+int cmd_doctor(const Invocation& inv, const Output& out) {
+    po::options_description desc("doctor options");
+    parse_options(inv, desc);
+    const auto report = mt::run_doctor(inv.globals.manifest_input());
+    json checks = json::array();
+    for (const auto& c : report.checks) {
+        checks.push_back({{"check", c.name}, {"status", mt::to_string(c.status)}, {"detail", c.detail},
+                          {"hint", c.hint.empty() ? json(nullptr) : json(c.hint)}});
+        const char* colour = c.status == mt::CheckStatus::ok     ? "32"
+                             : c.status == mt::CheckStatus::warn ? "33"
+                             : c.status == mt::CheckStatus::fail ? "31"
+                                                                 : "90";
+        out.line(out.paint(pad(mt::to_string(c.status), 5), colour) + pad(c.name, 15) + c.detail +
+                 (c.hint.empty() ? "" : " — " + c.hint));
+    }
+    out.json({{"checks", checks}, {"ok", !report.failed()}});
+    return report.failed() ? 1 : 0;
+}
+
+int cmd_plugins(const Invocation& inv, const Output& out) {
+    if (inv.words.size() > 1 && inv.words[1] != "inspect")
+        throw mt::UsageError("unknown plugins subcommand '" + inv.words[1] + "' (use: mtctl plugins [inspect FILE])");
+    if (inv.words.size() > 1) {
+        po::options_description desc("plugins inspect options");
+        desc.add_options()("file", po::value<std::string>()->required(), "the plugin file");
+        po::positional_options_description pos;
+        pos.add("file", 1);
+        const auto vm = parse_options(inv, desc, &pos);
+        const auto info = mt::inspect_plugin(vm["file"].as<std::string>());
+        out.json(plugin_json(info, "inspected"));
+        out.line(info.name + " " + info.version + "  (" + info.file.string() + ")");
+        out.line("  ABI " + std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor) + ", SDK " +
+                 info.sdk_version + ", built with " + info.toolchain);
+        for (const auto& f : info.factories) {
+            std::string keys;
+            for (const auto& k : f.config_keys) keys += (keys.empty() ? "" : ", ") + k;
+            out.line("  " + mt::to_string(f.kind) + " " + f.name + (keys.empty() ? "" : "  [plugin." + f.name + "] " + keys));
+        }
+        return 0;
+    }
+    po::options_description desc("plugins options");
+    parse_options(inv, desc);
+    std::vector<std::pair<mt::PluginInfo, std::string>> listed;
+    if (manifest_present(inv.globals)) {
+        mt::Kernel kernel(inv.globals.manifest_input());
+        for (const auto& p : kernel.registry().plugins()) listed.emplace_back(p, "loaded");
+    } else {
+        // No manifest: show what the kernel would find by itself.
+        const auto dir = mt::builtin_plugin_dir();
+        std::vector<fs::path> files;
+        if (fs::is_directory(dir))
+            for (const auto& e : fs::directory_iterator(dir))
+                if (e.path().extension() == ".so") files.push_back(e.path());
+        std::sort(files.begin(), files.end());
+        for (const auto& f : files) listed.emplace_back(mt::inspect_plugin(f), "available");
+    }
+    json plugins = json::array();
+    std::vector<std::vector<std::string>> rows{{"PLUGIN", "VERSION", "ABI", "KINDS", "STATUS", "FILE"}};
+    for (const auto& [p, status] : listed) {
+        plugins.push_back(plugin_json(p, status));
+        rows.push_back({p.name, p.version, std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor), kinds_of(p),
+                        status, p.file.string()});
+    }
+    out.json({{"plugins", plugins}});
+    if (!inv.globals.json) std::cout << table(rows);
+    return 0;
+}
+
+int cmd_tenant(const Invocation& inv, const Output& out) {
+    const std::string sub = inv.words.size() > 1 ? inv.words[1] : "";
+    if (sub == "list") {
+        po::options_description desc("tenant list options");
+        parse_options(inv, desc);
+        mt::Kernel kernel(inv.globals.manifest_input());
+        const auto tenants = kernel.discover_tenants();
+        json list = json::array();
+        std::vector<std::vector<std::string>> rows{{"TENANT", "SCHEMA", "SERVER"}};
+        for (const auto& t : tenants) {
+            list.push_back(tenant_json(t));
+            rows.push_back({t.id, t.schema, t.server.value_or("default")});
+        }
+        out.json({{"tenants", list}, {"total", tenants.size()}});
+        if (!inv.globals.json) std::cout << table(rows);
+        out.info(std::to_string(tenants.size()) + " tenants");
+        return 0;
+    }
+    if (sub == "create") {
+        po::options_description desc("tenant create options");
+        desc.add_options()("id", po::value<std::string>()->required(), "the tenant id")(
+            "no-migrate", "create the schema and tracking table only");
+        const auto vm = parse_options(inv, desc);
+        mt::Kernel kernel(inv.globals.manifest_input());
+        const auto tenant = kernel.tenant(vm["id"].as<std::string>());
+        const auto folder = mt::read_migration_folder(kernel.manifest().migrations.tenant_dir);
+        const auto result = mt::create_tenant(kernel, tenant, folder, !vm.count("no-migrate"));
+        out.json(result_json(result));
+        out.info("created tenant " + tenant.id + " (schema " + tenant.schema + ", " +
+                 std::to_string(result.applied.size()) + " migrations applied)");
+        return 0;
+    }
+    if (sub == "drop") {
+        po::options_description desc("tenant drop options");
+        desc.add_options()("id", po::value<std::string>()->required(), "the tenant id")(
+            "force", "required: dropping a tenant deletes its schema and all its data");
+        const auto vm = parse_options(inv, desc);
+        mt::Kernel kernel(inv.globals.manifest_input());
+        const auto tenant = kernel.tenant(vm["id"].as<std::string>());
+        if (!vm.count("force"))
+            throw mt::UsageError("tenant drop deletes schema " + tenant.schema +
+                                 " and all its data; add --force to confirm (nothing was dropped)");
+        mt::drop_tenant(kernel, tenant);
+        out.json({{"dropped", tenant_json(tenant)}});
+        out.info("dropped tenant " + tenant.id + " (schema " + tenant.schema + ")");
+        return 0;
+    }
+    throw mt::UsageError(sub.empty() ? "tenant needs a subcommand: list, create or drop"
+                                     : "unknown tenant subcommand '" + sub + "' (use list, create or drop)");
+}
+
+namespace {
+
+po::options_description migrate_options(const std::string& title, bool tenants) {
+    po::options_description desc(title);
+    if (tenants) {
+        add_tenant_selection(desc);
+        desc.add_options()("concurrency", po::value<int>(), "workers (and connections) per server")(
+            "to", po::value<std::string>(), "stop after this migration (file name without .sql)")(
+            "fail-fast", "stop starting tenants after the first failure");
+    }
+    desc.add_options()("dry-run", "show what would be applied; change nothing")(
+        "mark-applied", "record pending migrations without executing them");
+    return desc;
+}
+
+mt::MigrateOptions migrate_settings(const mt::Kernel& kernel, const po::variables_map& vm, const Output& out) {
+    const auto& m = kernel.manifest().migrations;
+    mt::MigrateOptions options;
+    options.concurrency = vm.count("concurrency") ? vm["concurrency"].as<int>() : m.concurrency;
+    if (options.concurrency < 1) throw mt::UsageError("--concurrency must be at least 1");
+    options.dry_run = vm.count("dry-run") != 0;
+    options.mark_applied = vm.count("mark-applied") != 0;
+    if (vm.count("to")) options.to = vm["to"].as<std::string>();
+    options.fail_fast = vm.count("fail-fast") != 0 || m.fail_fast;
+    options.transaction = m.transaction;
+    options.lock_timeout = m.lock_timeout;
+    options.progress = out.progress("migrating");
+    return options;
+}
+
+}  // namespace
+
+int cmd_migrate(const Invocation& inv, const Output& out) {
+    const auto vm = parse_options(inv, migrate_options("migrate options", true));
+    const auto selection = tenant_selection(vm);
+    mt::Kernel kernel(inv.globals.manifest_input());
+    const auto folder = mt::read_migration_folder(kernel.manifest().migrations.tenant_dir);
+    const auto options = migrate_settings(kernel, vm, out);
+    const auto tenants = kernel.select(selection);
+    const auto report = mt::migrate(kernel, tenants, folder, mt::TrackingTarget::tenants(kernel.manifest()), options);
+    return render_report(out, "migrate", report, options.dry_run);
+}
+
+int cmd_migrate_shared(const Invocation& inv, const Output& out) {
+    const auto vm = parse_options(inv, migrate_options("migrate-shared options", false));
+    mt::Kernel kernel(inv.globals.manifest_input());
+    const auto& m = kernel.manifest();
+    if (!m.migrations.shared_dir)
+        throw mt::UsageError("migrations.shared_dir is not set: name the shared migrations folder in the manifest");
+    const auto folder = mt::read_migration_folder(*m.migrations.shared_dir);
+    auto options = migrate_settings(kernel, vm, out);
+    options.concurrency = 1;
+    const mt::Tenant shared{m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt};
+    const auto report = mt::migrate(kernel, {shared}, folder, mt::TrackingTarget::shared_schema(m), options);
+    return render_report(out, "migrate-shared", report, options.dry_run);
+}
+
+int cmd_status(const Invocation& inv, const Output& out) {
+    po::options_description desc("status options");
+    add_tenant_selection(desc);
+    desc.add_options()("shared", "the shared schema instead of tenants");
+    auto vm = parse_options(inv, desc);
+    mt::Kernel kernel(inv.globals.manifest_input());
+    const auto& m = kernel.manifest();
+    const bool shared = vm.count("shared") != 0;
+    if (shared && !m.migrations.shared_dir) throw mt::UsageError("migrations.shared_dir is not set");
+    std::vector<mt::Tenant> tenants;
+    if (shared) {
+        tenants.push_back({m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt});
+    } else {
+        // status defaults to the whole fleet.
+        const bool selected = vm.count("all") || vm.count("tenant") || vm.count("tenants");
+        tenants = kernel.select(selected ? tenant_selection(vm) : mt::TenantSelection{true, {}});
+    }
+    const auto folder = mt::read_migration_folder(shared ? *m.migrations.shared_dir : m.migrations.tenant_dir);
+    const auto target = shared ? mt::TrackingTarget::shared_schema(m) : mt::TrackingTarget::tenants(m);
+    const auto fleet = mt::fleet_status(kernel, tenants, folder, target);
+
+    std::map<std::string, size_t> counts;
+    json list = json::array();
+    std::vector<std::vector<std::string>> rows{{"TENANT", "SCHEMA", "FORMAT", "APPLIED", "PENDING", "ORPHANS", "STATE"}};
+    for (const auto& st : fleet.tenants) {
+        ++counts[mt::to_string(st.state)];
+        json orphans = json::array();
+        for (const auto& r : st.orphans)
+            orphans.push_back({{"name", r.name ? json(*r.name) : json(nullptr)}, {"hash", r.hash ? json(*r.hash) : json(nullptr)}});
+        json j = tenant_json(st.tenant);
+        j["format"] = st.format.empty() ? json(nullptr) : json(st.format);
+        j["applied"] = st.applied.size();
+        j["pending"] = st.pending.size();
+        j["orphans"] = st.orphans.size();
+        j["state"] = mt::to_string(st.state);
+        j["pending_migrations"] = st.pending;
+        j["orphan_records"] = orphans;
+        list.push_back(j);
+        rows.push_back({st.tenant.id, st.tenant.schema, st.format.empty() ? "?" : st.format,
+                        std::to_string(st.applied.size()), std::to_string(st.pending.size()),
+                        std::to_string(st.orphans.size()), mt::to_string(st.state)});
+    }
+    json summary = {{"total", fleet.tenants.size()}, {"migrations", folder.migrations.size()},
+                    {"duration_ms", fleet.duration_ms}};
+    for (const char* s : {"up-to-date", "behind", "missing-schema", "no-table", "unknown-format"}) summary[s] = counts[s];
+    out.json({{"tenants", list}, {"summary", summary}});
+    if (!inv.globals.json && !inv.globals.quiet) std::cout << table(rows);
+    std::string line = std::to_string(fleet.tenants.size()) + " tenants, " + std::to_string(folder.migrations.size()) +
+                       " migrations:";
+    for (const auto& [state, n] : counts) line += " " + std::to_string(n) + " " + state + ",";
+    line.pop_back();
+    out.line(line);
+    return 0;
+}
+
+int cmd_convert_format(const Invocation& inv, const Output& out) {
+    po::options_description desc("convert-format options");
+    add_tenant_selection(desc);
+    desc.add_options()("to", po::value<std::string>()->required(), "target format: name | hash | drizzle-kit | a plugin's")(
+        "from", po::value<std::string>(), "expected source format (a tenant in another format fails)")(
+        "dry-run", "show what would be converted; change nothing")("shared", "convert the shared schema's table");
+    const auto vm = parse_options(inv, desc);
+    mt::Kernel kernel(inv.globals.manifest_input());
+    const auto& m = kernel.manifest();
+    const bool shared = vm.count("shared") != 0;
+    mt::ConvertOptions options;
+    options.to = vm["to"].as<std::string>();
+    if (vm.count("from")) options.from = vm["from"].as<std::string>();
+    options.dry_run = vm.count("dry-run") != 0;
+    options.concurrency = m.migrations.concurrency;
+    kernel.tracking_format(options.to);  // unknown format: exit 2 before touching anything
+    if (options.from) kernel.tracking_format(*options.from);
+    std::vector<mt::Tenant> tenants;
+    if (shared) {
+        if (!m.migrations.shared_dir) throw mt::UsageError("migrations.shared_dir is not set");
+        tenants.push_back({m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt});
+    } else {
+        tenants = kernel.select(tenant_selection(vm));
+    }
+    const auto folder = mt::read_migration_folder(shared ? *m.migrations.shared_dir : m.migrations.tenant_dir);
+    const auto target = shared ? mt::TrackingTarget::shared_schema(m) : mt::TrackingTarget::tenants(m);
+    const auto report = mt::convert_format(kernel, tenants, folder, target, options);
+    return render_report(out, "convert-format", report, options.dry_run);
+}
+
+}  // namespace mtctl

@@ -1,0 +1,132 @@
+// mtctl: parses flags, calls one kernel function per command, renders a table or JSON.
+#include "cli.hpp"
+
+#include <mt/errors.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <map>
+#include <unistd.h>
+
+namespace {
+
+using namespace mtctl;
+
+const char* const kUsage = R"(usage: mtctl [global flags] COMMAND [options]
+
+commands:
+  init                         write a starter manifest (multitenant.ini) and migration folders
+  doctor                       check manifest, plugins, connection, discovery and folders
+  plugins [inspect FILE]       list loaded plugins / show one file's descriptor
+  tenant list                  list tenants (from the discovery plugin)
+  tenant create --id X [--no-migrate]
+  tenant drop --id X --force
+  migrate                      apply pending tenant migrations (--all | --tenant ID | --tenants a,b)
+  migrate-shared               apply pending shared-schema migrations
+  status                       per tenant: schema, format, applied, pending, orphans, state
+  convert-format --to FORMAT   rewrite tracking tables in another format (alias migrate-tracking-format)
+
+global flags:
+  -c, --config FILE            manifest (default: $MT_CONFIG, then ./multitenant.ini)
+  --json                       one JSON document on stdout
+  -q, --quiet                  only errors and the summary
+  -v, --verbose                more detail (and debug logs on stderr)
+  --no-color, --no-progress
+  --SECTION.KEY=VALUE          override any manifest key
+
+exit codes: 0 success; 1 failed for at least one tenant; 2 usage, manifest or plugin error
+(nothing changed); 3 cannot reach the database.
+Run 'mtctl COMMAND --help' for a command's options.
+)";
+
+const std::map<std::string, Command>& commands() {
+    static const std::map<std::string, Command> table{
+        {"init", cmd_init},
+        {"doctor", cmd_doctor},
+        {"plugins", cmd_plugins},
+        {"tenant", cmd_tenant},
+        {"migrate", cmd_migrate},
+        {"migrate-shared", cmd_migrate_shared},
+        {"status", cmd_status},
+        {"convert-format", cmd_convert_format},
+        {"migrate-tracking-format", cmd_convert_format},
+    };
+    return table;
+}
+
+// Splits argv into global flags, the command words and the command's own arguments.
+Invocation split(int argc, char** argv) {
+    Invocation inv;
+    auto& g = inv.globals;
+    bool command_done = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&](const std::string& flag) -> std::string {
+            if (i + 1 >= argc) throw mt::UsageError(flag + " needs a value");
+            return argv[++i];
+        };
+        if (a == "-c" || a == "--config") g.config = value(a);
+        else if (a.rfind("--config=", 0) == 0) g.config = a.substr(9);
+        else if (a == "--json") g.json = true;
+        else if (a == "-q" || a == "--quiet") g.quiet = true;
+        else if (a == "-v" || a == "--verbose") g.verbose = true;
+        else if (a == "--no-color") g.color = false;
+        else if (a == "--no-progress") g.progress = false;
+        else if (a.rfind("--", 0) == 0 && a.find('.') != std::string::npos && a.find('.') < a.find('=') &&
+                 a.find('=') != std::string::npos)
+            g.overrides.push_back(a.substr(2));
+        else if (!command_done && a[0] != '-') {
+            inv.words.push_back(a);
+            // "tenant" and "plugins" take a subcommand word; "plugins inspect" takes a file.
+            const bool wants_more = (inv.words.size() == 1 && (a == "tenant" || a == "plugins"));
+            if (!wants_more) command_done = true;
+        } else {
+            if (!inv.words.empty()) command_done = true;
+            inv.args.push_back(a);
+        }
+    }
+    return inv;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Invocation inv;
+    try {
+        inv = split(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "mtctl: " << e.what() << "\n";
+        return 2;
+    }
+    if (!isatty(STDERR_FILENO)) inv.globals.color = false;
+    spdlog::set_level(inv.globals.verbose ? spdlog::level::debug : spdlog::level::warn);
+    spdlog::set_pattern("%^[%l]%$ %v");
+    Output out(inv.globals);
+    if (inv.words.empty()) {
+        const bool help = std::find(inv.args.begin(), inv.args.end(), "--help") != inv.args.end() ||
+                          std::find(inv.args.begin(), inv.args.end(), "-h") != inv.args.end();
+        (help ? std::cout : std::cerr) << kUsage;
+        return help ? 0 : 2;
+    }
+    const auto it = commands().find(inv.words[0]);
+    if (it == commands().end()) {
+        std::cerr << "mtctl: unknown command '" << inv.words[0] << "'\n\n" << kUsage;
+        return 2;
+    }
+    try {
+        return it->second(inv, out);
+    } catch (const mt::Error& e) {
+        std::cerr << "mtctl: " << e.what() << "\n";
+        return static_cast<int>(e.exit_code());
+    } catch (const po::error& e) {
+        std::cerr << "mtctl " << inv.words[0] << ": " << e.what() << " (see mtctl " << inv.words[0] << " --help)\n";
+        return 2;
+    } catch (const pqxx::broken_connection& e) {
+        std::cerr << "mtctl: lost the database connection: " << e.what() << "\n";
+        return 3;
+    } catch (const std::exception& e) {
+        std::cerr << "mtctl: " << e.what() << "\n";
+        return 1;
+    }
+}
