@@ -186,7 +186,7 @@ TEST_CASE("transaction = per-tenant applies a tenant's migrations all or nothing
     CHECK(tracked(p, "tenant_a") == "0");
 }
 
-TEST_CASE("--fail-fast stops starting tenants after the first failure", "[migrate][pg]") {
+TEST_CASE("migrate --fail-fast stops starting tenants after the first failure", "[migrate][pg]") {
     Project p;
     six_migrations(p);
     p.tenants({"a", "b", "c", "d"});

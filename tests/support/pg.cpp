@@ -131,3 +131,43 @@ fs::path plugin_dir() { return MT_PLUGIN_DIR; }
 fs::path fixture_dir() { return MT_FIXTURE_DIR; }
 
 }  // namespace mt::test
+
+namespace mt::test {
+
+namespace {
+std::string pg_script(const TempDir& dir, int port_base, const std::string& args) {
+    return "BUILD_DIR=" + shell_quote(dir.path().string()) + " PG_PORT_BASE=" + std::to_string(port_base) + " " +
+           shell_quote((source_dir() / "tools/pg.sh").string()) + " " + args;
+}
+}  // namespace
+
+PrivateServer::PrivateServer() {
+    std::random_device rd;
+    const int base = 56000 + static_cast<int>(rd() % 4000);
+    const auto r = run(pg_script(dir_, base, "start"));
+    if (r.exit_code != 0) FAIL("could not start a private PostgreSQL: " << r.err);
+    const auto at = r.out.find("127.0.0.1:");
+    REQUIRE(at != std::string::npos);
+    port_ = std::stoi(r.out.substr(at + 10));
+    admin_url_ = "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/postgres";
+}
+
+PrivateServer::~PrivateServer() { run(pg_script(dir_, port_, "stop --purge")); }
+
+std::string PrivateServer::url_for(const std::string& dbname) const {
+    return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + dbname;
+}
+
+void PrivateServer::stop() {
+    const auto r = run(pg_script(dir_, port_, "stop"));
+    REQUIRE(r.exit_code == 0);
+}
+
+void PrivateServer::start() {
+    const auto r = run(pg_script(dir_, port_, "start"));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    REQUIRE(r.out.find("127.0.0.1:" + std::to_string(port_) + "/") != std::string::npos);
+}
+
+}  // namespace mt::test

@@ -65,3 +65,26 @@ std::filesystem::path plugin_dir();
 std::filesystem::path fixture_dir();
 
 }  // namespace mt::test
+
+namespace mt::test {
+
+// A PostgreSQL of a test's own (tools/pg.sh with its own BUILD_DIR), for tests that stop or
+// restart the server and must not disturb the shared one.
+class PrivateServer {
+public:
+    PrivateServer();
+    ~PrivateServer();
+    PrivateServer(const PrivateServer&) = delete;
+    PrivateServer& operator=(const PrivateServer&) = delete;
+    const std::string& admin_url() const { return admin_url_; }
+    std::string url_for(const std::string& dbname) const;
+    void stop();
+    void start();  // on the same port as before
+
+private:
+    TempDir dir_;
+    int port_ = 0;
+    std::string admin_url_;
+};
+
+}  // namespace mt::test

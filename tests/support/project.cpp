@@ -4,9 +4,28 @@
 
 namespace mt::test {
 
-Project::Project() {
+Project::Project() : db_(std::in_place), url_(db_->url()) { init(); }
+
+Project::Project(std::string database_url) : url_(std::move(database_url)) { init(); }
+
+std::string Project::scalar(const std::string& sql) const {
+    pqxx::connection c(url_);
+    pqxx::nontransaction tx(c);
+    auto r = tx.exec(sql);
+    if (r.empty() || r[0][0].is_null()) return "";
+    return r[0][0].c_str();
+}
+
+void Project::exec(const std::string& sql) const {
+    pqxx::connection c(url_);
+    pqxx::work tx(c);
+    tx.exec0(sql);
+    tx.commit();
+}
+
+void Project::init() {
     settings_ = {
-        {"database.url", db_.url()},
+        {"database.url", url_},
         {"database.pool_size", "4"},
         {"migrations.tenant_dir", "drizzle/tenant"},
         {"migrations.shared_dir", "drizzle/shared"},
@@ -55,7 +74,7 @@ void Project::migration(const std::string& name, const std::string& sql, const s
 
 void Project::tenants(const std::vector<std::string>& ids, bool create_schemas) const {
     std::string sql = "CREATE TABLE IF NOT EXISTS public.tenants (id text PRIMARY KEY);";
-    pqxx::connection c(db_.url());
+    pqxx::connection c(url_);
     pqxx::work tx(c);
     tx.exec0(sql);
     for (const auto& id : ids) {

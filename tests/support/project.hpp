@@ -3,6 +3,7 @@
 
 #include "support/pg.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,9 @@ class Project {
 public:
     // Writes a manifest pointing at a fresh database with every in-tree plugin loaded.
     Project();
-    const TempDatabase& db() const { return db_; }
+    // The same, on an existing database (e.g. a PrivateServer's).
+    explicit Project(std::string database_url);
+    const std::string& url() const { return url_; }
     const std::filesystem::path& dir() const { return dir_.path(); }
 
     // Manifest key overrides (section.key -> value) written into multitenant.ini.
@@ -24,11 +27,13 @@ public:
     void tenants(const std::vector<std::string>& ids, bool create_schemas = true) const;
 
     RunResult mtctl(const std::string& args) const;
-    std::string scalar(const std::string& sql) const { return db_.scalar(sql); }
-    void exec(const std::string& sql) const { db_.exec(sql); }
+    std::string scalar(const std::string& sql) const;
+    void exec(const std::string& sql) const;
 
 private:
-    TempDatabase db_;
+    void init();
+    std::optional<TempDatabase> db_;
+    std::string url_;
     TempDir dir_;
     std::vector<std::pair<std::string, std::string>> settings_;
 };
