@@ -8,6 +8,25 @@
 
 namespace mtctl {
 
+namespace {
+std::map<std::string, CommandInfo>& command_table() {
+    static std::map<std::string, CommandInfo> table;
+    return table;
+}
+}  // namespace
+
+bool register_command(CommandInfo info) {
+    const std::string name = info.name;
+    command_table()[name] = std::move(info);
+    return true;
+}
+
+const std::map<std::string, CommandInfo>& registered_commands() { return command_table(); }
+
+nlohmann::json tenant_json(const mt::Tenant& t) {
+    return {{"id", t.id}, {"schema", t.schema}, {"server", t.server ? nlohmann::json(*t.server) : nlohmann::json(nullptr)}};
+}
+
 mt::ManifestInput Globals::manifest_input() const {
     mt::ManifestInput in;
     if (config) in.file = *config;
@@ -52,9 +71,9 @@ po::variables_map parse_options(const Invocation& inv, const po::options_descrip
     if (positional) parser.positional(*positional);
     po::store(parser.run(), vm);
     if (vm.count("help")) {
-        std::string name;
-        for (const auto& w : inv.words) name += (name.empty() ? "" : " ") + w;
-        std::cout << "usage: mtctl " << name << " [options]\n" << all << "\nGlobal flags: see mtctl --help\n";
+        const auto it = registered_commands().find(inv.words.at(0));
+        std::cout << "usage: mtctl " << (it != registered_commands().end() ? it->second.usage : inv.words[0])
+                  << "\n" << all << "\nGlobal flags: see mtctl --help\n";
         std::exit(0);
     }
     po::notify(vm);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,19 @@ private:
 
 using Command = std::function<int(const Invocation&, const Output&)>;
 
+// Commands register themselves from their own source file:
+//   static const bool registered = register_command({"sync", "…usage…", "what it does", 60, cmd_sync});
+// so that each command lives in one file and main.cpp never changes. `order` sorts the help.
+struct CommandInfo {
+    std::string name;
+    std::string usage;    // e.g. "tenant create --id X [--no-migrate]"
+    std::string summary;  // one line
+    int order = 100;
+    Command run;
+};
+bool register_command(CommandInfo info);
+const std::map<std::string, CommandInfo>& registered_commands();
+
 // Parses a command's options (plus tenant selection when asked) from inv.args; --help prints usage.
 po::variables_map parse_options(const Invocation& inv, const po::options_description& desc,
                                 const po::positional_options_description* positional = nullptr);
@@ -61,13 +75,7 @@ std::string pad(const std::string& s, size_t width);
 // Renders rows as aligned columns (first row is the header).
 std::string table(const std::vector<std::vector<std::string>>& rows);
 
-int cmd_init(const Invocation&, const Output&);
-int cmd_doctor(const Invocation&, const Output&);
-int cmd_plugins(const Invocation&, const Output&);
-int cmd_tenant(const Invocation&, const Output&);
-int cmd_migrate(const Invocation&, const Output&);
-int cmd_migrate_shared(const Invocation&, const Output&);
-int cmd_status(const Invocation&, const Output&);
-int cmd_convert_format(const Invocation&, const Output&);
+// Shared renderers.
+nlohmann::json tenant_json(const mt::Tenant& t);
 
 }  // namespace mtctl

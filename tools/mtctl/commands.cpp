@@ -44,10 +44,6 @@ bool manifest_present(const Globals& g) {
     return fs::exists("multitenant.ini");
 }
 
-json tenant_json(const mt::Tenant& t) {
-    return {{"id", t.id}, {"schema", t.schema}, {"server", t.server ? json(*t.server) : json(nullptr)}};
-}
-
 json result_json(const mt::TenantMigrateResult& r) {
     json j = tenant_json(r.tenant);
     j["format"] = r.format;
@@ -113,7 +109,7 @@ int render_report(const Output& out, const std::string& command, const mt::Migra
 
 }  // namespace
 
-int cmd_init(const Invocation& inv, const Output& out) {
+static int cmd_init(const Invocation& inv, const Output& out) {
     po::options_description desc("init options");
     desc.add_options()("force", "overwrite an existing manifest")(
         "dir", po::value<std::string>()->default_value("."), "where to write");
@@ -134,7 +130,7 @@ int cmd_init(const Invocation& inv, const Output& out) {
     return 0;
 }
 
-int cmd_doctor(const Invocation& inv, const Output& out) {
+static int cmd_doctor(const Invocation& inv, const Output& out) {
     po::options_description desc("doctor options");
     parse_options(inv, desc);
     const auto report = mt::run_doctor(inv.globals.manifest_input());
@@ -153,7 +149,7 @@ int cmd_doctor(const Invocation& inv, const Output& out) {
     return report.failed() ? 1 : 0;
 }
 
-int cmd_plugins(const Invocation& inv, const Output& out) {
+static int cmd_plugins(const Invocation& inv, const Output& out) {
     if (inv.words.size() > 1 && inv.words[1] != "inspect")
         throw mt::UsageError("unknown plugins subcommand '" + inv.words[1] + "' (use: mtctl plugins [inspect FILE])");
     if (inv.words.size() > 1) {
@@ -202,7 +198,7 @@ int cmd_plugins(const Invocation& inv, const Output& out) {
     return 0;
 }
 
-int cmd_tenant(const Invocation& inv, const Output& out) {
+static int cmd_tenant(const Invocation& inv, const Output& out) {
     const std::string sub = inv.words.size() > 1 ? inv.words[1] : "";
     if (sub == "list") {
         po::options_description desc("tenant list options");
@@ -285,7 +281,7 @@ mt::MigrateOptions migrate_settings(const mt::Kernel& kernel, const po::variable
 
 }  // namespace
 
-int cmd_migrate(const Invocation& inv, const Output& out) {
+static int cmd_migrate(const Invocation& inv, const Output& out) {
     const auto vm = parse_options(inv, migrate_options("migrate options", true));
     const auto selection = tenant_selection(vm);
     mt::Kernel kernel(inv.globals.manifest_input());
@@ -296,7 +292,7 @@ int cmd_migrate(const Invocation& inv, const Output& out) {
     return render_report(out, "migrate", report, options.dry_run);
 }
 
-int cmd_migrate_shared(const Invocation& inv, const Output& out) {
+static int cmd_migrate_shared(const Invocation& inv, const Output& out) {
     const auto vm = parse_options(inv, migrate_options("migrate-shared options", false));
     mt::Kernel kernel(inv.globals.manifest_input());
     const auto& m = kernel.manifest();
@@ -310,7 +306,7 @@ int cmd_migrate_shared(const Invocation& inv, const Output& out) {
     return render_report(out, "migrate-shared", report, options.dry_run);
 }
 
-int cmd_status(const Invocation& inv, const Output& out) {
+static int cmd_status(const Invocation& inv, const Output& out) {
     po::options_description desc("status options");
     add_tenant_selection(desc);
     desc.add_options()("shared", "the shared schema instead of tenants");
@@ -365,7 +361,7 @@ int cmd_status(const Invocation& inv, const Output& out) {
     return 0;
 }
 
-int cmd_convert_format(const Invocation& inv, const Output& out) {
+static int cmd_convert_format(const Invocation& inv, const Output& out) {
     po::options_description desc("convert-format options");
     add_tenant_selection(desc);
     desc.add_options()("to", po::value<std::string>()->required(), "target format: name | hash | drizzle-kit | a plugin's")(
@@ -394,5 +390,26 @@ int cmd_convert_format(const Invocation& inv, const Output& out) {
     const auto report = mt::convert_format(kernel, tenants, folder, target, options);
     return render_report(out, "convert-format", report, options.dry_run);
 }
+
+namespace {
+const bool registered = [] {
+    register_command({"init", "init [--dir D] [--force]", "write a starter manifest (multitenant.ini) and migration folders", 10, cmd_init});
+    register_command({"doctor", "doctor", "check manifest, plugins, connection, discovery and folders", 20, cmd_doctor});
+    register_command({"plugins", "plugins [inspect FILE]", "list loaded plugins / show one file's descriptor", 30, cmd_plugins});
+    register_command({"tenant", "tenant list | create --id X [--no-migrate] | drop --id X --force",
+                      "tenant lifecycle", 40, cmd_tenant});
+    register_command({"migrate", "migrate (--all | --tenant ID | --tenants a,b) [--concurrency N] [--dry-run] "
+                                 "[--mark-applied] [--to NAME] [--fail-fast]",
+                      "apply pending tenant migrations", 50, cmd_migrate});
+    register_command({"migrate-shared", "migrate-shared [--dry-run] [--mark-applied]",
+                      "apply pending shared-schema migrations", 51, cmd_migrate_shared});
+    register_command({"status", "status [--all | --tenant ID | --tenants a,b] [--shared]",
+                      "per tenant: schema, format, applied, pending, orphans, state", 52, cmd_status});
+    register_command({"convert-format", "convert-format --to FORMAT [--from FORMAT] (--all | --tenant ID …) [--dry-run]",
+                      "rewrite tracking tables in another format (alias migrate-tracking-format)", 53, cmd_convert_format});
+    register_command({"migrate-tracking-format", "migrate-tracking-format …", "", -1, cmd_convert_format});
+    return true;
+}();
+}  // namespace
 
 }  // namespace mtctl

@@ -13,20 +13,14 @@ namespace {
 
 using namespace mtctl;
 
-const char* const kUsage = R"(usage: mtctl [global flags] COMMAND [options]
-
-commands:
-  init                         write a starter manifest (multitenant.ini) and migration folders
-  doctor                       check manifest, plugins, connection, discovery and folders
-  plugins [inspect FILE]       list loaded plugins / show one file's descriptor
-  tenant list                  list tenants (from the discovery plugin)
-  tenant create --id X [--no-migrate]
-  tenant drop --id X --force
-  migrate                      apply pending tenant migrations (--all | --tenant ID | --tenants a,b)
-  migrate-shared               apply pending shared-schema migrations
-  status                       per tenant: schema, format, applied, pending, orphans, state
-  convert-format --to FORMAT   rewrite tracking tables in another format (alias migrate-tracking-format)
-
+std::string usage() {
+    std::vector<const CommandInfo*> listed;
+    for (const auto& [name, info] : registered_commands())
+        if (info.order >= 0) listed.push_back(&info);
+    std::sort(listed.begin(), listed.end(), [](auto* a, auto* b) { return a->order < b->order; });
+    std::string text = "usage: mtctl [global flags] COMMAND [options]\n\ncommands:\n";
+    for (const auto* c : listed) text += "  " + pad(c->name, 16) + c->summary + "\n";
+    text += R"(
 global flags:
   -c, --config FILE            manifest (default: $MT_CONFIG, then ./multitenant.ini)
   --json                       one JSON document on stdout
@@ -35,24 +29,11 @@ global flags:
   --no-color, --no-progress
   --SECTION.KEY=VALUE          override any manifest key
 
-exit codes: 0 success; 1 failed for at least one tenant; 2 usage, manifest or plugin error
-(nothing changed); 3 cannot reach the database.
+exit codes: 0 success; 1 failed for at least one tenant, unhealthy or drift found; 2 usage,
+manifest or plugin error (nothing changed); 3 cannot reach the database.
 Run 'mtctl COMMAND --help' for a command's options.
 )";
-
-const std::map<std::string, Command>& commands() {
-    static const std::map<std::string, Command> table{
-        {"init", cmd_init},
-        {"doctor", cmd_doctor},
-        {"plugins", cmd_plugins},
-        {"tenant", cmd_tenant},
-        {"migrate", cmd_migrate},
-        {"migrate-shared", cmd_migrate_shared},
-        {"status", cmd_status},
-        {"convert-format", cmd_convert_format},
-        {"migrate-tracking-format", cmd_convert_format},
-    };
-    return table;
+    return text;
 }
 
 // Splits argv into global flags, the command words and the command's own arguments.
@@ -106,16 +87,16 @@ int main(int argc, char** argv) {
     if (inv.words.empty()) {
         const bool help = std::find(inv.args.begin(), inv.args.end(), "--help") != inv.args.end() ||
                           std::find(inv.args.begin(), inv.args.end(), "-h") != inv.args.end();
-        (help ? std::cout : std::cerr) << kUsage;
+        (help ? std::cout : std::cerr) << usage();
         return help ? 0 : 2;
     }
-    const auto it = commands().find(inv.words[0]);
-    if (it == commands().end()) {
-        std::cerr << "mtctl: unknown command '" << inv.words[0] << "'\n\n" << kUsage;
+    const auto it = registered_commands().find(inv.words[0]);
+    if (it == registered_commands().end()) {
+        std::cerr << "mtctl: unknown command '" << inv.words[0] << "'\n\n" << usage();
         return 2;
     }
     try {
-        return it->second(inv, out);
+        return it->second.run(inv, out);
     } catch (const mt::Error& e) {
         std::cerr << "mtctl: " << e.what() << "\n";
         return static_cast<int>(e.exit_code());
