@@ -1,0 +1,189 @@
+// The tenant runtime (SPEC §5.1): pools of connections, leases whose search_path is the tenant's
+// schema, warmup and health. Thread-safe: one manager serves every request thread of a service.
+#pragma once
+
+#include <mt/kernel.hpp>
+#include <mt/sql_session.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+namespace mt {
+
+namespace detail {
+class Pool;
+struct PooledConnection;
+class ManagerState;
+class IdleReaper;
+}  // namespace detail
+
+struct LeaseOptions {
+    bool with_shared = false;  // search_path = tenant, shared (instead of tenant only)
+};
+
+// A connection lent for one tenant. Returns the connection to its pool on destruction (or closes it
+// when broken or when its pool was evicted meanwhile). Movable, not copyable.
+class TenantLease {
+public:
+    TenantLease(TenantLease&& other) noexcept;
+    TenantLease& operator=(TenantLease&& other) noexcept;
+    TenantLease(const TenantLease&) = delete;
+    TenantLease& operator=(const TenantLease&) = delete;
+    ~TenantLease();
+
+    const std::string& tenant_id() const;
+    const std::string& schema() const;
+
+    // Observed helpers: timed and sent to the sinks as query events. In `transaction` pool mode
+    // every call runs in its own transaction that starts with SET LOCAL search_path.
+    pqxx::result query(const std::string& sql, const SqlParams& params = {});
+    // Runs fn(pqxx::work&) in one transaction (search_path set for it) and commits.
+    template <class F>
+    auto transaction(F&& fn) {
+        auto tx = begin();
+        if constexpr (std::is_void_v<decltype(fn(*tx))>) {
+            fn(*tx);
+            tx->commit();
+        } else {
+            auto result = fn(*tx);
+            tx->commit();
+            return result;
+        }
+    }
+    // A transaction with the search_path applied (SET LOCAL in transaction mode).
+    std::unique_ptr<pqxx::work> begin();
+
+    // The raw connection, for anything else. In `transaction` mode statements outside a
+    // transaction from begin()/transaction() have no search_path guarantee behind a pooler.
+    pqxx::connection& connection();
+
+    // Releases the connection now (the lease is empty afterwards).
+    void release();
+
+private:
+    friend class TenantManager;
+    friend class detail::ManagerState;
+    TenantLease(std::shared_ptr<detail::ManagerState> state, std::shared_ptr<detail::Pool> pool,
+                std::unique_ptr<detail::PooledConnection> conn, std::string tenant, std::string schema,
+                std::string search_path);
+    void reconnect();
+
+    std::shared_ptr<detail::ManagerState> state_;
+    std::shared_ptr<detail::Pool> pool_;
+    std::unique_ptr<detail::PooledConnection> conn_;
+    std::string tenant_;
+    std::string schema_;
+    std::string search_path_;
+    bool broken_ = false;  // the connection failed; the next attempt reconnects
+};
+
+// `$tenant.` and `$shared.` in a statement expanded to the quoted schema names.
+std::string expand_schemas(const std::string& sql, const std::string& tenant_schema, const std::string& shared_schema);
+
+class CrossSchemaQuery {
+public:
+    explicit CrossSchemaQuery(TenantLease lease, std::string shared_schema);
+    pqxx::result query(const std::string& sql, const SqlParams& params = {});
+    TenantLease& lease() { return lease_; }
+
+private:
+    TenantLease lease_;
+    std::string shared_;
+};
+
+struct WarmupOptions {
+    int concurrency = 10;
+    bool ping = true;
+};
+
+struct WarmupDetail {
+    std::string tenant;
+    bool ok = false;
+    bool already_warm = false;
+    std::string error;
+    double duration_ms = 0;
+};
+
+struct WarmupReport {
+    size_t total = 0, succeeded = 0, failed = 0, already_warm = 0;
+    double duration_ms = 0;
+    std::vector<WarmupDetail> details;
+};
+
+struct HealthOptions {
+    bool ping = true;
+    std::chrono::milliseconds timeout = std::chrono::seconds(5);
+    std::vector<std::string> tenants;  // empty: every live pool
+};
+
+enum class HealthStatus { ok, degraded, unhealthy };
+std::string to_string(HealthStatus);
+
+struct PoolHealth {
+    std::string tenant;
+    std::string schema;
+    HealthStatus status = HealthStatus::ok;
+    size_t total = 0, idle = 0, waiting = 0;
+    double response_ms = 0;
+    std::string error;
+};
+
+struct HealthReport {
+    bool healthy = true;
+    std::vector<PoolHealth> pools;
+    struct {
+        HealthStatus status = HealthStatus::ok;
+        double response_ms = 0;
+        std::string error;
+    } shared;
+    size_t total_pools = 0, degraded_pools = 0, unhealthy_pools = 0;
+    std::string timestamp;  // ISO 8601, UTC
+    double duration_ms = 0;
+};
+
+// The JSON rendering used by /health/db (200 when healthy, 503 otherwise).
+std::string to_json(const HealthReport& report);
+std::string to_json(const WarmupReport& report);
+
+struct ManagerStats {
+    size_t pools_active = 0;
+    size_t pools_max = 0;
+    size_t connections = 0;      // open connections (backends) held by the manager
+    size_t pools_created = 0;
+    size_t evictions = 0;
+    size_t connections_opened = 0;
+};
+
+class TenantManager {
+public:
+    explicit TenantManager(const Kernel& kernel);
+    ~TenantManager();
+    TenantManager(const TenantManager&) = delete;
+    TenantManager& operator=(const TenantManager&) = delete;
+
+    // Validates the id (before any SQL) and lends a connection whose search_path is its schema.
+    TenantLease tenant(const std::string& id, LeaseOptions options = {});
+    TenantLease shared();
+    CrossSchemaQuery cross_schema(const std::string& id);
+
+    WarmupReport warmup(const std::vector<std::string>& ids, WarmupOptions options = {});
+    HealthReport health_check(HealthOptions options = {});
+    // The Prometheus exposition of every sink that can render.
+    std::string metrics_text() const;
+
+    // Closes a tenant's pool (in-flight leases finish first); reason "manual".
+    void evict(const std::string& id);
+    ManagerStats stats() const;
+    const Kernel& kernel() const { return kernel_; }
+
+private:
+    const Kernel& kernel_;
+    std::shared_ptr<detail::ManagerState> state_;
+    std::unique_ptr<detail::IdleReaper> reaper_;  // declared last: stops first
+};
+
+}  // namespace mt

@@ -1,0 +1,224 @@
+// The tenant runtime against a real PostgreSQL (SPEC §5.1): isolation in every pool mode, LRU and
+// idle eviction with leases in flight, exhaustion, warmup, health, retry across a restart.
+#include "support/project.hpp"
+
+#include <mt/errors.hpp>
+#include <mt/kernel.hpp>
+#include <mt/tenant_manager.hpp>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <thread>
+
+using namespace mt::test;
+
+namespace {
+
+mt::ManifestInput input_for(const Project& p) {
+    mt::ManifestInput in;
+    in.file = p.dir() / "multitenant.ini";
+    in.use_environment = false;
+    return in;
+}
+
+// Each tenant gets a table `items` holding one row with its own id.
+void tenants_with_rows(const Project& p, const std::vector<std::string>& ids) {
+    p.tenants(ids);
+    for (const auto& id : ids)
+        p.exec("CREATE TABLE \"tenant_" + id + "\".items (owner text); INSERT INTO \"tenant_" + id +
+               "\".items VALUES ('" + id + "')");
+}
+
+std::string owner(mt::TenantLease& lease) { return lease.query("SELECT owner FROM items")[0][0].c_str(); }
+
+size_t backends(const Project& p) {
+    return std::stoul(p.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND application_name = 'mtenant'"));
+}
+
+}  // namespace
+
+TEST_CASE("a lease for tenant A never sees tenant B's rows, in every pool mode", "[manager][pg]") {
+    const std::string mode = GENERATE("per-tenant", "shared", "transaction");
+    Project p;
+    p.set("database.pool_mode", mode);
+    p.set("database.pool_size", "3");
+    const std::vector<std::string> ids{"alpha", "Beta", "beta", "gamma"};
+    tenants_with_rows(p, ids);
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    std::atomic<int> wrong{0}, done{0};
+    {
+        std::vector<std::jthread> threads;
+        for (int t = 0; t < 6; ++t)
+            threads.emplace_back([&, t] {
+                for (int i = 0; i < 60; ++i) {
+                    const auto& id = ids[static_cast<size_t>(t + i) % ids.size()];
+                    auto lease = manager.tenant(id);
+                    if (owner(lease) != id) ++wrong;
+                    ++done;
+                }
+            });
+    }
+    CHECK(wrong == 0);
+    CHECK(done == 360);
+    if (mode != "per-tenant") CHECK(manager.stats().connections <= 3);
+}
+
+TEST_CASE("with_shared puts the shared schema after the tenant's; cross_schema expands $tenant and $shared",
+          "[manager][pg]") {
+    Project p;
+    tenants_with_rows(p, {"a"});
+    p.exec("CREATE TABLE public.plans (name text); INSERT INTO public.plans VALUES ('gold')");
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    {
+        auto lease = manager.tenant("a", {true});
+        CHECK(lease.query("SELECT name FROM plans")[0][0].c_str() == std::string("gold"));
+        CHECK(owner(lease) == "a");
+    }
+    {
+        auto lease = manager.tenant("a");
+        CHECK_THROWS(lease.query("SELECT name FROM plans"));
+    }
+    auto cross = manager.cross_schema("a");
+    const auto r = cross.query("SELECT i.owner, p.name FROM $tenant.items i CROSS JOIN $shared.plans p WHERE p.name = $1",
+                               {std::string("gold")});
+    REQUIRE(r.size() == 1);
+    CHECK(r[0][0].c_str() == std::string("a"));
+    CHECK(mt::expand_schemas("SELECT * FROM $tenant.t JOIN $shared.u", "tenant_x\"y", "public") ==
+          "SELECT * FROM \"tenant_x\"\"y\".t JOIN \"public\".u");
+    auto shared = manager.shared();
+    CHECK(shared.query("SELECT count(*) FROM plans")[0][0].as<int>() == 1);
+}
+
+TEST_CASE("per-tenant mode evicts the least recently used pool and in-flight leases complete", "[manager][pg]") {
+    Project p;
+    p.set("database.max_pools", "2");
+    tenants_with_rows(p, {"a", "b", "c"});
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    auto held = manager.tenant("a");  // in flight while its pool is evicted
+    { auto b = manager.tenant("b"); }
+    { auto c = manager.tenant("c"); }  // evicts a (least recently used)
+    const auto s = manager.stats();
+    CHECK(s.pools_active == 2);
+    CHECK(s.evictions == 1);
+    CHECK(owner(held) == "a");  // still works after its pool was evicted
+    held.release();
+    { auto b = manager.tenant("b"); }  // b was used after a: still alive
+    CHECK(manager.stats().evictions == 1);
+    // Backends stay bounded: live pools plus a few spares.
+    CHECK(backends(p) <= 2 + 2 * 10);
+}
+
+TEST_CASE("per-tenant pools unused for pool_idle_timeout are evicted", "[manager][pg]") {
+    Project p;
+    p.set("database.pool_idle_timeout", "150ms");
+    tenants_with_rows(p, {"a"});
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    { auto lease = manager.tenant("a"); }
+    CHECK(manager.stats().pools_active == 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    CHECK(manager.stats().pools_active == 0);
+    CHECK(manager.stats().evictions == 1);
+    auto lease = manager.tenant("a");
+    CHECK(owner(lease) == "a");
+}
+
+TEST_CASE("waiting for a connection times out with a clear error", "[manager][pg]") {
+    Project p;
+    p.set("database.pool_size", "1");
+    p.set("database.connect_timeout", "300ms");
+    tenants_with_rows(p, {"a"});
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    auto held = manager.tenant("a");
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH(manager.tenant("a"), Catch::Contains("timed out") && Catch::Contains("pool_size"));
+    CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(250));
+    held.release();
+    CHECK_NOTHROW(manager.tenant("a"));
+}
+
+TEST_CASE("warmup opens pools; a tenant whose schema does not exist is a failure", "[manager][pg]") {
+    Project p;
+    tenants_with_rows(p, {"a", "b"});
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    const auto report = manager.warmup({"a", "b", "nope"});
+    CHECK(report.total == 3);
+    CHECK(report.succeeded == 2);
+    CHECK(report.failed == 1);
+    CHECK(report.details[2].error.find("does not exist") != std::string::npos);
+    const auto again = manager.warmup({"a"});
+    CHECK(again.already_warm == 1);
+    const auto json = nlohmann::json::parse(mt::to_json(report));
+    CHECK(json["failed"] == 1);
+    CHECK(json["details"].size() == 3);
+}
+
+TEST_CASE("injection attempts in tenant ids are refused before any SQL", "[manager][ids][pg]") {
+    Project p;
+    tenants_with_rows(p, {"a"});
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    for (const std::string& bad : std::vector<std::string>{"a\"; DROP TABLE items; --", "a b", "x'y", std::string(70, 'a'), "..", "a/b"})
+        CHECK_THROWS_AS(manager.tenant(bad), mt::TenantIdError);
+    CHECK(manager.stats().pools_created == 0);
+    CHECK(manager.stats().connections_opened == 0);
+}
+
+TEST_CASE("health reports ok pools and a JSON rendering", "[manager][health][pg]") {
+    Project p;
+    tenants_with_rows(p, {"a", "b"});
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    { auto a = manager.tenant("a"); }
+    { auto b = manager.tenant("b"); }
+    const auto report = manager.health_check();
+    CHECK(report.healthy);
+    CHECK(report.total_pools == 2);
+    CHECK(report.pools[0].status == mt::HealthStatus::ok);
+    const auto json = nlohmann::json::parse(mt::to_json(report));
+    CHECK(json["healthy"] == true);
+    CHECK(json["shared"]["status"] == "ok");
+    CHECK(json["pools"].size() == 2);
+    for (const char* key : {"total_pools", "degraded_pools", "unhealthy_pools", "timestamp", "duration_ms"})
+        CHECK(json.contains(key));
+}
+
+TEST_CASE("a server restart mid-use is retried; a dead server is unhealthy", "[manager][health][crash][pg]") {
+    PrivateServer server;
+    {
+        pqxx::connection admin(server.admin_url());
+        pqxx::nontransaction tx(admin);
+        tx.exec0("CREATE DATABASE app");
+    }
+    Project p(server.url_for("app"));
+    p.set("database.connect_timeout", "2s");
+    p.set("plugin.retry-exponential.max_attempts", "6");
+    p.set("plugin.retry-exponential.initial_delay", "200ms");
+    tenants_with_rows(p, {"a"});
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    { auto lease = manager.tenant("a"); CHECK(owner(lease) == "a"); }
+    server.stop();
+    server.start();
+    {
+        // The pooled connection died with the old server: the query is retried on a new one.
+        auto lease = manager.tenant("a");
+        CHECK(owner(lease) == "a");
+    }
+    server.stop();
+    mt::HealthOptions options;
+    options.timeout = std::chrono::seconds(2);
+    const auto report = manager.health_check(options);
+    CHECK_FALSE(report.healthy);
+    CHECK(report.unhealthy_pools == 1);
+    CHECK(report.pools[0].status == mt::HealthStatus::unhealthy);
+    server.start();
+}
