@@ -177,9 +177,11 @@ void check_descriptor(const std::string& where, const mt_plugin_descriptor* d) {
             throw PluginError(where, "abi", which + " has unknown kind " + std::to_string(static_cast<int>(f.kind)));
         if (sdk::view(f.name).empty()) throw PluginError(where, "abi", which + " has no name");
         if (!f.create || !f.destroy || !f.vtable)
-            throw PluginError(where, "abi", "factory " + std::string(sdk::view(f.name)) + " lacks create, destroy or its function table");
+            throw PluginError(where, "abi", "factory " + std::string(sdk::view(f.name)) +
+                                                " lacks create, destroy or its function table");
         if (f.nconfig_keys > 0 && !f.config_keys)
-            throw PluginError(where, "abi", "factory " + std::string(sdk::view(f.name)) + " lists config keys but has no array");
+            throw PluginError(where, "abi",
+                              "factory " + std::string(sdk::view(f.name)) + " lists config keys but has no array");
         if (!names.insert(sdk::view(f.name)).second)
             throw PluginError(where, "abi", "factory " + std::string(sdk::view(f.name)) + " is declared twice");
     }
@@ -190,7 +192,7 @@ std::shared_ptr<Library> open_library(const fs::path& given) {
     std::error_code ec;
     fs::path file = fs::absolute(given, ec).lexically_normal();
     if (ec) file = given;
-    const std::string where = given.string();
+    const std::string where = file.string();
     check_entry_symbol(file);
 
     auto lib = std::make_shared<Library>();
