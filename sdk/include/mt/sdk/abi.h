@@ -162,7 +162,9 @@ typedef enum mt_event_type {
     MT_EVENT_RETRY = 4,
     MT_EVENT_MIGRATION = 5,
     MT_EVENT_HEALTH = 6,
-    MT_EVENT_POOL_STATS = 7
+    MT_EVENT_POOL_STATS = 7,
+    MT_EVENT_FLEET = 8 /* from `mtctl serve`: one per tenant (tenant, pending), then one summary
+                          with an empty tenant (tenants, drift_groups) */
 } mt_event_type;
 
 /* One flat event; fields that do not apply to a type are empty / zero. */
@@ -182,6 +184,9 @@ typedef struct mt_event {
     double delay_s;     /* retry */
     int64_t active, idle, waiting; /* pool stats */
     int64_t pools_active, pools_max;
+    int64_t pending;       /* fleet: pending migrations of the tenant */
+    int64_t tenants;       /* fleet summary: tenant count */
+    int64_t drift_groups;  /* fleet summary: distinct schema fingerprints (-1: not computed) */
 } mt_event;
 
 typedef int (*mt_text_fn)(void* user, mt_str chunk);
