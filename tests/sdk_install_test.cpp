@@ -1,0 +1,178 @@
+// The installed package as an outside plugin author meets it (SPEC §1.3, §3.2, §3.3): `cmake
+// --install` of this build tree into a temp prefix, samples/discovery-file built against that prefix
+// alone, and the installed mtctl using the sample through a manifest.
+#include "support/pg.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
+using json = nlohmann::json;
+using mt::test::RunResult;
+using mt::test::shell_quote;
+
+namespace {
+
+std::string tail(const std::string& text, size_t n = 4000) {
+    return text.size() <= n ? text : "…" + text.substr(text.size() - n);
+}
+
+void require_ok(const RunResult& r, const std::string& what) {
+    INFO(what << " exited " << r.exit_code << "\nstdout:\n" << tail(r.out) << "\nstderr:\n" << tail(r.err));
+    REQUIRE(r.exit_code == 0);
+}
+
+// One staged install and one sample build per test process, shared by the test cases below.
+class StagedSample {
+public:
+    StagedSample() {
+        require_ok(mt::test::run("cmake --install " + shell_quote(mt::test::binary_dir().string()) + " --prefix " +
+                                 shell_quote(prefix_.path().string())),
+                   "cmake --install");
+        // Only the prefix is given: the sample must configure from the installed package alone.
+        // -Werror: the installed SDK headers compile cleanly in an outside project.
+        require_ok(mt::test::run("cmake -S " + shell_quote((mt::test::source_dir() / "samples/discovery-file").string()) +
+                                 " -B " + shell_quote(build_.path().string()) + " -DCMAKE_PREFIX_PATH=" +
+                                 shell_quote(prefix_.path().string()) +
+                                 " -DCMAKE_CXX_FLAGS='-Wall -Wextra -Wpedantic -Werror'"),
+                   "configuring samples/discovery-file");
+        require_ok(mt::test::run("cmake --build " + shell_quote(build_.path().string()) + " -j2"),
+                   "building samples/discovery-file");
+        REQUIRE(fs::is_regular_file(plugin()));
+    }
+    const fs::path& prefix() const { return prefix_.path(); }
+    fs::path plugin() const { return build_.path() / "discovery-file.so"; }
+    // The installed mtctl, run in cwd.
+    RunResult mtctl(const std::string& args, const fs::path& cwd) const {
+        return mt::test::run("cd " + shell_quote(cwd.string()) + " && " +
+                             shell_quote((prefix() / "bin/mtctl").string()) + " --no-color " + args);
+    }
+
+private:
+    mt::test::TempDir prefix_;
+    mt::test::TempDir build_;
+};
+
+const StagedSample& staged() {
+    static std::unique_ptr<StagedSample> sample;
+    if (!sample) sample = std::make_unique<StagedSample>();
+    return *sample;
+}
+
+std::string manifest(const StagedSample& s, const std::string& url, const std::string& plugin_section) {
+    return "[database]\nurl = " + url +
+           "\n\n[plugins]\npath = " + s.plugin().parent_path().string() +
+           "\nload = tracking-name, discovery-file\n\n[roles]\ndiscovery = discovery-file\n\n" + plugin_section;
+}
+
+}  // namespace
+
+TEST_CASE("cmake --install stages mtctl, the kernel, the plugins, the SDK headers and the CMake package", "[sdk]") {
+    const auto& s = staged();
+    for (const char* file : {"bin/mtctl", "lib/libmtenant_kernel.so", "include/mt/sdk/abi.h", "include/mt/sdk/plugin.hpp",
+                             "include/mt/kernel.hpp", "include/mt/plugins.hpp", "lib/cmake/mtenant/mtenantConfig.cmake",
+                             "lib/cmake/mtenant/mtenantConfigVersion.cmake", "lib/cmake/mtenant/mtenantTargets.cmake",
+                             "lib/cmake/mtenant/mtenant_plugin.cmake", "lib/mtenant/plugins/discovery-sql.so",
+                             "lib/mtenant/plugins/discovery-static.so", "lib/mtenant/plugins/tracking-name.so"}) {
+        INFO(file);
+        CHECK(fs::exists(s.prefix() / file));
+    }
+
+    // No manifest in the working directory: the installed mtctl lists what its kernel finds beside
+    // itself (<libdir>/mtenant/plugins), through its $ORIGIN run path, without any environment help.
+    mt::test::TempDir cwd;
+    const auto r = s.mtctl("plugins --json", cwd.path());
+    require_ok(r, "installed mtctl plugins --json");
+    const auto doc = json::parse(r.out);
+    std::set<std::string> available;
+    for (const auto& p : doc.at("plugins")) {
+        CHECK(p.at("status") == "available");
+        CHECK_THAT(p.at("file").get<std::string>(), Contains((s.prefix() / "lib/mtenant/plugins").string()));
+        available.insert(p.at("name").get<std::string>());
+    }
+    for (const char* name : {"discovery-sql", "discovery-schemas", "discovery-static", "tracking-name", "tracking-hash",
+                             "tracking-drizzle-kit", "retry-exponential"}) {
+        INFO(name);
+        CHECK(available.count(name) == 1);
+    }
+}
+
+TEST_CASE("samples/discovery-file built against the installed package serves mtctl tenant list", "[sdk][pg]") {
+    const std::string url = mt::test::admin_url();  // before the slow part: fail fast without a database
+    const auto& s = staged();
+
+    const auto inspected = s.mtctl("plugins inspect --json " + shell_quote(s.plugin().string()), fs::current_path());
+    require_ok(inspected, "mtctl plugins inspect");
+    const auto info = json::parse(inspected.out);
+    CHECK(info.at("name") == "discovery-file");
+    CHECK(info.at("abi") == "1.0");
+    REQUIRE(info.at("factories").size() == 1);
+    CHECK(info.at("factories")[0].at("kind") == "tenant_discovery");
+    CHECK(info.at("factories")[0].at("name") == "discovery-file");
+    CHECK(info.at("factories")[0].at("config_keys") == json::array({"file"}));
+
+    // A relative `file` is taken against the working directory, where the manifest is too here.
+    mt::test::TempDir project;
+    mt::test::write_file(project / "tenants.txt",
+                         "# tenants of this deployment\n"
+                         "acme\n"
+                         "  globex   # trailing comment\n"
+                         "\n"
+                         "initech@eu1\r\n");
+    mt::test::write_file(project / "multitenant.ini",
+                         manifest(s, url, "[plugin.discovery-file]\nfile = tenants.txt\n"));
+
+    const auto listed = s.mtctl("tenant list --json", project.path());
+    require_ok(listed, "installed mtctl tenant list --json");
+    const auto doc = json::parse(listed.out);
+    CHECK(doc.at("total") == 3);
+    std::vector<std::string> ids;
+    for (const auto& t : doc.at("tenants")) ids.push_back(t.at("id").get<std::string>());
+    CHECK(ids == std::vector<std::string>{"acme", "globex", "initech"});
+    CHECK(doc.at("tenants")[0].at("schema") == "tenant_acme");
+    CHECK(doc.at("tenants")[0].at("server").is_null());
+    CHECK(doc.at("tenants")[2].at("server") == "eu1");
+
+    SECTION("the loaded plugin is listed with its file") {
+        const auto r = s.mtctl("plugins", project.path());
+        require_ok(r, "installed mtctl plugins");
+        CHECK_THAT(r.out, Contains("discovery-file") && Contains(s.plugin().string()) && Contains("loaded"));
+    }
+    SECTION("a missing tenant file is an error naming the file") {
+        const auto r = s.mtctl("tenant list --plugin.discovery-file.file=absent.txt", project.path());
+        CHECK(r.exit_code != 0);
+        CHECK_THAT(r.err, Contains((project / "absent.txt").string()) && Contains("no such file"));
+    }
+    SECTION("a tenant listed twice is an error naming the file and line") {
+        mt::test::write_file(project / "twice.txt", "acme\nacme\n");
+        const auto r = s.mtctl("tenant list --plugin.discovery-file.file=twice.txt", project.path());
+        CHECK(r.exit_code != 0);
+        CHECK_THAT(r.err, Contains((project / "twice.txt").string() + ":2"));
+    }
+    SECTION("without the file key the plugin refuses its config") {
+        mt::test::write_file(project / "multitenant.ini", manifest(s, url, ""));
+        const auto r = s.mtctl("tenant list", project.path());
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.err, Contains("discovery-file.so") && Contains("config") && Contains("file: is required"));
+    }
+}
+
+TEST_CASE("the sample plugin exports only mt_plugin_entry_v1", "[sdk]") {
+    const auto& s = staged();
+    const auto r = mt::test::run("nm -D --defined-only " + shell_quote(s.plugin().string()));
+    require_ok(r, "nm -D --defined-only");
+    std::vector<std::string> symbols;
+    std::istringstream lines(r.out);
+    std::string address, type, name;
+    while (lines >> address >> type >> name) symbols.push_back(name);
+    INFO(r.out);
+    CHECK(symbols == std::vector<std::string>{"mt_plugin_entry_v1"});
+}
