@@ -1,0 +1,205 @@
+// mtctl sync: tracking records against the migration folder (missing, orphans, edited) and the
+// repairs --mark-missing / --clean-orphans. Exit 0 when nothing failed, whatever drift was found
+// (like status; the report says what is out of sync); 1 when a repair failed for a tenant.
+#include "cli.hpp"
+
+#include <mt/errors.hpp>
+#include <mt/sync.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+namespace mtctl {
+
+namespace {
+
+using nlohmann::json;
+
+json record_json(const mt::sdk::Record& r) {
+    return {{"name", r.name ? json(*r.name) : json(nullptr)},
+            {"hash", r.hash ? json(*r.hash) : json(nullptr)},
+            {"created_at_ms", r.created_at_ms ? json(*r.created_at_ms) : json(nullptr)}};
+}
+
+std::string short_hash(const std::optional<std::string>& hash) {
+    if (!hash) return "none";
+    return hash->size() > 12 ? hash->substr(0, 12) + "…" : *hash;
+}
+
+std::string record_label(const mt::sdk::Record& r) {
+    if (r.name) return *r.name;
+    return "hash " + short_hash(r.hash);
+}
+
+std::string joined(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+    return out;
+}
+
+json tenant_sync_json(const mt::TenantSync& t) {
+    json j = tenant_json(t.tenant);
+    j["format"] = t.format.empty() ? json(nullptr) : json(t.format);
+    j["state"] = mt::to_string(t.state);
+    j["in_sync"] = t.in_sync();
+    j["outcome"] = mt::to_string(t.outcome);
+    j["missing"] = t.missing;
+    json orphans = json::array(), cleaned = json::array(), edited = json::array();
+    for (const auto& r : t.orphans) orphans.push_back(record_json(r));
+    for (const auto& r : t.cleaned) cleaned.push_back(record_json(r));
+    for (const auto& e : t.edited)
+        edited.push_back({{"name", e.name},
+                          {"recorded_hash", e.recorded_hash ? json(*e.recorded_hash) : json(nullptr)},
+                          {"file_hash", e.file_hash},
+                          {"matched_by", e.matched_by}});
+    j["orphans"] = orphans;
+    j["edited"] = edited;
+    j["edits_detectable"] = t.edits_detectable;
+    j["marked"] = t.marked;
+    j["cleaned"] = cleaned;
+    j["accepted"] = t.accepted;
+    j["duration_ms"] = t.duration_ms;
+    if (t.outcome == mt::SyncOutcome::failed) {
+        j["error"] = t.error;
+        j["sqlstate"] = t.sqlstate.empty() ? json(nullptr) : json(t.sqlstate);
+    }
+    return j;
+}
+
+void render_details(const Output& out, const mt::TenantSync& t, bool dry_run) {
+    std::vector<std::string> orphans, cleaned;
+    for (const auto& r : t.orphans) orphans.push_back(record_label(r));
+    for (const auto& r : t.cleaned) cleaned.push_back(record_label(r));
+    if (!t.missing.empty()) out.info("  missing: " + joined(t.missing));
+    if (!orphans.empty()) out.info("  orphan:  " + joined(orphans));
+    for (const auto& e : t.edited)
+        out.info("  edited:  " + e.name + " (recorded " + short_hash(e.recorded_hash) + ", file " +
+                 short_hash(e.file_hash) + "; matched by " + e.matched_by + ")");
+    const std::string verb = dry_run ? "would " : "";
+    const size_t width = verb.size() + 9;
+    if (!t.marked.empty()) out.info("  " + pad(verb + "mark:", width) + joined(t.marked));
+    if (!cleaned.empty()) out.info("  " + pad(verb + "clean:", width) + joined(cleaned));
+    if (!t.accepted.empty()) out.info("  " + pad(verb + "accept:", width) + joined(t.accepted));
+}
+
+int cmd_sync(const Invocation& inv, const Output& out) {
+    po::options_description desc("sync options");
+    add_tenant_selection(desc);
+    desc.add_options()("status", "report only (the default)")(
+        "mark-missing", "record missing migrations without executing them")(
+        "clean-orphans", "delete records that match no migration file")(
+        "dry-run", "show what --mark-missing / --clean-orphans would change; change nothing")(
+        "shared", "the shared schema's table instead of the tenants'");
+    const auto vm = parse_options(inv, desc);
+    mt::SyncOptions options;
+    options.mark_missing = vm.count("mark-missing") != 0;
+    options.clean_orphans = vm.count("clean-orphans") != 0;
+    options.dry_run = vm.count("dry-run") != 0;
+    if (vm.count("status") && options.repairs())
+        throw mt::UsageError("--status only reports; drop it to repair with --mark-missing / --clean-orphans "
+                             "(nothing was changed)");
+
+    mt::Kernel kernel(inv.globals.manifest_input());
+    const auto& m = kernel.manifest();
+    const bool shared = vm.count("shared") != 0;
+    if (shared && !m.migrations.shared_dir) throw mt::UsageError("migrations.shared_dir is not set");
+    std::vector<mt::Tenant> tenants;
+    if (shared) {
+        tenants.push_back({m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt});
+    } else {
+        // Like status: the whole fleet unless a selection is given.
+        const bool selected = vm.count("all") || vm.count("tenant") || vm.count("tenants");
+        tenants = kernel.select(selected ? tenant_selection(vm) : mt::TenantSelection{true, {}});
+    }
+    const auto folder = mt::read_migration_folder(shared ? *m.migrations.shared_dir : m.migrations.tenant_dir);
+    const auto target = shared ? mt::TrackingTarget::shared_schema(m) : mt::TrackingTarget::tenants(m);
+    options.concurrency = m.migrations.concurrency;
+    options.lock_timeout = m.migrations.lock_timeout;
+    options.progress = out.progress("syncing");
+
+    const auto report = mt::sync_tracking(kernel, tenants, folder, target, options);
+
+    json list = json::array();
+    size_t undetectable = 0;
+    for (const auto& t : report.tenants) {
+        list.push_back(tenant_sync_json(t));
+        if (!t.edits_detectable) ++undetectable;
+    }
+    out.json({{"command", "sync"},
+              {"mode",
+               {{"mark_missing", options.mark_missing},
+                {"clean_orphans", options.clean_orphans},
+                {"dry_run", options.dry_run}}},
+              {"tenants", list},
+              {"summary",
+               {{"total", report.total},
+                {"in_sync", report.in_sync},
+                {"out_of_sync", report.out_of_sync},
+                {"missing", report.missing},
+                {"orphans", report.orphans},
+                {"edited", report.edited},
+                {"repaired", report.repaired},
+                {"failed", report.failed},
+                {"marked", report.marked},
+                {"cleaned", report.cleaned},
+                {"accepted", report.accepted},
+                {"edits_undetectable", undetectable},
+                {"duration_ms", report.duration_ms}}}});
+
+    if (!inv.globals.json) {
+        // Only tenants with something to say, unless -v.
+        std::vector<std::vector<std::string>> rows{{"TENANT", "SCHEMA", "FORMAT", "MISSING", "ORPHANS", "EDITED", "OUTCOME"}};
+        std::vector<const mt::TenantSync*> shown;
+        for (const auto& t : report.tenants) {
+            if (t.outcome == mt::SyncOutcome::failed) {
+                std::cerr << out.paint("FAIL", "31") << " " << t.tenant.id << " (" << t.tenant.schema
+                          << "): " << t.error << "\n";
+                continue;
+            }
+            if (t.in_sync() && !inv.globals.verbose) continue;
+            shown.push_back(&t);
+            rows.push_back({t.tenant.id, t.tenant.schema, t.format.empty() ? "?" : t.format,
+                            std::to_string(t.missing.size()), std::to_string(t.orphans.size()),
+                            std::to_string(t.edited.size()) + (t.edits_detectable ? "" : "?"), mt::to_string(t.outcome)});
+        }
+        if (!shown.empty() && !inv.globals.quiet) {
+            std::cout << table(rows);
+            for (const auto* t : shown) {
+                if (t->in_sync()) continue;
+                out.info(t->tenant.id + ":");
+                render_details(out, *t, options.dry_run);
+            }
+        }
+        char duration[32];
+        std::snprintf(duration, sizeof duration, "%.2fs", report.duration_ms / 1000.0);
+        std::string line = "sync" + std::string(options.dry_run ? " (dry run)" : "") + ": " +
+                           std::to_string(report.total) + " tenants, " + std::to_string(report.in_sync) +
+                           " in sync, " + std::to_string(report.out_of_sync) + " out of sync (" +
+                           std::to_string(report.missing) + " missing, " + std::to_string(report.orphans) +
+                           " orphans, " + std::to_string(report.edited) + " edited)";
+        if (options.repairs())
+            line += "; " + std::string(options.dry_run ? "would mark " : "marked ") + std::to_string(report.marked) +
+                    ", " + (options.dry_run ? "clean " : "cleaned ") + std::to_string(report.cleaned) + ", " +
+                    (options.dry_run ? "accept " : "accepted ") + std::to_string(report.accepted) + " (" +
+                    std::to_string(report.repaired) + " tenants" + (options.dry_run ? " to repair" : " repaired") +
+                    ", " + std::to_string(report.failed) + " failed)";
+        out.line(line + "; " + duration);
+        if (undetectable)
+            out.info("note: " + std::to_string(undetectable) +
+                     " tracking tables keep too little to detect edited files (EDITED shows '?'); see docs/repair.md");
+        if (!options.repairs() && report.out_of_sync)
+            out.info("next: apply pending migrations with mtctl migrate; record ones applied by other means with "
+                     "mtctl sync --mark-missing; delete records of removed files with mtctl sync --clean-orphans; "
+                     "both flags together also accept edited files (add --dry-run to preview)");
+    }
+    return report.failed ? 1 : 0;
+}
+
+const bool registered = register_command(
+    {"sync",
+     "sync [--status | --mark-missing | --clean-orphans] [--dry-run] [--all | --tenant ID | --tenants a,b] [--shared]",
+     "tracking vs files: missing, orphan and edited migrations; repair", 54, cmd_sync});
+
+}  // namespace
+
+}  // namespace mtctl
