@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <mt/clone.hpp>
 #include <mt/doctor.hpp>
 #include <mt/errors.hpp>
 #include <mt/migrate.hpp>
@@ -245,8 +246,46 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
         out.info("dropped tenant " + tenant.id + " (schema " + tenant.schema + ")");
         return 0;
     }
-    throw mt::UsageError(sub.empty() ? "tenant needs a subcommand: list, create or drop"
-                                     : "unknown tenant subcommand '" + sub + "' (use list, create or drop)");
+    if (sub == "clone") {
+        po::options_description desc("tenant clone options");
+        desc.add_options()("from", po::value<std::string>()->required(), "the tenant to copy")(
+            "to", po::value<std::string>()->required(), "the new tenant's id")(
+            "with-data", "also copy the rows (and move sequences past them)");
+        const auto vm = parse_options(inv, desc);
+        mt::Kernel kernel(inv.globals.manifest_input());
+        const auto pair = kernel.select({false, {vm["from"].as<std::string>(), vm["to"].as<std::string>()}});
+        const auto folder = mt::read_migration_folder(kernel.manifest().migrations.tenant_dir);
+        mt::CloneOptions options;
+        options.with_data = vm.count("with-data") != 0;
+        const auto report = mt::clone_tenant(kernel, pair.at(0), pair.at(1), folder, options);
+        json tables = json::array(), sequences = json::array();
+        uint64_t rows = 0;
+        for (const auto& t : report.tables) {
+            tables.push_back({{"table", t.table}, {"rows", t.rows}});
+            rows += t.rows;
+        }
+        for (const auto& q : report.sequences)
+            sequences.push_back({{"sequence", q.sequence}, {"value", q.value}, {"is_called", q.is_called}});
+        out.json({{"from", tenant_json(report.from)},
+                  {"to", tenant_json(report.to)},
+                  {"format", report.format},
+                  {"migrations", report.migrations},
+                  {"with_data", options.with_data},
+                  {"tables", tables},
+                  {"sequences", sequences},
+                  {"rows", rows},
+                  {"atomic", report.atomic},
+                  {"duration_ms", report.duration_ms}});
+        out.info("cloned tenant " + report.from.id + " to " + report.to.id + " (schema " + report.to.schema + ", " +
+                 std::to_string(report.migrations.size()) + " migrations replayed" +
+                 (options.with_data ? ", " + std::to_string(rows) + " rows in " + std::to_string(report.tables.size()) +
+                                          " tables copied"
+                                    : "") +
+                 ")");
+        return 0;
+    }
+    throw mt::UsageError(sub.empty() ? "tenant needs a subcommand: list, create, drop or clone"
+                                     : "unknown tenant subcommand '" + sub + "' (use list, create, drop or clone)");
 }
 
 namespace {
@@ -396,7 +435,8 @@ const bool registered = [] {
     register_command({"init", "init [--dir D] [--force]", "write a starter manifest (multitenant.ini) and migration folders", 10, cmd_init});
     register_command({"doctor", "doctor", "check manifest, plugins, connection, discovery and folders", 20, cmd_doctor});
     register_command({"plugins", "plugins [inspect FILE]", "list loaded plugins / show one file's descriptor", 30, cmd_plugins});
-    register_command({"tenant", "tenant list | create --id X [--no-migrate] | drop --id X --force",
+    register_command({"tenant", "tenant list | create --id X [--no-migrate] | drop --id X --force | "
+                                "clone --from A --to B [--with-data]",
                       "tenant lifecycle", 40, cmd_tenant});
     register_command({"migrate", "migrate (--all | --tenant ID | --tenants a,b) [--concurrency N] [--dry-run] "
                                  "[--mark-applied] [--to NAME] [--fail-fast]",

@@ -1,0 +1,367 @@
+// mtctl doctor (SPEC §7, §9): every check both passing and failing, and the transaction-mode
+// pooler probe against a direct server and a real PgBouncer in transaction mode.
+#include "support/project.hpp"
+
+#include <mt/doctor.hpp>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <random>
+#include <thread>
+#include <unistd.h>
+
+using namespace mt::test;
+using nlohmann::json;
+
+namespace {
+
+json doctor(const Project& p, int expected_exit, const std::string& flags = "") {
+    const auto r = p.mtctl("--json " + flags + " doctor");
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    REQUIRE(r.exit_code == expected_exit);
+    return json::parse(r.out);
+}
+
+// The named check's object; fails the test when the report has no such check.
+json check(const json& report, const std::string& name) {
+    for (const auto& c : report["checks"])
+        if (c["check"] == name) return c;
+    FAIL("no check named " << name << " in " << report.dump(2));
+    return {};
+}
+
+std::string status(const json& report, const std::string& name) { return check(report, name)["status"]; }
+
+bool contains(const json& c, const std::string& text) {
+    return c.dump().find(text) != std::string::npos;
+}
+
+// A project every check passes on: two migrated tenants, pools sized well under max_connections.
+void healthy(Project& p) {
+    p.set("database.max_pools", "2");
+    p.migration("0000_users", "CREATE TABLE users (id serial PRIMARY KEY);");
+    p.migration("0001_users_email", "ALTER TABLE users ADD COLUMN email text;");
+    p.tenants({"a", "b"});
+    REQUIRE(p.mtctl("migrate --all").exit_code == 0);
+}
+
+// host:port of the test server, from MT_TEST_DATABASE_URL.
+std::pair<std::string, int> server_address() {
+    const std::string url = admin_url();
+    const auto at = url.find('@');
+    const auto begin = at == std::string::npos ? url.find("://") + 3 : at + 1;
+    const auto slash = url.find('/', begin);
+    const std::string hostport = url.substr(begin, slash - begin);
+    const auto colon = hostport.rfind(':');
+    if (colon == std::string::npos) return {hostport, 5432};
+    return {hostport.substr(0, colon), std::stoi(hostport.substr(colon + 1))};
+}
+
+// A PgBouncer of the test's own in front of the test server (runs as postgres when root, as
+// PgBouncer refuses root).
+class Bouncer {
+public:
+    explicit Bouncer(const std::string& pool_mode) {
+        if (run("command -v pgbouncer").exit_code != 0) return;
+        const auto [host, server_port] = server_address();
+        std::random_device rd;
+        for (int attempt = 0; attempt < 5 && port_ == 0; ++attempt) {
+            const int port = 57000 + static_cast<int>(rd() % 3000);
+            write_file(dir_ / "users.txt", "\"postgres\" \"\"\n");
+            write_file(dir_ / "pgbouncer.ini",
+                       "[databases]\n* = host=" + host + " port=" + std::to_string(server_port) +
+                           "\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = " + std::to_string(port) +
+                           "\nunix_socket_dir =\nauth_type = trust\nauth_file = " + (dir_ / "users.txt").string() +
+                           "\npool_mode = " + pool_mode +
+                           "\ndefault_pool_size = 4\nmax_client_conn = 100\nlogfile = " +
+                           (dir_ / "pgbouncer.log").string() + "\npidfile = " + (dir_ / "pgbouncer.pid").string() +
+                           "\nignore_startup_parameters = extra_float_digits,options\n");
+            const bool root = ::geteuid() == 0;
+            if (root) run("chown -R postgres " + shell_quote(dir_.path().string()));
+            const std::string start = "cd / && " + std::string(root ? "runuser -u postgres -- " : "") +
+                                      "pgbouncer -d " + shell_quote((dir_ / "pgbouncer.ini").string());
+            if (run(start).exit_code != 0) continue;
+            for (int i = 0; i < 50; ++i) {
+                try {
+                    pqxx::connection c("postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/postgres");
+                    port_ = port;
+                    break;
+                } catch (const std::exception&) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                }
+            }
+            if (port_ == 0) stop();
+        }
+    }
+    ~Bouncer() { stop(); }
+    Bouncer(const Bouncer&) = delete;
+    Bouncer& operator=(const Bouncer&) = delete;
+
+    bool running() const { return port_ != 0; }
+    std::string url_for(const std::string& dbname) const {
+        return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + dbname;
+    }
+
+private:
+    void stop() {
+        const auto pid = read_file(dir_ / "pgbouncer.pid");
+        if (!pid.empty()) run("kill " + std::to_string(std::stoi(pid)) + " 2>/dev/null; sleep 0.2");
+        std::filesystem::remove(dir_ / "pgbouncer.pid");
+    }
+
+    TempDir dir_;
+    int port_ = 0;
+};
+
+std::string database_name(const std::string& url) { return url.substr(url.rfind('/') + 1); }
+
+}  // namespace
+
+TEST_CASE("doctor passes every check on a healthy project", "[doctor][pg]") {
+    Project p;
+    healthy(p);
+    const auto report = doctor(p, 0);
+    CHECK(report["ok"] == true);
+    for (const char* name : {"manifest", "plugins", "tenant folder", "shared folder", "connection", "server version",
+                             "discovery", "tenant schemas", "orphan schemas", "tracking", "pool sizing", "pooler"}) {
+        INFO(name << ": " << check(report, name).dump());
+        CHECK(status(report, name) == "ok");
+    }
+    CHECK(contains(check(report, "tracking"), "name: 2"));
+    CHECK(contains(check(report, "pool sizing"), "4 × max_pools 2"));
+    CHECK(contains(check(report, "pooler"), "session state persists"));
+
+    // The human rendering: one line per check.
+    const auto r = p.mtctl("doctor");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("ok   pooler") != std::string::npos);
+}
+
+TEST_CASE("doctor fails the manifest check and skips the rest on an invalid manifest", "[doctor][pg]") {
+    Project p;
+    p.set("database.no_such_key", "1");
+    const auto report = doctor(p, 1);
+    CHECK(status(report, "manifest") == "fail");
+    CHECK(contains(check(report, "manifest"), "no_such_key"));
+    CHECK(status(report, "connection") == "skip");
+    CHECK(status(report, "pooler") == "skip");
+}
+
+TEST_CASE("doctor fails the plugins check when a plugin is refused", "[doctor][pg]") {
+    Project p;
+    p.set("plugins.load", "tracking-name, tracking-hash, tracking-drizzle-kit, discovery-sql, no-such-plugin");
+    const auto report = doctor(p, 1);
+    CHECK(status(report, "manifest") == "ok");
+    CHECK(status(report, "plugins") == "fail");
+    CHECK(contains(check(report, "plugins"), "no-such-plugin"));
+    CHECK(status(report, "discovery") == "skip");
+}
+
+TEST_CASE("doctor checks the folders and their journal", "[doctor][pg]") {
+    Project p;
+    healthy(p);
+    SECTION("a malformed journal fails") {
+        write_file(p.dir() / "drizzle/shared/meta/_journal.json", "{ not json");
+        const auto report = doctor(p, 1);
+        CHECK(status(report, "shared folder") == "fail");
+        CHECK(contains(check(report, "shared folder"), "_journal.json"));
+        CHECK(status(report, "tenant folder") == "ok");
+    }
+    SECTION("a missing folder fails") {
+        std::filesystem::remove_all(p.dir() / "drizzle/tenant");
+        const auto report = doctor(p, 1);
+        CHECK(status(report, "tenant folder") == "fail");
+        // The formats are still counted without the folder.
+        CHECK(status(report, "tracking") == "ok");
+    }
+    SECTION("files the journal does not list, and `when` going backwards, warn") {
+        write_file(p.dir() / "drizzle/shared/meta/_journal.json", R"({
+  "version": "7",
+  "dialect": "postgresql",
+  "entries": [
+    { "idx": 0, "version": "7", "when": 1700000000000, "tag": "0000_a", "breakpoints": true },
+    { "idx": 1, "version": "7", "when": 1600000000000, "tag": "0001_b", "breakpoints": true }
+  ]
+})");
+        p.migration("0000_a", "SELECT 1;", "drizzle/shared");
+        p.migration("0001_b", "SELECT 1;", "drizzle/shared");
+        p.migration("0002_stray", "SELECT 1;", "drizzle/shared");
+        const auto report = doctor(p, 0);
+        const auto c = check(report, "shared folder");
+        CHECK(c["status"] == "warn");
+        CHECK(contains(c, "0002_stray.sql"));
+        CHECK(contains(c, "0001_b"));
+        CHECK(contains(c, "drizzle-orm"));
+    }
+    SECTION("a plain file without a number warns") {
+        p.migration("seed", "SELECT 1;");
+        const auto report = doctor(p, 0);
+        CHECK(status(report, "tenant folder") == "warn");
+        CHECK(contains(check(report, "tenant folder"), "seed.sql"));
+    }
+}
+
+TEST_CASE("doctor fails the connection check when the server cannot be reached", "[doctor][pg]") {
+    Project p;
+    p.set("database.url", "postgresql://postgres@127.0.0.1:1/nowhere");
+    p.set("database.connect_timeout", "1s");
+    const auto report = doctor(p, 1);
+    CHECK(status(report, "connection") == "fail");
+    CHECK(status(report, "discovery") == "skip");
+    CHECK(status(report, "pooler") == "skip");
+    CHECK_FALSE(contains(check(report, "connection"), "password"));
+}
+
+TEST_CASE("doctor fails an unreachable extra server", "[doctor][pg]") {
+    Project p;
+    healthy(p);
+    p.set("servers.eu1.url", "postgresql://postgres@127.0.0.1:1/nowhere");
+    p.set("database.connect_timeout", "1s");
+    const auto report = doctor(p, 1);
+    CHECK(status(report, "connection") == "ok");
+    CHECK(status(report, "server eu1") == "fail");
+}
+
+TEST_CASE("doctor warns below PostgreSQL 12", "[doctor]") {
+    CHECK(mt::server_version_check(110022, "11.22").status == mt::CheckStatus::warn);
+    CHECK(mt::server_version_check(120000, "12.0").status == mt::CheckStatus::ok);
+    CHECK(mt::server_version_check(150020, "15.20").status == mt::CheckStatus::ok);
+}
+
+TEST_CASE("doctor fails discovery that errors and warns when it finds no tenant", "[doctor][pg]") {
+    Project p;
+    healthy(p);
+    SECTION("failing query") {
+        p.set("plugin.discovery-sql.query", "SELECT id FROM public.no_such_table");
+        const auto report = doctor(p, 1);
+        CHECK(status(report, "discovery") == "fail");
+        CHECK(contains(check(report, "discovery"), "no_such_table"));
+        CHECK(status(report, "tracking") == "skip");
+    }
+    SECTION("no tenants") {
+        p.exec("DELETE FROM public.tenants; DROP SCHEMA tenant_a CASCADE; DROP SCHEMA tenant_b CASCADE");
+        const auto report = doctor(p, 0);
+        CHECK(status(report, "discovery") == "warn");
+    }
+}
+
+TEST_CASE("doctor fails tenants without a schema and warns on schemas without a tenant", "[doctor][pg]") {
+    Project p;
+    healthy(p);
+    p.tenants({"ghost"}, false);
+    p.exec("CREATE SCHEMA tenant_zombie; CREATE SCHEMA unrelated");
+    const auto report = doctor(p, 1);
+    const auto missing = check(report, "tenant schemas");
+    CHECK(missing["status"] == "fail");
+    CHECK(contains(missing, "ghost (tenant_ghost)"));
+    CHECK(contains(missing, "mtctl tenant create --id ID"));
+    const auto orphans = check(report, "orphan schemas");
+    CHECK(orphans["status"] == "warn");
+    CHECK(contains(orphans, "tenant_zombie"));
+    CHECK_FALSE(contains(orphans, "unrelated"));
+    CHECK_FALSE(contains(orphans, "tenant_a"));
+}
+
+TEST_CASE("doctor warns on tracking tables in an unknown or unconfigured format", "[doctor][pg]") {
+    Project p;
+    healthy(p);
+    SECTION("a layout no loaded format recognises") {
+        p.tenants({"odd"});
+        p.exec("CREATE TABLE tenant_odd.__drizzle_migrations (whatever int)");
+        const auto report = doctor(p, 0);
+        const auto c = check(report, "tracking");
+        CHECK(c["status"] == "warn");
+        CHECK(contains(c, "odd"));
+        CHECK(contains(c, "name: 2"));
+    }
+    SECTION("mixed formats when migrations.format is fixed") {
+        REQUIRE(p.mtctl("convert-format --to drizzle-kit --tenant b").exit_code == 0);
+        const auto ok = doctor(p, 0);
+        CHECK(status(ok, "tracking") == "ok");  // format = auto reads both
+        CHECK(contains(check(ok, "tracking"), "drizzle-kit: 1"));
+        CHECK(contains(check(ok, "tracking"), "name: 1"));
+        p.set("migrations.format", "drizzle-kit");
+        const auto report = doctor(p, 0);
+        const auto c = check(report, "tracking");
+        CHECK(c["status"] == "warn");
+        CHECK(contains(c, "not in the drizzle-kit format: a"));
+        CHECK(contains(c, "convert-format --to drizzle-kit"));
+    }
+}
+
+TEST_CASE("doctor warns when the pools can exceed max_connections", "[doctor][pg]") {
+    Project p;
+    healthy(p);
+    p.set("database.max_pools", "100000");
+    const auto report = doctor(p, 0);
+    const auto c = check(report, "pool sizing");
+    CHECK(c["status"] == "warn");
+    CHECK(contains(c, "max_connections"));
+
+    mt::Manifest m;
+    m.database.pool_size = 10;
+    m.database.max_pools = 50;
+    m.migrations.concurrency = 10;
+    CHECK(mt::pool_sizing_check(m, 100, 3).status == mt::CheckStatus::warn);  // 510 > 97
+    m.database.pool_mode = mt::PoolMode::shared;
+    CHECK(mt::pool_sizing_check(m, 100, 3).status == mt::CheckStatus::ok);  // 20 <= 97
+    m.database.pool_mode = mt::PoolMode::transaction;
+    CHECK(mt::pool_sizing_check(m, 20, 3).status == mt::CheckStatus::warn);  // 20 > 17
+}
+
+TEST_CASE("the pooler probe finds no transaction pooler on a direct connection", "[doctor][pg]") {
+    TempDatabase db;
+    auto a = db.connect();
+    auto b = db.connect();
+    const auto probe = mt::probe_transaction_pooler(a, b);
+    CHECK_FALSE(probe.transaction_pooling);
+    CHECK(probe.evidence.find("persists") != std::string::npos);
+
+    const mt::PoolerProbe found{true, "test"};
+    CHECK(mt::pooler_check(found, mt::PoolMode::per_tenant, false).status == mt::CheckStatus::fail);
+    CHECK(mt::pooler_check(found, mt::PoolMode::shared, false).status == mt::CheckStatus::fail);
+    CHECK(mt::pooler_check(found, mt::PoolMode::transaction, false).status == mt::CheckStatus::ok);
+    CHECK(mt::pooler_check(found, mt::PoolMode::transaction, true).status == mt::CheckStatus::warn);
+    CHECK(mt::pooler_check(probe, mt::PoolMode::per_tenant, true).status == mt::CheckStatus::ok);
+}
+
+TEST_CASE("doctor detects PgBouncer in transaction mode and says whether pool_mode is safe", "[doctor][pg][pgbouncer]") {
+    Project p;
+    healthy(p);
+    Bouncer bouncer("transaction");
+    if (!bouncer.running()) {
+        WARN("pgbouncer is not installed or did not start: the transaction-pooler case was not run");
+        return;
+    }
+    const std::string url = bouncer.url_for(database_name(p.url()));
+    {
+        pqxx::connection a(url), b(url);
+        CHECK(mt::probe_transaction_pooler(a, b).transaction_pooling);
+    }
+    p.set("database.url", url);
+    const auto unsafe = doctor(p, 1);
+    const auto c = check(unsafe, "pooler");
+    CHECK(c["status"] == "fail");
+    CHECK(contains(c, "transaction-mode pooler detected"));
+    CHECK(contains(c, "pool_mode = transaction"));
+    CHECK(status(unsafe, "discovery") == "ok");
+
+    p.set("database.pool_mode", "transaction");
+    const auto safe = doctor(p, 0);
+    CHECK(status(safe, "pooler") == "ok");
+    CHECK(contains(check(safe, "pooler"), "safe"));
+}
+
+TEST_CASE("the pooler probe sees PgBouncer in session mode as safe", "[doctor][pg][pgbouncer]") {
+    Project p;
+    Bouncer bouncer("session");
+    if (!bouncer.running()) {
+        WARN("pgbouncer is not installed or did not start: the session-pooler case was not run");
+        return;
+    }
+    const std::string url = bouncer.url_for(database_name(p.url()));
+    pqxx::connection a(url), b(url);
+    CHECK_FALSE(mt::probe_transaction_pooler(a, b).transaction_pooling);
+}
