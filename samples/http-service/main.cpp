@@ -1,0 +1,204 @@
+// A small REST service over cpp-httplib and the mtenant adapter: tasks per tenant.
+//
+//   http-service [-c FILE] [--listen HOST:PORT] [--threads N] [--directory-refresh 30s]
+//                [--section.key=value ...]
+//
+//   GET  /tasks        the tenant's tasks (JSON array)
+//   POST /tasks        {"title": "..."} -> the created task (201)
+//   GET  /health/db    200/503 + the health report
+//   GET  /metrics      Prometheus exposition (with metrics-prometheus in [roles] sinks)
+//   GET  /             public: what this is
+//
+// The tenant comes from the [roles] extractor chain (for example extract-header: X-Tenant-Id).
+// Each tenant schema needs a `tasks` table (id serial, title text, ...): see README.md.
+// --bench-raw adds the baselines of tools/bench/bench_http.sh: GET /raw/tasks, the same listing
+// without the adapter (one fixed connection per server thread, schema named from X-Tenant-Id), and
+// GET /lease/tasks, through a lease from the manager but without extraction or tenant directory.
+#include <mt/adapter/httplib.hpp>
+#include <mt/errors.hpp>
+#include <mt/ident.hpp>
+#include <mt/kernel.hpp>
+#include <mt/tenant_context.hpp>
+#include <mt/tenant_manager.hpp>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <iostream>
+
+namespace {
+
+namespace adapter = mt::adapter::httplib;
+using json = nlohmann::json;
+
+httplib::Server* running = nullptr;
+void stop_on_signal(int) {
+    if (running) running->stop();
+}
+
+struct Options {
+    mt::ManifestInput manifest;
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    size_t threads = 8;
+    std::chrono::milliseconds directory_refresh = std::chrono::seconds(30);
+    bool bench_raw = false;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+    throw mt::UsageError(why + "\nusage: http-service [-c FILE] [--listen HOST:PORT] [--threads N] "
+                               "[--directory-refresh 30s] [--section.key=value ...]");
+}
+
+Options parse(int argc, char** argv) {
+    Options o;
+    auto value = [&](int& i, const std::string& flag) -> std::string {
+        if (i + 1 >= argc) usage(flag + " needs a value");
+        return argv[++i];
+    };
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "-c" || arg == "--config") {
+            o.manifest.file = value(i, arg);
+        } else if (arg == "--listen") {
+            const std::string addr = value(i, arg);
+            const auto colon = addr.rfind(':');
+            if (colon == std::string::npos) usage("--listen " + addr + ": expected HOST:PORT");
+            o.host = addr.substr(0, colon);
+            try {
+                o.port = std::stoi(addr.substr(colon + 1));
+            } catch (const std::exception&) {
+                usage("--listen " + addr + ": the port must be a number");
+            }
+            if (o.port < 0 || o.port > 65535) usage("--listen " + addr + ": the port must be from 0 to 65535");
+        } else if (arg == "--threads") {
+            try {
+                o.threads = static_cast<size_t>(std::stoul(value(i, arg)));
+            } catch (const std::exception&) {
+                usage("--threads: expected a number");
+            }
+            if (o.threads == 0) usage("--threads: at least 1");
+        } else if (arg == "--directory-refresh") {
+            o.directory_refresh = mt::parse_duration(value(i, arg));
+        } else if (arg == "--bench-raw") {
+            o.bench_raw = true;
+        } else if (arg.rfind("--", 0) == 0 && arg.find('.') != std::string::npos) {
+            o.manifest.overrides.push_back(arg);
+        } else {
+            usage("unknown argument " + arg);
+        }
+    }
+    return o;
+}
+
+void send_json(httplib::Response& res, int status, const json& body) {
+    res.status = status;
+    res.set_content(body.dump(), "application/json");
+}
+
+void list_tasks(const httplib::Request&, httplib::Response& res, mt::TenantContext& ctx) {
+    // The whole listing as one jsonb value: whatever columns the tenant's tasks table has.
+    const auto rows = ctx.lease.query("SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM tasks t");
+    res.set_content(rows[0][0].c_str(), "application/json");
+}
+
+void create_task(const httplib::Request& req, httplib::Response& res, mt::TenantContext& ctx) {
+    const json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+        return send_json(res, 400, {{"error", "expected a JSON object such as {\"title\": \"Write the report\"}"}});
+    const auto title = body.find("title");
+    if (title == body.end() || !title->is_string() || title->get<std::string>().empty())
+        return send_json(res, 400, {{"error", "title: expected a non-empty string"}});
+    if (title->get<std::string>().size() > 500) return send_json(res, 400, {{"error", "title: at most 500 bytes"}});
+    const auto rows = ctx.lease.query("INSERT INTO tasks (title) VALUES ($1) RETURNING to_jsonb(tasks)",
+                                      {title->get<std::string>()});
+    res.status = 201;
+    res.set_content(rows[0][0].c_str(), "application/json");
+}
+
+// Baseline for the benchmark: no extractor, no validation, no directory, no pool.
+void raw_list_tasks(const mt::Kernel& kernel, const httplib::Request& req, httplib::Response& res) {
+    thread_local std::unique_ptr<pqxx::connection> conn;
+    if (!conn || !conn->is_open()) conn = std::make_unique<pqxx::connection>(kernel.connection_string());
+    const std::string schema = mt::quote_ident("tenant_" + req.get_header_value("X-Tenant-Id"));
+    pqxx::nontransaction tx(*conn);
+    const auto rows =
+        tx.exec("SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM " + schema + ".tasks t");
+    res.set_content(rows[0][0].c_str(), "application/json");
+}
+
+int run(const Options& options) {
+    mt::Kernel kernel(options.manifest);
+    if (kernel.extractors().empty())
+        throw mt::UsageError(
+            "no tenant extractor configured: set [roles] extractor (for example extract-header, and add it to "
+            "[plugins] load)");
+    mt::TenantManager manager(kernel);
+    mt::TenantGate gate(manager, {{options.directory_refresh, std::chrono::seconds(1)}, true});
+
+    httplib::Server server;
+    const size_t threads = options.threads;
+    server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    // Headers and body go out in separate writes: without TCP_NODELAY, Nagle and the client's
+    // delayed ACK add ~40 ms to every keep-alive response.
+    server.set_tcp_nodelay(true);
+    server.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+            std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+        }
+        std::cerr << "http-service: " << req.method << " " << req.path << ": " << what << std::endl;
+        send_json(res, 500, {{"error", "internal error"}});
+    });
+
+    server.Get("/", adapter::public_route([](const httplib::Request&, httplib::Response& res) {
+        res.set_content("mtenant http-service: GET/POST /tasks (tenant from the configured extractor), "
+                        "GET /health/db, GET /metrics\n",
+                        "text/plain");
+    }));
+    server.Get("/tasks", adapter::with_tenant(gate, list_tasks));
+    server.Post("/tasks", adapter::with_tenant(gate, create_task));
+    server.Get("/health/db", adapter::health_handler(manager));
+    server.Get("/metrics", adapter::metrics_handler(manager));
+    if (options.bench_raw) {
+        server.Get("/raw/tasks", [&kernel](const httplib::Request& req, httplib::Response& res) {
+            raw_list_tasks(kernel, req, res);
+        });
+        // The lease alone (no extraction, no directory): separates the adapter's cost from the pool's.
+        server.Get("/lease/tasks", [&manager](const httplib::Request& req, httplib::Response& res) {
+            mt::TenantContext ctx{req.get_header_value("X-Tenant-Id"), manager.tenant(req.get_header_value("X-Tenant-Id"))};
+            list_tasks(req, res, ctx);
+        });
+    }
+
+    int port = options.port;
+    if (port == 0) port = server.bind_to_any_port(options.host);
+    else if (!server.bind_to_port(options.host, port)) port = -1;
+    if (port < 0)
+        throw mt::UsageError("cannot listen on " + options.host + ":" + std::to_string(options.port) + " (in use?)");
+    running = &server;
+    std::signal(SIGINT, stop_on_signal);
+    std::signal(SIGTERM, stop_on_signal);
+    std::cout << "listening on " << options.host << ":" << port << std::endl;
+    server.listen_after_bind();
+    running = nullptr;
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(parse(argc, argv));
+    } catch (const mt::Error& e) {
+        std::cerr << "http-service: " << e.what() << "\n";
+        return static_cast<int>(e.exit_code());
+    } catch (const std::exception& e) {
+        std::cerr << "http-service: " << e.what() << "\n";
+        return 1;
+    }
+}
