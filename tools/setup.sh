@@ -27,7 +27,7 @@ PACKAGES=(
   libpqxx-dev prometheus-cpp-dev libspdlog-dev catch2 nlohmann-json3-dev libssl-dev
   libcpp-httplib-dev
   postgresql-15 postgresql-client-15 pgbouncer prometheus
-  nodejs npm wrk
+  nodejs npm wrk curl time
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

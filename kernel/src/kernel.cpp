@@ -109,8 +109,12 @@ Kernel::Kernel(const ManifestInput& input) {
             throw ManifestError(source, key, e.what());
         }
     };
-    check_format("migrations.format", manifest_.migrations.format, true);
-    check_format("migrations.default_format", manifest_.migrations.default_format, false);
+    // A runtime-only manifest (a service) loads no tracking format at all: the migration commands
+    // then fail with the same message when they need one.
+    if (!formats_.empty()) {
+        check_format("migrations.format", manifest_.migrations.format, true);
+        check_format("migrations.default_format", manifest_.migrations.default_format, false);
+    }
 }
 
 Kernel::~Kernel() = default;
