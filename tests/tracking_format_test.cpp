@@ -86,6 +86,19 @@ TEST_CASE("a fixed format refuses a table of another layout and says how to conv
     p.set("migrations.format", "hash");
     const auto doc = run_json(p, "migrate --all", 1);
     CHECK(doc["tenants"][0]["error"].get<std::string>().find("convert-format") != std::string::npos);
+    // A hash table has a nullable name column that `name` could read, but `hash` is its best
+    // match: a fixed `name` format must refuse it too (reading it as `name` would lose the hashes).
+    p.set("migrations.format", "name");
+    p.migration("0003_more", "CREATE TABLE more (id int);");
+    p.tenants({"b"});
+    p.set("migrations.format", "hash");
+    run_json(p, "migrate --tenant b");
+    p.set("migrations.format", "name");
+    const auto named = run_json(p, "migrate --tenant b", 1);
+    CHECK(named["tenants"][0]["error"].get<std::string>().find("convert-format") != std::string::npos);
+    CHECK(p.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'tenant_b' "
+                   "AND table_name = 'more'") == "1");
+    CHECK(p.scalar("SELECT count(*) FROM tenant_b.__drizzle_migrations") == "4");
     const auto bad = p.mtctl("migrate --all --migrations.format=nosuch");
     CHECK(bad.exit_code == 2);
     CHECK(bad.err.find("migrations.format") != std::string::npos);

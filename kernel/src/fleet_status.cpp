@@ -141,8 +141,13 @@ void classify(TenantStatus& st, const MigrationFolder& folder) {
 const TrackingFormat* resolve_format(const Kernel& kernel, const TrackingTarget& target,
                                      const std::vector<sdk::Column>& columns) {
     if (target.format == "auto") return kernel.detect_format(columns);
+    // A fixed format must be the table's best match: `name` also accepts a hash table whose name
+    // column is nullable, but reading it as `name` would lose the hashes and re-run edited files.
     const TrackingFormat& f = kernel.tracking_format(target.format);
-    return f.detect(columns) > 0 ? &f : nullptr;
+    const int score = f.detect(columns);
+    if (score <= 0) return nullptr;
+    const TrackingFormat* best = kernel.detect_format(columns);
+    return best == &f || best == nullptr || best->detect(columns) <= score ? &f : nullptr;
 }
 
 const TrackingFormat& creation_format(const Kernel& kernel, const TrackingTarget& target) {
