@@ -428,3 +428,25 @@ TEST_CASE("sync --shared compares the shared schema's table with the shared fold
     CHECK(doc["tenants"][0]["schema"] == "public");
     CHECK(doc["tenants"][0]["orphans"][0]["name"] == "0001_more");
 }
+
+TEST_CASE("migrate refuses to re-run an edited file in a table that keeps no names", "[sync][migrate][pg]") {
+    Project p;
+    three_migrations(p);
+    p.tenants({"a"});
+    p.exec(kMultitenantHash);  // drizzle-multitenant's hash table: hash only, apply-time timestamps
+    run_json(p, "migrate --all");
+    p.migration("0001_posts", kPosts + "\n-- reviewed\n");
+    // The edited file looks pending; running it would fail here (posts exists) or, for a data
+    // migration, apply it twice. migrate refuses the tenant, says how to look, and changes nothing.
+    const auto doc = run_json(p, "migrate --all", 1);
+    const auto error = tenant_of(doc, "a")["error"].get<std::string>();
+    INFO(error);
+    CHECK(error.find("mtctl sync --tenant a") != std::string::npos);
+    CHECK(error.find("--mark-missing --clean-orphans") != std::string::npos);
+    CHECK(p.scalar("SELECT count(*) FROM tenant_a.__drizzle_migrations") == "3");
+    CHECK(p.scalar("SELECT count(*) FROM tenant_a.users") == "1");
+    // Accepting the edit (both flags) makes the fleet migrate cleanly again.
+    run_json(p, "sync --mark-missing --clean-orphans");
+    const auto after = run_json(p, "migrate --all");
+    CHECK(tenant_of(after, "a")["outcome"] == "up-to-date");
+}

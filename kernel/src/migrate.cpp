@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -384,6 +385,19 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
                       "; convert it with mtctl convert-format or set migrations.format";
         } else if (pending.empty()) {
             r.outcome = TenantOutcome::up_to_date;
+        } else if (const auto unnamed = std::count_if(st.orphans.begin(), st.orphans.end(),
+                                                      [](const sdk::Record& rec) { return !rec.name; });
+                   unnamed > 0 && !options.mark_applied) {
+            // A table that identifies migrations by hash alone cannot tell an edited file from a
+            // new one: running it would apply the same migration twice. Refuse and say how to look.
+            r.outcome = TenantOutcome::failed;
+            r.error = std::to_string(unnamed) + " tracking record(s) in " +
+                      quote_qualified(tenants[i].schema, target.table) +
+                      " match no migration file and carry no name, while " + std::to_string(pending.size()) +
+                      " migration(s) look pending: a file was probably edited after it was applied, and running "
+                      "it again would apply it twice. Inspect with: mtctl sync --tenant " + tenants[i].id +
+                      "; then restore the file, or accept the edit with: mtctl sync --mark-missing --clean-orphans "
+                      "--tenant " + tenants[i].id;
         } else if (options.dry_run) {
             r.outcome = TenantOutcome::would_migrate;
             r.applied = pending;
