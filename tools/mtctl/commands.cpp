@@ -433,7 +433,9 @@ static int cmd_convert_format(const Invocation& inv, const Output& out) {
 namespace {
 const bool registered = [] {
     register_command({"init", "init [--dir D] [--force]", "write a starter manifest (multitenant.ini) and migration folders", 10, cmd_init});
-    register_command({"doctor", "doctor", "check manifest, plugins, connection, discovery and folders", 20, cmd_doctor});
+    register_command({"doctor", "doctor",
+                      "check manifest, plugins, connection, discovery, folders, formats, pool sizing, schemas, pooler",
+                      20, cmd_doctor});
     register_command({"plugins", "plugins [inspect FILE]", "list loaded plugins / show one file's descriptor", 30, cmd_plugins});
     register_command({"tenant", "tenant list | create --id X [--no-migrate] | drop --id X --force | "
                                 "clone --from A --to B [--with-data]",
