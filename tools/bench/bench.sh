@@ -15,8 +15,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BENCH_DIR="$ROOT/tools/bench"
 SELF="$BENCH_DIR/bench.sh"
 MIGRATIONS="$BENCH_DIR/migrations"
-NODE_DIR="${MT_BENCH_NODE_DIR:-$ROOT/build/bench-node}"
-WORK="${MT_BENCH_WORK:-$ROOT/build/bench}"
+NODE_DIR="${MT_BENCH_NODE_DIR:-${BUILD_DIR:-$ROOT/build}/bench-node}"
+WORK="${MT_BENCH_WORK:-${BUILD_DIR:-$ROOT/build}/bench}"
 TRACKING_TABLE=__drizzle_migrations
 
 # The psql binary. Debian's /usr/bin/psql is pg_wrapper, a Perl script that costs ~20 ms of CPU at
@@ -140,11 +140,12 @@ fi
 # Report
 # ---------------------------------------------------------------------------------------------
 # Operation keys, in table order, with their labels.
-OPS=(fresh status sync noop mark)
+OPS=(fresh status sync diff noop mark)
 declare -A OP_LABEL=(
     [fresh]="migrate --all (fresh)"
     [status]="status (all up to date)"
     [sync]="sync --status (all up to date)"
+    [diff]="diff (no drift; mtctl only)"
     [noop]="migrate --all (nothing pending)"
     [mark]="migrate --all --mark-applied (fresh)"
 )
@@ -241,16 +242,20 @@ SUMMARY="$(dirname "$RESULTS")/$(basename "$RESULTS" .tsv | sed 's/^results-/sum
             mf = M(n, "fresh", "mtctl"); ff = floor10(n); mt = M(n, "fresh", "mtctl-per-tenant-tx")
             mn = M(n, "noop", "mtctl"); ms = M(n, "status", "mtctl"); rs = M(n, "status", "reference")
             mm = M(n, "mark", "mtctl"); rm = M(n, "mark", "reference")
+            msy = M(n, "sync", "mtctl"); rsy = M(n, "sync", "reference"); md = M(n, "diff", "mtctl")
             if (mf != "" && ff != "") printf "  N=%s fresh migrate no slower than the psql floor:  %s (%.2fx the floor)\n", n, (mf <= ff ? "met" : "MISSED"), mf / ff
             if (mt != "" && mf != "") printf "  N=%s transaction=per-tenant vs per-migration:  %.2fx the time\n", n, mt / mf
             if (mn != "" && rs != "") printf "  N=%s nothing pending >= 20x faster than ref status:  %s (%.1fx)\n", n, (rs / mn >= 20 ? "met" : "MISSED"), rs / mn
             if (ms != "" && rs != "") printf "  N=%s status >= 20x faster than ref status:  %s (%.1fx)\n", n, (rs / ms >= 20 ? "met" : "MISSED"), rs / ms
             if (n >= 10000 && mn != "") printf "  N=%s nothing pending < 5 s:  %s (%.2f s)\n", n, (mn < 5 ? "met" : "MISSED"), mn
             if (n >= 10000 && ms != "") printf "  N=%s status < 5 s:  %s (%.2f s)\n", n, (ms < 5 ? "met" : "MISSED"), ms
+            if (msy != "" && rsy != "") printf "  N=%s sync --status >= 10x faster than ref sync --status:  %s (%.1fx)\n", n, (rsy / msy >= 10 ? "met" : "MISSED"), rsy / msy
+            if (n >= 10000 && msy != "") printf "  N=%s sync --status < 10 s:  %s (%.2f s)\n", n, (msy < 10 ? "met" : "MISSED"), msy
+            if (n >= 10000 && md != "") printf "  N=%s diff < 10 s:  %s (%.2f s)\n", n, (md < 10 ? "met" : "MISSED"), md
             if (mm != "" && rm != "") printf "  N=%s mark-applied >= 10x faster than ref:  %s (%.1fx)\n", n, (rm / mm >= 10 ? "met" : "MISSED"), rm / mm
             peak = 0; pb = 0
-            split("fresh status sync noop mark", opl, " ")
-            for (j = 1; j <= 5; j++) {
+            split("fresh status sync diff noop mark", opl, " ")
+            for (j = 1; j <= 6; j++) {
                 kk = n SUBSEP opl[j] SUBSEP "mtctl"
                 if (kk in med) { if (rss[kk] + 0 > peak) peak = rss[kk] + 0; if (be[kk] + 0 > pb) pb = be[kk] + 0 }
             }
@@ -597,10 +602,12 @@ bench_count() {
                     "${mt[@]}" status --all || true
                 run_op "$n" "$run" sync mtctl "$db" "$dir/mtctl-sync.$run.log" none \
                     "${mt[@]}" sync --status || true
+                run_op "$n" "$run" diff mtctl "$db" "$dir/mtctl-diff.$run.log" none \
+                    "${mt[@]}" diff --all || true
                 run_op "$n" "$run" noop mtctl "$db" "$dir/mtctl-noop.$run.log" migrated \
                     "${mt[@]}" migrate --all --concurrency "$CONC" || true
             else
-                for op in status sync noop; do record_na "$n" "$op" mtctl "$run" "$MTCTL_WHY"; done
+                for op in status sync diff noop; do record_na "$n" "$op" mtctl "$run" "$MTCTL_WHY"; done
             fi
         else
             for op in status sync noop; do
