@@ -52,12 +52,17 @@ std::vector<TableInfo> read_tables(pqxx::transaction_base& tx, const std::vector
         for (size_t i = begin; i < end; ++i) names.push_back(schemas[i]);
         const auto rows = exec_params(
             tx,
+            // One index lookup per schema (the OFFSET 0 fences keep the planner from flattening
+            // the LATERALs into hash joins): a plain join read every tracking table's columns in
+            // the database, ~15 ms per call at 1,000 tenants, which dominated per-migration steps.
             "SELECT s.i, n.oid IS NOT NULL, c.oid IS NOT NULL, a.attname::text, "
             "format_type(a.atttypid, a.atttypmod), a.attnotnull "
             "FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS s(name, i) "
-            "LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.name "
-            "LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = $2 AND c.relkind IN ('r', 'p') "
-            "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "LEFT JOIN LATERAL (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = s.name OFFSET 0) n ON true "
+            "LEFT JOIN LATERAL (SELECT oid FROM pg_catalog.pg_class "
+            "WHERE relnamespace = n.oid AND relname = $2 AND relkind IN ('r', 'p') OFFSET 0) c ON true "
+            "LEFT JOIN LATERAL (SELECT attname, atttypid, atttypmod, attnotnull, attnum FROM pg_catalog.pg_attribute "
+            "WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped OFFSET 0) a ON true "
             "ORDER BY s.i, a.attnum",
             {names.dump(), table});
         for (const auto& row : rows) {
