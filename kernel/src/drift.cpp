@@ -21,7 +21,7 @@ namespace mt {
 
 namespace {
 
-constexpr size_t kObjectChunk = 2000;  // schemas per catalog query
+constexpr size_t kObjectChunk = 400;  // schemas per catalog query (bounds the result held in memory)
 
 const char* const kKinds[] = {"table", "column", "index", "constraint"};
 
