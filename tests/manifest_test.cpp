@@ -651,7 +651,9 @@ TEST_CASE("manifest: the starter manifest parses back to the defaults", "[manife
     CHECK(m.isolation.shared_schema == d.isolation.shared_schema);
     CHECK(m.isolation.tenant_id_pattern == d.isolation.tenant_id_pattern);
     CHECK(m.migrations.tenant_dir == dir.path() / d.migrations.tenant_dir);
-    CHECK_FALSE(m.migrations.shared_dir);
+    // The one key the starter sets beyond the defaults: `mtctl init` also creates drizzle/shared.
+    REQUIRE(m.migrations.shared_dir);
+    CHECK(*m.migrations.shared_dir == dir.path() / "drizzle/shared");
     CHECK(m.migrations.table == d.migrations.table);
     CHECK(m.migrations.shared_table == d.migrations.shared_table);
     CHECK(m.migrations.format == d.migrations.format);

@@ -693,7 +693,7 @@ tenant_id_pattern = ^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$
 
 [migrations]
 tenant_dir = drizzle/tenant      # migrations applied to every tenant schema
-# shared_dir = drizzle/shared    # optional: migrations for the shared schema (mtctl migrate-shared)
+shared_dir = drizzle/shared      # migrations for the shared schema (mtctl migrate-shared); optional
 table = __drizzle_migrations     # tracking table in each tenant schema
 shared_table = __drizzle_migrations
 format = auto                    # auto | name | hash | drizzle-kit
