@@ -1,16 +1,12 @@
 // mtctl doctor (SPEC §7, §9): every check both passing and failing, and the transaction-mode
 // pooler probe against a direct server and a real PgBouncer in transaction mode.
+#include "support/pgbouncer.hpp"
 #include "support/project.hpp"
 
 #include <mt/doctor.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-
-#include <chrono>
-#include <random>
-#include <thread>
-#include <unistd.h>
 
 using namespace mt::test;
 using nlohmann::json;
@@ -46,76 +42,6 @@ void healthy(Project& p) {
     p.tenants({"a", "b"});
     REQUIRE(p.mtctl("migrate --all").exit_code == 0);
 }
-
-// host:port of the test server, from MT_TEST_DATABASE_URL.
-std::pair<std::string, int> server_address() {
-    const std::string url = admin_url();
-    const auto at = url.find('@');
-    const auto begin = at == std::string::npos ? url.find("://") + 3 : at + 1;
-    const auto slash = url.find('/', begin);
-    const std::string hostport = url.substr(begin, slash - begin);
-    const auto colon = hostport.rfind(':');
-    if (colon == std::string::npos) return {hostport, 5432};
-    return {hostport.substr(0, colon), std::stoi(hostport.substr(colon + 1))};
-}
-
-// A PgBouncer of the test's own in front of the test server (runs as postgres when root, as
-// PgBouncer refuses root).
-class Bouncer {
-public:
-    explicit Bouncer(const std::string& pool_mode) {
-        if (run("command -v pgbouncer").exit_code != 0) return;
-        const auto [host, server_port] = server_address();
-        std::random_device rd;
-        for (int attempt = 0; attempt < 5 && port_ == 0; ++attempt) {
-            const int port = 57000 + static_cast<int>(rd() % 3000);
-            write_file(dir_ / "users.txt", "\"postgres\" \"\"\n");
-            write_file(dir_ / "pgbouncer.ini",
-                       "[databases]\n* = host=" + host + " port=" + std::to_string(server_port) +
-                           "\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = " + std::to_string(port) +
-                           "\nunix_socket_dir =\nauth_type = trust\nauth_file = " + (dir_ / "users.txt").string() +
-                           "\npool_mode = " + pool_mode +
-                           "\ndefault_pool_size = 4\nmax_client_conn = 100\nlogfile = " +
-                           (dir_ / "pgbouncer.log").string() + "\npidfile = " + (dir_ / "pgbouncer.pid").string() +
-                           "\nignore_startup_parameters = extra_float_digits,options\n");
-            const bool root = ::geteuid() == 0;
-            if (root) run("chown -R postgres " + shell_quote(dir_.path().string()));
-            const std::string start = "cd / && " + std::string(root ? "runuser -u postgres -- " : "") +
-                                      "pgbouncer -d " + shell_quote((dir_ / "pgbouncer.ini").string());
-            if (run(start).exit_code != 0) continue;
-            for (int i = 0; i < 50; ++i) {
-                try {
-                    pqxx::connection c("postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/postgres");
-                    port_ = port;
-                    break;
-                } catch (const std::exception&) {
-                    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                }
-            }
-            if (port_ == 0) stop();
-        }
-    }
-    ~Bouncer() { stop(); }
-    Bouncer(const Bouncer&) = delete;
-    Bouncer& operator=(const Bouncer&) = delete;
-
-    bool running() const { return port_ != 0; }
-    std::string url_for(const std::string& dbname) const {
-        return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + dbname;
-    }
-
-private:
-    void stop() {
-        const auto pid = read_file(dir_ / "pgbouncer.pid");
-        if (!pid.empty()) run("kill " + std::to_string(std::stoi(pid)) + " 2>/dev/null; sleep 0.2");
-        std::filesystem::remove(dir_ / "pgbouncer.pid");
-    }
-
-    TempDir dir_;
-    int port_ = 0;
-};
-
-std::string database_name(const std::string& url) { return url.substr(url.rfind('/') + 1); }
 
 }  // namespace
 
@@ -330,12 +256,8 @@ TEST_CASE("the pooler probe finds no transaction pooler on a direct connection",
 TEST_CASE("doctor detects PgBouncer in transaction mode and says whether pool_mode is safe", "[doctor][pg][pgbouncer]") {
     Project p;
     healthy(p);
-    Bouncer bouncer("transaction");
-    if (!bouncer.running()) {
-        WARN("pgbouncer is not installed or did not start: the transaction-pooler case was not run");
-        return;
-    }
-    const std::string url = bouncer.url_for(database_name(p.url()));
+    PgBouncer bouncer({"transaction"});
+    const std::string url = bouncer.url_through(p.url());
     {
         pqxx::connection a(url), b(url);
         CHECK(mt::probe_transaction_pooler(a, b).transaction_pooling);
@@ -356,12 +278,8 @@ TEST_CASE("doctor detects PgBouncer in transaction mode and says whether pool_mo
 
 TEST_CASE("the pooler probe sees PgBouncer in session mode as safe", "[doctor][pg][pgbouncer]") {
     Project p;
-    Bouncer bouncer("session");
-    if (!bouncer.running()) {
-        WARN("pgbouncer is not installed or did not start: the session-pooler case was not run");
-        return;
-    }
-    const std::string url = bouncer.url_for(database_name(p.url()));
+    PgBouncer bouncer({"session"});
+    const std::string url = bouncer.url_through(p.url());
     pqxx::connection a(url), b(url);
     CHECK_FALSE(mt::probe_transaction_pooler(a, b).transaction_pooling);
 }

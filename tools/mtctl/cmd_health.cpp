@@ -3,11 +3,33 @@
 #include <mt/errors.hpp>
 #include <mt/tenant_manager.hpp>
 
+#include <chrono>
+#include <ctime>
 #include <iostream>
 
 namespace mtctl {
 
 namespace {
+
+// A malformed duration is a usage error that names the flag (exit 2), not a failed run.
+std::chrono::milliseconds duration_flag(const po::variables_map& vm, const std::string& flag) {
+    const auto text = vm[flag].as<std::string>();
+    try {
+        return mt::parse_duration(text);
+    } catch (const std::exception& e) {
+        throw mt::UsageError("--" + flag + " " + text + ": " + e.what());
+    }
+}
+
+// ISO 8601 UTC, as the manager stamps its own reports.
+std::string utc_now() {
+    const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
 
 int cmd_health(const Invocation& inv, const Output& out) {
     po::options_description desc("health options");
@@ -19,8 +41,9 @@ int cmd_health(const Invocation& inv, const Output& out) {
     mt::Kernel kernel(inv.globals.manifest_input());
     mt::TenantManager manager(kernel);
     mt::HealthOptions options;
-    options.timeout = mt::parse_duration(vm["timeout"].as<std::string>());
+    options.timeout = duration_flag(vm, "timeout");
     mt::HealthReport report;
+    const auto start = std::chrono::steady_clock::now();
     try {
         if (vm.count("all") || vm.count("tenant") || vm.count("tenants"))
             for (const auto& t : kernel.select(tenant_selection(vm))) options.tenants.push_back(t.id);
@@ -30,6 +53,9 @@ int cmd_health(const Invocation& inv, const Output& out) {
         report.healthy = false;
         report.shared.status = mt::HealthStatus::unhealthy;
         report.shared.error = e.what();
+        report.timestamp = utc_now();
+        report.duration_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     }
     out.json(nlohmann::json::parse(mt::to_json(report)));
     auto mark = [&](mt::HealthStatus s) {

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <sys/socket.h>
 #include <iostream>
 #include <mutex>
 
@@ -39,13 +40,23 @@ std::pair<std::string, int> parse_listen(const std::string& addr) {
     }
 }
 
+// A malformed duration is a usage error that names the flag (exit 2), not a failed run.
+std::chrono::milliseconds duration_flag(const po::variables_map& vm, const std::string& flag) {
+    const auto text = vm[flag].as<std::string>();
+    try {
+        return mt::parse_duration(text);
+    } catch (const std::exception& e) {
+        throw mt::UsageError("--" + flag + " " + text + ": " + e.what());
+    }
+}
+
 int cmd_serve(const Invocation& inv, const Output& out) {
     po::options_description desc("serve options");
     desc.add_options()("listen", po::value<std::string>()->required(), "HOST:PORT to serve /health/db and /metrics on")(
         "refresh", po::value<std::string>()->default_value("15s"), "how stale the fleet gauges may get");
     const auto vm = parse_options(inv, desc);
     const auto [host, port] = parse_listen(vm["listen"].as<std::string>());
-    const auto refresh = mt::parse_duration(vm["refresh"].as<std::string>());
+    const auto refresh = duration_flag(vm, "refresh");
 
     mt::Kernel kernel(inv.globals.manifest_input());
     mt::TenantManager manager(kernel);
@@ -80,6 +91,12 @@ int cmd_serve(const Invocation& inv, const Output& out) {
         res.set_content("mtctl serve: /health/db, /metrics\n", "text/plain");
     });
 
+    // cpp-httplib's default sets SO_REUSEPORT, with which a second exporter on a port in use binds
+    // too and silently shares its connections: keep SO_REUSEADDR only (restarts over TIME_WAIT).
+    server.set_socket_options([](socket_t sock) {
+        int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     int bound = port;
     if (port == 0) bound = server.bind_to_any_port(host);
     else if (!server.bind_to_port(host, port)) bound = -1;
@@ -88,7 +105,10 @@ int cmd_serve(const Invocation& inv, const Output& out) {
     std::signal(SIGINT, stop_on_signal);
     std::signal(SIGTERM, stop_on_signal);
     out.json({{"listening", host + ":" + std::to_string(bound)}});
-    if (!inv.globals.json) std::cout << "serving /health/db and /metrics on " << host << ":" << bound << std::endl;
+    if (!inv.globals.json) std::cout << "serving /health/db and /metrics on " << host << ":" << bound << "\n";
+    // Whoever started us (a supervisor, a test) learns the port from this line: do not leave it in
+    // the buffer of a redirected stdout.
+    std::cout.flush();
     server.listen_after_bind();
     running_server = nullptr;
     return 0;

@@ -1,0 +1,405 @@
+// mtctl serve and mtctl health (SPEC §7, §8): the exporter over real sockets, its fleet gauges
+// bounded by tenant_labels, a real Prometheus server scraping it, /health/db flipping to 503 while
+// the database is down, and health's exit status and JSON.
+#include "support/http.hpp"
+#include "support/pgbouncer.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cctype>
+#include <chrono>
+#include <csignal>
+#include <limits>
+#include <map>
+#include <optional>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace mt::test;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A long-running child of the test (mtctl serve, prometheus) with stdout and stderr in files;
+// stopped when the object goes away, also when the test fails half-way.
+class Daemon {
+public:
+    Daemon(const std::string& command_line, const std::filesystem::path& cwd) {
+        const std::string shell = "exec " + command_line + " >" + shell_quote((dir_ / "out").string()) + " 2>" +
+                                  shell_quote((dir_ / "err").string()) + " </dev/null";
+        const std::string where = cwd.string();
+        pid_ = ::fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            if (::chdir(where.c_str()) != 0) ::_exit(127);
+            ::execl("/bin/sh", "sh", "-c", shell.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+    }
+    ~Daemon() { stop(SIGKILL); }
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    std::string out() const { return read_file(dir_ / "out"); }
+    std::string err() const { return read_file(dir_ / "err"); }
+
+    bool running() {
+        if (pid_ <= 0) return false;
+        int status = 0;
+        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+        if (r == 0) return true;
+        exit_code_ = r == pid_ ? (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) : -1;
+        pid_ = 0;
+        return false;
+    }
+
+    // Sends `signal`, waits up to 10 s for the exit (then SIGKILL) and returns the exit status
+    // (128 + signal when killed by one).
+    int stop(int signal = SIGTERM) {
+        if (!running()) return exit_code_;
+        ::kill(pid_, signal);
+        for (int i = 0; i < 500 && running(); ++i) std::this_thread::sleep_for(20ms);
+        if (running()) {
+            ::kill(pid_, SIGKILL);
+            int status = 0;
+            ::waitpid(pid_, &status, 0);
+            exit_code_ = 128 + SIGKILL;
+            pid_ = 0;
+        }
+        return exit_code_;
+    }
+
+private:
+    TempDir dir_;
+    pid_t pid_ = 0;
+    int exit_code_ = -1;
+};
+
+// `mtctl --json serve --listen 127.0.0.1:0` in the project's folder; the port comes from the one
+// JSON document it prints once listening.
+class Serve {
+public:
+    explicit Serve(const Project& p, const std::string& flags = "")
+        : process_(shell_quote(MT_MTCTL) + " --no-color --json serve --listen 127.0.0.1:0 " + flags, p.dir()) {
+        for (int i = 0; i < 750 && port_ == 0; ++i) {
+            const auto doc = json::parse(process_.out(), nullptr, false);
+            if (doc.is_object() && doc.contains("listening")) {
+                const std::string addr = doc["listening"];
+                port_ = std::stoi(addr.substr(addr.rfind(':') + 1));
+            } else if (!process_.running()) {
+                FAIL("mtctl serve exited before listening; stdout: " << process_.out() << "\nstderr: " << process_.err());
+            } else {
+                std::this_thread::sleep_for(20ms);
+            }
+        }
+        if (port_ == 0) FAIL("mtctl serve printed no listening address in 15 s; stderr: " << process_.err());
+    }
+    int port() const { return port_; }
+    Daemon& process() { return process_; }
+
+private:
+    Daemon process_;
+    int port_ = 0;
+};
+
+// Migrations 0000 and 0001; tenants a (up to date), b (0001 pending), c and d (both pending);
+// metrics-prometheus as sink with room for two tenant labels.
+void fleet(Project& p) {
+    p.set("plugins.load", "tracking-name, tracking-hash, tracking-drizzle-kit, discovery-sql, retry-exponential, "
+                          "metrics-prometheus");
+    p.set("roles.sinks", "metrics-prometheus");
+    p.set("plugin.metrics-prometheus.tenant_labels", "top:2");
+    p.set("plugin.retry-exponential.max_attempts", "2");
+    p.set("plugin.retry-exponential.initial_delay", "20ms");
+    p.set("database.connect_timeout", "2s");
+    p.migration("0000_items", "CREATE TABLE items (id serial PRIMARY KEY);");
+    p.migration("0001_items_name", "ALTER TABLE items ADD COLUMN name text;");
+    p.tenants({"a", "b", "c", "d"}, false);
+    for (const char* id : {"a", "b", "c", "d"}) REQUIRE(p.mtctl(std::string("tenant create --no-migrate --id ") + id).exit_code == 0);
+    REQUIRE(p.mtctl("migrate --tenant a").exit_code == 0);
+    REQUIRE(p.mtctl("migrate --tenant b --to 0000_items").exit_code == 0);
+}
+
+// One sample's value; NaN (equal to nothing) when the exposition lacks it.
+double value_of(const std::map<std::string, double>& samples, const std::string& sample) {
+    const auto it = samples.find(sample);
+    return it == samples.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+}
+
+// Samples of one metric: name{labels} -> value.
+std::map<std::string, double> series(const std::map<std::string, double>& samples, const std::string& name) {
+    std::map<std::string, double> out;
+    for (const auto& [sample, value] : samples)
+        if (sample == name || sample.rfind(name + "{", 0) == 0) out[sample] = value;
+    return out;
+}
+
+std::string percent_encoded(const std::string& s) {
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+// A Prometheus server of the test's own scraping one target every second, with its TSDB in a temp
+// folder, on a free loopback port.
+class Prometheus {
+public:
+    explicit Prometheus(int target_port) {
+        write_file(dir_ / "prometheus.yml", "global:\n"
+                                            "  scrape_interval: 1s\n"
+                                            "  scrape_timeout: 1s\n"
+                                            "  evaluation_interval: 1s\n"
+                                            "scrape_configs:\n"
+                                            "  - job_name: mtctl-serve\n"
+                                            "    static_configs:\n"
+                                            "      - targets: ['127.0.0.1:" +
+                                                std::to_string(target_port) + "']\n");
+        if (run("command -v prometheus").exit_code != 0)
+            FAIL("prometheus is not installed: run tools/setup.sh (it installs the Debian package)");
+        std::string log;
+        for (int attempt = 0; attempt < 3 && port_ == 0; ++attempt) {
+            const int port = free_loopback_port();
+            process_.emplace("prometheus --config.file=" + shell_quote((dir_ / "prometheus.yml").string()) +
+                                 " --storage.tsdb.path=" + shell_quote((dir_ / "data").string()) +
+                                 " --web.listen-address=127.0.0.1:" + std::to_string(port),
+                             dir_.path());
+            for (int i = 0; i < 300 && process_->running(); ++i) {
+                if (http_get(port, "/-/ready").status == 200) {
+                    port_ = port;
+                    break;
+                }
+                std::this_thread::sleep_for(100ms);
+            }
+            if (port_ == 0) {
+                log = process_->err();
+                process_.reset();
+            }
+        }
+        if (port_ == 0) FAIL("prometheus did not become ready; its log:\n" << log);
+    }
+
+    // An instant query's data.result (an array of {metric, value: [time, "text"]}).
+    json query(const std::string& expr) const {
+        const auto reply = http_get(port_, "/api/v1/query?query=" + percent_encoded(expr));
+        const auto doc = reply.json();
+        if (reply.status != 200 || !doc.is_object() || doc.value("status", "") != "success") return json::array();
+        return doc["data"]["result"];
+    }
+
+    std::string log() const { return process_ ? process_->err() : ""; }
+
+private:
+    TempDir dir_;  // declared first: the process stops before its folder goes
+    std::optional<Daemon> process_;
+    int port_ = 0;
+};
+
+// `label` -> value of each series of an instant query's result.
+std::map<std::string, std::string> by_label(const json& result, const std::string& label) {
+    std::map<std::string, std::string> out;
+    for (const auto& s : result) out[s["metric"].value(label, "")] = s["value"][1].get<std::string>();
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("mtctl serve answers /health/db with the health JSON and /metrics with fleet gauges bounded by tenant_labels",
+          "[serve][pg]") {
+    Project p;
+    fleet(p);
+    Serve serve(p, "--refresh 0s");
+
+    const auto health = http_get(serve.port(), "/health/db");
+    REQUIRE(health.status == 200);
+    const auto h = health.json();
+    CHECK(h["healthy"] == true);
+    CHECK(h["shared"]["status"] == "ok");
+    for (const char* key : {"pools", "total_pools", "degraded_pools", "unhealthy_pools", "timestamp", "duration_ms"}) {
+        INFO(key);
+        CHECK(h.contains(key));
+    }
+
+    auto metrics = http_get(serve.port(), "/metrics");
+    REQUIRE(metrics.status == 200);
+    auto samples = scrape(metrics.body);
+    CHECK(value_of(samples, "mt_tenants") == 4);
+    CHECK(value_of(samples, "mt_health_status") == 1);
+    // top:2: a and b keep their label (discovery order), c and d are summed under "other".
+    CHECK(series(samples, "mt_tenant_pending_migrations") ==
+          std::map<std::string, double>{{"mt_tenant_pending_migrations{tenant=\"a\"}", 0},
+                                        {"mt_tenant_pending_migrations{tenant=\"b\"}", 1},
+                                        {"mt_tenant_pending_migrations{tenant=\"other\"}", 4}});
+    CHECK(metrics.body.find("# TYPE mt_tenant_pending_migrations gauge") != std::string::npos);
+
+    // The gauges follow the fleet (--refresh 0s: every scrape re-reads it).
+    REQUIRE(p.mtctl("migrate --all").exit_code == 0);
+    p.tenants({"e"}, false);
+    REQUIRE(p.mtctl("tenant create --id e --no-migrate").exit_code == 0);
+    metrics = http_get(serve.port(), "/metrics");
+    samples = scrape(metrics.body);
+    CHECK(value_of(samples, "mt_tenants") == 5);
+    CHECK(series(samples, "mt_tenant_pending_migrations") ==
+          std::map<std::string, double>{{"mt_tenant_pending_migrations{tenant=\"a\"}", 0},
+                                        {"mt_tenant_pending_migrations{tenant=\"b\"}", 0},
+                                        {"mt_tenant_pending_migrations{tenant=\"other\"}", 2}});
+
+    CHECK(http_get(serve.port(), "/").status == 200);
+    CHECK(http_get(serve.port(), "/no-such-route").status == 404);
+    CHECK(serve.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("mtctl serve refreshes the fleet gauges at most every --refresh", "[serve][pg]") {
+    Project p;
+    fleet(p);
+    Serve serve(p, "--refresh 1h");
+    CHECK(value_of(scrape(http_get(serve.port(), "/metrics").body), "mt_tenant_pending_migrations{tenant=\"other\"}") == 4);
+    REQUIRE(p.mtctl("migrate --all").exit_code == 0);
+    CHECK(value_of(scrape(http_get(serve.port(), "/metrics").body), "mt_tenant_pending_migrations{tenant=\"other\"}") == 4);
+}
+
+TEST_CASE("a real Prometheus server scrapes mtctl serve", "[serve][prometheus][pg]") {
+    Project p;
+    fleet(p);
+    Serve serve(p);
+    Prometheus prometheus(serve.port());
+
+    json up, tenants, pending;
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    bool scraped = false;
+    while (!scraped && std::chrono::steady_clock::now() < deadline) {
+        up = prometheus.query("up{job=\"mtctl-serve\"}");
+        tenants = prometheus.query("mt_tenants");
+        pending = prometheus.query("mt_tenant_pending_migrations");
+        scraped = by_label(up, "job") == std::map<std::string, std::string>{{"mtctl-serve", "1"}} && !tenants.empty() &&
+                  pending.size() == 3;
+        if (!scraped) std::this_thread::sleep_for(250ms);
+    }
+    INFO("up: " << up.dump() << "\nmt_tenants: " << tenants.dump() << "\npending: " << pending.dump()
+                << "\nprometheus log:\n" << prometheus.log());
+    REQUIRE(scraped);
+    CHECK(by_label(tenants, "job") == std::map<std::string, std::string>{{"mtctl-serve", "4"}});
+    CHECK(by_label(pending, "tenant") == std::map<std::string, std::string>{{"a", "0"}, {"b", "1"}, {"other", "4"}});
+    CHECK(by_label(prometheus.query("mt_tenant_pending_migrations{tenant=\"c\"}"), "tenant").empty());
+}
+
+TEST_CASE("mtctl serve's /health/db is 503 while the database is down and 200 once it is back", "[serve][crash][pg]") {
+    PrivateServer server;
+    {
+        pqxx::connection admin(server.admin_url());
+        pqxx::nontransaction tx(admin);
+        tx.exec0("CREATE DATABASE app");
+    }
+    Project p(server.url_for("app"));
+    fleet(p);
+    Serve serve(p, "--refresh 0s");
+    REQUIRE(http_get(serve.port(), "/health/db").status == 200);
+    REQUIRE(value_of(scrape(http_get(serve.port(), "/metrics").body), "mt_tenants") == 4);
+
+    server.stop();
+    const auto down = http_get(serve.port(), "/health/db");
+    CHECK(down.status == 503);
+    const auto h = down.json();
+    CHECK(h["healthy"] == false);
+    CHECK(h["shared"]["status"] == "unhealthy");
+    CHECK_FALSE(h["shared"].value("error", "").empty());
+    // /metrics still answers (the fleet gauges keep their last numbers) and says unhealthy.
+    const auto metrics = http_get(serve.port(), "/metrics");
+    CHECK(metrics.status == 200);
+    const auto samples = scrape(metrics.body);
+    CHECK(value_of(samples, "mt_health_status") == 0);
+    CHECK(value_of(samples, "mt_tenants") == 4);
+
+    server.start();
+    const auto back = http_get(serve.port(), "/health/db");
+    CHECK(back.status == 200);
+    CHECK(back.json()["healthy"] == true);
+    CHECK(serve.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("mtctl serve refuses a malformed --listen or --refresh and a port in use (exit 2)", "[serve][pg]") {
+    Project p;
+    fleet(p);
+    const auto no_port = p.mtctl("serve --listen 127.0.0.1");
+    CHECK(no_port.exit_code == 2);
+    CHECK(no_port.err.find("HOST:PORT") != std::string::npos);
+    const auto bad_port = p.mtctl("serve --listen 127.0.0.1:70000");
+    CHECK(bad_port.exit_code == 2);
+    const auto refresh = p.mtctl("serve --listen 127.0.0.1:0 --refresh soon");
+    CHECK(refresh.exit_code == 2);
+    CHECK(refresh.err.find("--refresh soon") != std::string::npos);
+
+    Serve first(p);
+    // Under `timeout`: an exporter that shares the port instead of refusing it would serve forever.
+    const auto taken = run("cd " + shell_quote(p.dir().string()) + " && timeout 20 " + shell_quote(MT_MTCTL) +
+                           " serve --listen 127.0.0.1:" + std::to_string(first.port()));
+    CHECK(taken.exit_code == 2);
+    CHECK(taken.err.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())) != std::string::npos);
+}
+
+TEST_CASE("mtctl health exits 0 on a healthy fleet and prints the health report as JSON", "[health][pg]") {
+    Project p;
+    fleet(p);
+    const auto human = p.mtctl("health");
+    CHECK(human.exit_code == 0);
+    CHECK(human.out.find("healthy: 0 tenants checked") != std::string::npos);
+
+    const auto r = p.mtctl("--json health --all");
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    const auto h = json::parse(r.out);
+    CHECK(h["healthy"] == true);
+    CHECK(h["shared"]["status"] == "ok");
+    CHECK(h["total_pools"] == 4);
+    CHECK(h["unhealthy_pools"] == 0);
+    CHECK(h["degraded_pools"] == 0);
+    CHECK_FALSE(h["timestamp"].get<std::string>().empty());
+    REQUIRE(h["pools"].size() == 4);
+    std::vector<std::string> tenants;
+    for (const auto& pool : h["pools"]) {
+        tenants.push_back(pool["tenant"]);
+        CHECK(pool["schema"] == "tenant_" + pool["tenant"].get<std::string>());
+        CHECK(pool["status"] == "ok");
+        for (const char* key : {"total", "idle", "waiting", "response_ms"}) CHECK(pool.contains(key));
+    }
+    CHECK(tenants == std::vector<std::string>{"a", "b", "c", "d"});
+
+    const auto some = json::parse(p.mtctl("--json health --tenants b,d").out);
+    CHECK(some["total_pools"] == 2);
+
+    const auto bad = p.mtctl("health --timeout soon");
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("--timeout soon") != std::string::npos);
+}
+
+TEST_CASE("mtctl health exits 1 and reports the shared schema unhealthy when the server is down", "[health][pg]") {
+    Project p;
+    p.set("database.url", "postgresql://postgres@127.0.0.1:" + std::to_string(free_loopback_port()) + "/app");
+    p.set("database.connect_timeout", "2s");
+    p.set("plugin.retry-exponential.max_attempts", "2");
+    for (const std::string selection : {"", " --all"}) {
+        const auto r = p.mtctl("--json health" + selection);
+        INFO("health" << selection << ": " << r.out << r.err);
+        CHECK(r.exit_code == 1);
+        const auto h = json::parse(r.out, nullptr, false);
+        REQUIRE(h.is_object());
+        CHECK(h["healthy"] == false);
+        CHECK(h["shared"]["status"] == "unhealthy");
+        CHECK(h["shared"]["error"].get<std::string>().find("cannot connect") != std::string::npos);
+        CHECK_FALSE(h["timestamp"].get<std::string>().empty());
+    }
+    const auto human = p.mtctl("health");
+    CHECK(human.exit_code == 1);
+    CHECK(human.out.find("UNHEALTHY") != std::string::npos);
+}
