@@ -403,7 +403,7 @@ TEST_CASE("manifest: database.url is required", "[manifest]") {
     }
 }
 
-TEST_CASE("manifest: a named file must exist; the default one may be absent", "[manifest]") {
+TEST_CASE("manifest: a named file must exist, the default one may be absent", "[manifest]") {
     CleanManifestEnv clean;
     mt::test::TempDir dir;
     const auto missing = dir / "nope.ini";

@@ -130,7 +130,7 @@ TEST_CASE("migrate --mark-applied records pending migrations without executing t
     CHECK(p.scalar("SELECT to_regclass('tenant_a.users')::text").empty());
 }
 
-TEST_CASE("migrate --to NAME stops after that migration; an unknown name changes nothing", "[migrate][pg]") {
+TEST_CASE("migrate --to NAME stops after that migration, an unknown name changes nothing", "[migrate][pg]") {
     Project p;
     six_migrations(p);
     p.tenants({"a"});

@@ -154,7 +154,7 @@ TEST_CASE("a journal entry without its file is refused, naming the file", "[fold
                              Catch::Contains("entries[1]"));
 }
 
-TEST_CASE("plain layout: ordered by leading number, then name; unnumbered last", "[folder]") {
+TEST_CASE("plain layout: ordered by leading number, then name, unnumbered last", "[folder]") {
     TempDir dir;
     write_file(dir / "10_ten.sql", "SELECT 10;");
     write_file(dir / "2_two.sql", "SELECT 2;");

@@ -71,7 +71,7 @@ TEST_CASE("extract-path refuses dot segments anywhere and malformed percent-enco
     }
 }
 
-TEST_CASE("extract-path refuses very long input without echoing it; unicode goes to the kernel", "[extract]") {
+TEST_CASE("extract-path refuses very long input without echoing it, unicode goes to the kernel", "[extract]") {
     ExtractorUnderTest ex("extract-path", {{"prefix", "/t/{tenant}"}});
     const auto long_id = ex(path("/t/" + std::string(2000, 'a') + "/tasks"));
     CHECK_THAT(long_id, Contains("2000 bytes"));
