@@ -4,6 +4,7 @@
 #include "support/http.hpp"
 
 #include <mt/adapter/beast.hpp>
+#include <mt/errors.hpp>
 #include <mt/kernel.hpp>
 #include <mt/tenant_context.hpp>
 #include <mt/tenant_manager.hpp>
@@ -59,6 +60,7 @@ public:
         for (auto& t : sessions_) t.join();
     }
     int port() const { return port_; }
+    mt::TenantManager& manager() { return manager_; }
 
 private:
     static mt::TenantGateOptions gate_options() {
@@ -84,6 +86,12 @@ private:
             });
         if (path == "/tasks" && req.method() == http::verb::post) return mtb::with_tenant(gate_, req, create_task);
         if (path == "/tasks" || path.rfind("/t/", 0) == 0) return mtb::with_tenant(gate_, req, list_tasks);
+        if (path == "/second-lease")  // needs a second connection of the tenant's pool
+            return mtb::with_tenant(gate_, req, [this](const mtb::Request& r, mt::TenantContext& ctx) {
+                auto second = manager_.tenant(ctx.tenant_id);
+                return mtb::make_response(r, http::status::ok, second.query("SELECT current_schema()")[0][0].c_str(),
+                                          "text/plain");
+            });
         if (path == "/whoami")
             return mtb::with_tenant(gate_, req, [](const mtb::Request& r, mt::TenantContext& ctx) {
                 return mtb::make_response(r, http::status::ok,
@@ -224,6 +232,27 @@ TEST_CASE("beast adapter: 400 without or with an invalid tenant id, 404 for an u
     CHECK(http_get(port, "/").body == "public");
     CHECK(raw_get(port, "/", "X-Tenant-Id: \r\n").status == 200);
     CHECK(http_get(port, "/tenant-count").body == "2");
+}
+
+TEST_CASE("beast adapter: 503 when no connection frees up within the wait timeout", "[adapter][pg]") {
+    Project p;
+    configure_http(p);
+    p.set("database.pool_size", "1");
+    p.set("database.connect_timeout", "300ms");
+    tenants_with_tasks(p, {"acme"});
+    BeastService service(p);
+    REQUIRE(tenant_get(service.port(), "acme").status == 200);
+    {
+        auto held = service.manager().tenant("acme");
+        const auto r = tenant_get(service.port(), "acme");  // the gate's lease times out
+        CHECK(r.status == 503);
+        CHECK(r.body == R"({"error":"database unavailable"})");
+    }
+    CHECK(tenant_get(service.port(), "acme").status == 200);
+    // Thrown by the handler itself (mt::PoolTimeout): also 503.
+    const auto second = http_get(service.port(), "/second-lease", {{"X-Tenant-Id", "acme"}});
+    CHECK(second.status == 503);
+    CHECK(second.body == R"({"error":"database unavailable"})");
 }
 
 TEST_CASE("beast adapter: /health/db and /metrics", "[adapter][pg]") {

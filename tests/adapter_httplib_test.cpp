@@ -4,6 +4,7 @@
 #include "support/http.hpp"
 
 #include <mt/adapter/httplib.hpp>
+#include <mt/errors.hpp>
 #include <mt/kernel.hpp>
 #include <mt/tenant_context.hpp>
 #include <mt/tenant_manager.hpp>
@@ -52,6 +53,12 @@ public:
                                                               mt::TenantContext& ctx) {
             const auto rows = ctx.lease.query("SELECT current_schema()");
             res.set_content(ctx.tenant_id + " " + rows[0][0].c_str(), "text/plain");
+        }));
+        // A handler that needs a second connection of its tenant's pool (PoolTimeout when it is full).
+        server_.Get("/second-lease", adapter::with_tenant(gate_, [this](const httplib::Request&, httplib::Response& res,
+                                                                        mt::TenantContext& ctx) {
+            auto second = manager_.tenant(ctx.tenant_id);
+            res.set_content(second.query("SELECT current_schema()")[0][0].c_str(), "text/plain");
         }));
         server_.Get("/", adapter::public_route([](const httplib::Request&, httplib::Response& res) {
             res.set_content("public", "text/plain");
@@ -213,6 +220,21 @@ TEST_CASE("httplib adapter: 503 when no connection frees up within the wait time
         CHECK(r.body == R"({"error":"database unavailable"})");
     }
     CHECK(tenant_get(service.port(), "acme").status == 200);
+    // Thrown by the handler itself: also 503, recognised by its type.
+    const auto second = http_get(service.port(), "/second-lease", {{"X-Tenant-Id", "acme"}});
+    CHECK(second.status == 503);
+    CHECK(second.body == R"({"error":"database unavailable"})");
+}
+
+TEST_CASE("database unavailability is recognised by type and SQLSTATE, not by message text", "[adapter]") {
+    CHECK(mt::is_database_unavailable(mt::PoolTimeout("acme", 4, 300)));
+    CHECK(mt::is_database_unavailable(mt::PoolTimeout("", 4, 300)));
+    CHECK(mt::is_database_unavailable(mt::DatabaseUnavailable("cannot connect")));
+    CHECK(mt::is_database_unavailable(mt::OperationError("too many clients", "53300")));
+    // The pool timeout's wording in another error is not a pool timeout.
+    CHECK_FALSE(mt::is_database_unavailable(mt::OperationError("timed out after 5ms waiting for a connection")));
+    CHECK_FALSE(mt::is_database_unavailable(mt::OperationError("duplicate key", "23505")));
+    CHECK(mt::unavailable_refusal(mt::PoolTimeout("acme", 1, 10)).status == 503);
 }
 
 TEST_CASE("httplib adapter: /health/db and /metrics", "[adapter][pg]") {

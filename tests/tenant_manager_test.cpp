@@ -1,9 +1,11 @@
 // The tenant runtime against a real PostgreSQL (SPEC §5.1): isolation in every pool mode, LRU and
 // idle eviction with leases in flight, exhaustion, warmup, health, retry across a restart.
+#include "support/http.hpp"
 #include "support/project.hpp"
 
 #include <mt/errors.hpp>
 #include <mt/kernel.hpp>
+#include <mt/metrics.hpp>
 #include <mt/tenant_manager.hpp>
 
 #include <catch2/catch.hpp>
@@ -32,6 +34,11 @@ void tenants_with_rows(const Project& p, const std::vector<std::string>& ids) {
 }
 
 std::string owner(mt::TenantLease& lease) { return lease.query("SELECT owner FROM items")[0][0].c_str(); }
+
+std::string current_schema(pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    return tx.exec("SELECT current_schema()")[0][0].c_str();
+}
 
 size_t backends(const Project& p) {
     return std::stoul(p.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -67,7 +74,7 @@ TEST_CASE("a lease for tenant A never sees tenant B's rows, in every pool mode",
     if (mode != "per-tenant") CHECK(manager.stats().connections <= 3);
 }
 
-TEST_CASE("with_shared puts the shared schema after the tenant's; cross_schema expands $tenant and $shared",
+TEST_CASE("with_shared puts the shared schema after the tenant's, cross_schema expands $tenant and $shared",
           "[manager][pg]") {
     Project p;
     tenants_with_rows(p, {"a"});
@@ -140,11 +147,19 @@ TEST_CASE("waiting for a connection times out with a clear error", "[manager][pg
     const auto start = std::chrono::steady_clock::now();
     CHECK_THROWS_WITH(manager.tenant("a"), Catch::Contains("timed out") && Catch::Contains("pool_size"));
     CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(250));
+    try {
+        manager.tenant("a");
+        FAIL("expected a PoolTimeout");
+    } catch (const mt::PoolTimeout& e) {
+        CHECK(e.tenant == "a");
+        CHECK(e.pool_size == 1);
+        CHECK(e.waited_ms == 300);
+    }
     held.release();
     CHECK_NOTHROW(manager.tenant("a"));
 }
 
-TEST_CASE("warmup opens pools; a tenant whose schema does not exist is a failure", "[manager][pg]") {
+TEST_CASE("warmup opens pools, a tenant whose schema does not exist is a failure", "[manager][pg]") {
     Project p;
     tenants_with_rows(p, {"a", "b"});
     mt::Kernel kernel(input_for(p));
@@ -191,7 +206,7 @@ TEST_CASE("health reports ok pools and a JSON rendering", "[manager][health][pg]
         CHECK(json.contains(key));
 }
 
-TEST_CASE("a server restart mid-use is retried; a dead server is unhealthy", "[manager][health][crash][pg]") {
+TEST_CASE("a server restart mid-use is retried, a dead server is unhealthy", "[manager][health][crash][pg]") {
     PrivateServer server;
     {
         pqxx::connection admin(server.admin_url());
@@ -221,4 +236,75 @@ TEST_CASE("a server restart mid-use is retried; a dead server is unhealthy", "[m
     CHECK(report.unhealthy_pools == 1);
     CHECK(report.pools[0].status == mt::HealthStatus::unhealthy);
     server.start();
+}
+
+TEST_CASE("a search_path switch rides with the first statement and is never left stale", "[manager][pg]") {
+    const std::string mode = GENERATE("shared", "transaction");
+    Project p;
+    p.set("database.pool_mode", mode);
+    p.set("database.pool_size", "1");  // one connection: every lease for another tenant switches it
+    tenants_with_rows(p, {"a", "b"});
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    { auto a = manager.tenant("a"); CHECK(owner(a) == "a"); }
+    {
+        // A failing statement rolls its folded SET back with it: the next statement sets it again.
+        auto b = manager.tenant("b");
+        CHECK_THROWS(b.query("SELECT owner FROM items WHERE 1 / 0 = 1"));
+        CHECK(owner(b) == "b");
+    }
+    { auto a = manager.tenant("a"); CHECK_THROWS(a.query("SELECT nope FROM items")); }
+    { auto b = manager.tenant("b"); CHECK(owner(b) == "b"); }
+    {
+        // Parameters and several statements are not folded: a SET of their own goes first.
+        auto a = manager.tenant("a");
+        CHECK(a.query("SELECT owner FROM items WHERE owner = $1", {std::string("a")}).size() == 1);
+    }
+    {
+        auto b = manager.tenant("b");
+        CHECK(b.query("SELECT count(*) FROM items; SELECT owner FROM items")[0][0].c_str() == std::string("b"));
+    }
+    if (mode == "shared") {
+        // VACUUM cannot share a multi-statement query with the SET.
+        { auto a = manager.tenant("a"); CHECK_NOTHROW(a.query("VACUUM items")); }
+        auto b = manager.tenant("b");
+        CHECK(current_schema(b.connection()) == "tenant_b");  // connection() applies the path first
+    }
+    {
+        auto b = manager.tenant("b");
+        CHECK(b.transaction([](pqxx::work& tx) { return std::string(tx.exec("SELECT owner FROM items")[0][0].c_str()); }) == "b");
+    }
+    { auto a = manager.tenant("a"); CHECK(owner(a) == "a"); }
+    // Nothing was left inside a transaction (a failure in transaction mode rolls back).
+    CHECK(p.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND application_name = 'mtenant' AND state LIKE 'idle in transaction%'") == "0");
+    const auto s = manager.stats();
+    if (mode == "shared") {
+        CHECK(s.search_path_folded >= 4);
+        CHECK(s.search_path_sets >= 1);
+    } else {
+        CHECK(s.search_path_folded + s.search_path_sets == 0);  // SET LOCAL per transaction instead
+    }
+}
+
+TEST_CASE("metrics_text is what the metrics sinks render, with fresh pool gauges", "[manager][sinks][pg]") {
+    Project p;
+    p.set("plugins.load", "tracking-name, discovery-sql, retry-exponential, metrics-prometheus");
+    p.set("roles.sinks", "metrics-prometheus");
+    tenants_with_rows(p, {"a", "b"});
+    mt::Kernel kernel(input_for(p));
+    mt::TenantManager manager(kernel);
+    { auto a = manager.tenant("a"); CHECK(owner(a) == "a"); }
+    { auto b = manager.tenant("b"); CHECK(owner(b) == "b"); }
+    const std::string text = manager.metrics_text();
+    CHECK(text == mt::metrics_text(kernel));  // same sinks, same state
+    const auto samples = scrape(text);
+    CHECK(samples.at("mt_pools_active") == 2);
+    CHECK(samples.at("mt_queries_total{status=\"ok\"}") == 2);
+    CHECK_THAT(text, Catch::Contains("tenant=\"a\""));
+    CHECK(text.back() == '\n');
+
+    Project quiet;  // no sink renders: empty text
+    mt::Kernel plain(input_for(quiet));
+    CHECK(mt::TenantManager(plain).metrics_text().empty());
 }

@@ -37,14 +37,11 @@ std::string TenantRefusal::body() const {
 }
 
 bool is_database_unavailable(const std::exception& e) {
-    if (dynamic_cast<const DatabaseUnavailable*>(&e) || is_connection_failure(e)) return true;
+    if (dynamic_cast<const DatabaseUnavailable*>(&e) || dynamic_cast<const PoolTimeout*>(&e) ||
+        is_connection_failure(e))
+        return true;
     std::string state = sqlstate_of(e);
-    if (const auto* op = dynamic_cast<const OperationError*>(&e)) {
-        if (state.empty()) state = op->sqlstate;
-        // TenantManager's pool wait timeout (no SQLSTATE: nothing reached the server).
-        if (state.empty() && std::string_view(e.what()).find("waiting for a connection") != std::string_view::npos)
-            return true;
-    }
+    if (const auto* op = dynamic_cast<const OperationError*>(&e); op && state.empty()) state = op->sqlstate;
     if (state.size() != 5) return false;
     return state.compare(0, 2, "08") == 0 || state == "57P01" || state == "57P02" || state == "57P03" ||
            state == "53300";

@@ -1,19 +1,26 @@
 // Pools and leases. Per-tenant mode keeps one pool per tenant with an LRU cap (by lease use) and
 // idle eviction; an evicted pool's idle backends are kept as spares and handed to the next new
-// pool (a search_path switch instead of a new backend), and leases in flight on an evicted pool
-// finish normally. Shared and transaction modes keep one pool per server for every tenant.
+// pool (a search_path switch instead of a new backend) as long as the manager holds at most
+// max_pools × pool_size backends, and leases in flight on an evicted pool finish normally. Shared and transaction modes keep one pool per server for every tenant.
+//
+// The lease path is kept cheap: a tenant's validated schema and search paths are cached (no regex
+// per lease), a pool hit takes only a shared lock, and a search_path switch rides in the same round
+// trip as the lease's first parameterless statement whenever that is safe (see foldable()).
 #include <mt/errors.hpp>
 #include <mt/ident.hpp>
+#include <mt/metrics.hpp>
 #include <mt/tenant_manager.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <ctime>
-#include <list>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -35,13 +42,54 @@ std::string iso_now() {
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buf;
 }
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+// true when `SET search_path …; <sql>` sent as one simple-protocol query behaves like the two sent
+// apart: a single statement that cannot end or open a transaction and may run inside the implicit
+// transaction block of a multi-statement query. Anything else (other commands such as VACUUM or
+// BEGIN, a leading comment or parenthesis, a second statement, a ';' even inside a literal) is
+// sent after a separate SET: refusing to fold is always safe.
+bool foldable(std::string_view sql) {
+    size_t i = 0;
+    while (i < sql.size() && is_space(sql[i])) ++i;
+    size_t end = i;
+    while (end < sql.size() && ((sql[end] >= 'a' && sql[end] <= 'z') || (sql[end] >= 'A' && sql[end] <= 'Z'))) ++end;
+    if (end < sql.size() && (sql[end] == '_' || sql[end] == '$' || (sql[end] >= '0' && sql[end] <= '9'))) return false;
+    std::string word(sql.substr(i, end - i));
+    for (auto& c : word) c = static_cast<char>(c | 0x20);
+    static constexpr std::string_view dml[] = {"select", "with", "insert", "update", "delete", "values", "table"};
+    if (std::find(std::begin(dml), std::end(dml), word) == std::end(dml)) return false;
+    const auto semi = sql.find(';', end);
+    if (semi == std::string_view::npos) return true;
+    for (size_t j = semi; j < sql.size(); ++j)
+        if (sql[j] != ';' && !is_space(sql[j])) return false;
+    return true;
+}
 }  // namespace
 
 namespace detail {
 
+// What a lease needs to know about a tenant, computed once per id: the id is validated and its
+// schema named (SchemaNamer) on the first lease only.
+struct TenantRoute {
+    std::string id;  // empty for the shared schema
+    std::string schema;
+    std::string search_path;         // "tenant_x"
+    std::string search_path_shared;  // "tenant_x", "public"
+    std::optional<std::string> server;
+};
+
 struct PooledConnection {
+    PooledConnection() = default;
+    PooledConnection(const PooledConnection&) = delete;
+    PooledConnection& operator=(const PooledConnection&) = delete;
+    ~PooledConnection() {
+        if (alive) alive->fetch_sub(1, std::memory_order_relaxed);
+    }
     std::unique_ptr<pqxx::connection> conn;
-    std::string search_path;  // the session's search_path; empty: the server default
+    std::string search_path;              // the session's search_path; empty: the server default, or unknown
+    std::atomic<size_t>* alive = nullptr;  // the manager's backend count, decremented when closed
 };
 
 class Pool {
@@ -53,6 +101,7 @@ public:
     const std::string schema;
     const std::optional<std::string> server;
     const size_t max_size;
+    std::atomic<uint64_t> last_lease{0};  // per-tenant LRU order: the manager's lease tick
 
     std::mutex mutex;
     std::condition_variable cv;
@@ -72,24 +121,43 @@ public:
         max_pools = static_cast<size_t>(db.max_pools);
         wait_timeout = db.connect_timeout;
         idle_timeout = db.pool_idle_timeout;
-        spare_cap = pool_size * 2;
+        backend_budget = max_pools * pool_size;
+        auto shared = std::make_shared<TenantRoute>();
+        shared->schema = manifest.isolation.shared_schema;
+        shared->search_path = search_path_for(shared->schema, false);
+        shared->search_path_shared = shared->search_path;
+        shared_route = std::move(shared);
     }
 
     const Kernel& kernel;
     const Manifest& manifest;
     PoolMode mode;
-    size_t pool_size, max_pools, spare_cap;
+    size_t pool_size, max_pools, backend_budget;
     std::chrono::milliseconds wait_timeout, idle_timeout;
+    std::shared_ptr<const TenantRoute> shared_route;
+    // Backends held (pooled, leased or spare); declared before every container of connections.
+    std::atomic<size_t> alive{0};
 
-    mutable std::mutex mutex;  // pools, lru, spares, shared pools, routes
+    // Lock order: pools_mutex, then a pool's mutex, then mutex.
+    mutable std::shared_mutex pools_mutex;                          // pools
     std::unordered_map<std::string, std::shared_ptr<Pool>> pools;  // per-tenant mode
-    std::list<std::string> lru;                                     // front: most recently used
-    std::unordered_map<std::string, std::list<std::string>::iterator> lru_pos;
+    std::atomic<uint64_t> lease_tick{0};
+
+    mutable std::mutex mutex;  // server pools, spares, server routes
     std::map<std::optional<std::string>, std::shared_ptr<Pool>> server_pools;  // shared/transaction modes
     std::map<std::optional<std::string>, std::shared_ptr<Pool>> shared_schema_pools;
     std::map<std::optional<std::string>, std::vector<std::unique_ptr<PooledConnection>>> spares;
     std::optional<std::unordered_map<std::string, std::optional<std::string>>> routes;
-    ManagerStats counters;
+    // The shared/transaction-mode pool of the default server, once created (never replaced).
+    std::shared_ptr<Pool> default_pool;
+    std::atomic<bool> default_pool_ready{false};
+
+    mutable std::shared_mutex route_mutex;
+    std::unordered_map<std::string, std::shared_ptr<const TenantRoute>> route_cache;
+    static constexpr size_t route_cache_cap = 16384;  // a few MB at most; emptied when full
+
+    std::atomic<size_t> pools_created{0}, evictions{0}, connections_opened{0};
+    std::atomic<size_t> search_path_sets{0}, search_path_folded{0};
 
     std::string search_path_for(const std::string& schema, bool with_shared) const {
         std::string path = quote_ident(schema);
@@ -109,7 +177,25 @@ public:
         return it == routes->end() ? std::nullopt : it->second;
     }
 
-    void emit_pool(mt_event_type type, const Pool& pool, const std::string& reason = {}) const {
+    // The tenant's route; the first call for an id validates it (TenantIdError before any SQL).
+    std::shared_ptr<const TenantRoute> route(const std::string& id) {
+        {
+            std::shared_lock lock(route_mutex);
+            if (auto it = route_cache.find(id); it != route_cache.end()) return it->second;
+        }
+        auto r = std::make_shared<TenantRoute>();
+        r->id = id;
+        r->schema = kernel.namer().schema_name(id);
+        r->search_path = search_path_for(r->schema, false);
+        r->search_path_shared = search_path_for(r->schema, true);
+        r->server = server_of(id);
+        std::unique_lock lock(route_mutex);
+        if (route_cache.size() >= route_cache_cap) route_cache.clear();
+        return route_cache.emplace(id, std::move(r)).first->second;
+    }
+
+    // Caller holds pools_mutex (per-tenant mode) or mutex (the other pools).
+    void emit_pool(mt_event_type type, const Pool& pool, size_t active, const std::string& reason = {}) const {
         mt_event ev{};
         ev.struct_size = sizeof ev;
         ev.type = type;
@@ -117,49 +203,70 @@ public:
         ev.schema = sdk::str(pool.schema);
         ev.reason = sdk::str(reason);
         ev.pools_max = static_cast<int64_t>(mode == PoolMode::per_tenant ? max_pools : 1);
-        ev.pools_active = static_cast<int64_t>(mode == PoolMode::per_tenant ? pools.size() : server_pools.size());
+        ev.pools_active = static_cast<int64_t>(active);
         kernel.emit(ev);
     }
 
-    // Per-tenant mode: the tenant's pool, created (evicting the least recently used) if needed.
-    std::shared_ptr<Pool> tenant_pool(const std::string& id, const std::string& schema,
-                                      const std::optional<std::string>& server) {
-        std::lock_guard lock(mutex);
-        if (auto it = pools.find(id); it != pools.end()) {
-            lru.splice(lru.begin(), lru, lru_pos[id]);
+    // Per-tenant mode: the tenant's pool, created (evicting the least recently leased) if needed.
+    // A hit takes the shared lock only.
+    std::shared_ptr<Pool> tenant_pool(const TenantRoute& route) {
+        {
+            std::shared_lock lock(pools_mutex);
+            if (auto it = pools.find(route.id); it != pools.end()) {
+                it->second->last_lease.store(++lease_tick, std::memory_order_relaxed);
+                return it->second;
+            }
+        }
+        std::unique_lock lock(pools_mutex);
+        if (auto it = pools.find(route.id); it != pools.end()) {
+            it->second->last_lease.store(++lease_tick, std::memory_order_relaxed);
             return it->second;
         }
-        while (pools.size() >= max_pools && !lru.empty()) evict_locked(lru.back(), "lru");
-        auto pool = std::make_shared<Pool>(id, schema, server, pool_size);
-        pools.emplace(id, pool);
-        lru.push_front(id);
-        lru_pos[id] = lru.begin();
-        ++counters.pools_created;
-        emit_pool(MT_EVENT_POOL_CREATED, *pool);
+        while (pools.size() >= max_pools && !pools.empty()) evict_locked(least_recently_leased(), "lru");
+        auto pool = std::make_shared<Pool>(route.id, route.schema, route.server, pool_size);
+        pool->last_lease.store(++lease_tick, std::memory_order_relaxed);
+        pools.emplace(route.id, pool);
+        ++pools_created;
+        emit_pool(MT_EVENT_POOL_CREATED, *pool, pools.size());
         return pool;
+    }
+
+    // Caller holds pools_mutex exclusively; pools is not empty.
+    std::string least_recently_leased() const {
+        auto victim = pools.begin();
+        for (auto it = pools.begin(); it != pools.end(); ++it)
+            if (it->second->last_lease.load(std::memory_order_relaxed) <
+                victim->second->last_lease.load(std::memory_order_relaxed))
+                victim = it;
+        return victim->first;
     }
 
     std::shared_ptr<Pool> common_pool(std::map<std::optional<std::string>, std::shared_ptr<Pool>>& table,
                                       const std::optional<std::string>& server, const std::string& schema) {
+        const bool is_default = &table == &server_pools && !server;
+        if (is_default && default_pool_ready.load(std::memory_order_acquire)) return default_pool;
+        std::shared_lock tenant_pools(pools_mutex);  // for the pools_active of the event (lock order)
         std::lock_guard lock(mutex);
         auto& pool = table[server];
         if (!pool) {
             pool = std::make_shared<Pool>(std::string(), schema, server, pool_size);
-            ++counters.pools_created;
-            emit_pool(MT_EVENT_POOL_CREATED, *pool);
+            ++pools_created;
+            emit_pool(MT_EVENT_POOL_CREATED, *pool, mode == PoolMode::per_tenant ? pools.size() : server_pools.size());
+        }
+        if (is_default && !default_pool_ready.load(std::memory_order_relaxed)) {
+            default_pool = pool;
+            default_pool_ready.store(true, std::memory_order_release);
         }
         return pool;
     }
 
-    // Caller holds mutex.
+    // Caller holds pools_mutex exclusively.
     void evict_locked(const std::string& id, const std::string& reason) {
         auto it = pools.find(id);
         if (it == pools.end()) return;
         auto pool = it->second;
         pools.erase(it);
-        lru.erase(lru_pos[id]);
-        lru_pos.erase(id);
-        ++counters.evictions;
+        ++evictions;
         std::vector<std::unique_ptr<PooledConnection>> freed;
         {
             std::lock_guard pl(pool->mutex);
@@ -169,18 +276,24 @@ public:
             pool->idle.clear();
         }
         pool->cv.notify_all();
-        auto& spare = spares[pool->server];
-        for (auto& c : freed)
-            if (spare.size() < spare_cap && c->conn && c->conn->is_open()) spare.push_back(std::move(c));
-        emit_pool(MT_EVENT_POOL_EVICTED, *pool, reason);
+        for (auto& c : freed) park(*pool, std::move(c));
+        emit_pool(MT_EVENT_POOL_EVICTED, *pool, pools.size(), reason);
+    }
+
+    // A usable connection of a closed pool becomes a spare while the manager holds at most
+    // max_pools × pool_size backends; otherwise it is closed.
+    void park(const Pool& pool, std::unique_ptr<PooledConnection> c) {
+        if (!c || !c->conn || !c->conn->is_open() || alive.load(std::memory_order_relaxed) > backend_budget) return;
+        std::lock_guard lock(mutex);
+        spares[pool.server].push_back(std::move(c));
     }
 
     std::unique_ptr<PooledConnection> take_spare(const std::optional<std::string>& server) {
         std::lock_guard lock(mutex);
-        auto& spare = spares[server];
-        if (spare.empty()) return nullptr;
-        auto c = std::move(spare.back());
-        spare.pop_back();
+        auto it = spares.find(server);
+        if (it == spares.end() || it->second.empty()) return nullptr;
+        auto c = std::move(it->second.back());
+        it->second.pop_back();
         return c;
     }
 
@@ -188,8 +301,9 @@ public:
         if (auto spare = take_spare(server)) return spare;
         auto c = std::make_unique<PooledConnection>();
         c->conn = kernel.connect(server);
-        std::lock_guard lock(mutex);
-        ++counters.connections_opened;
+        c->alive = &alive;
+        ++alive;
+        ++connections_opened;
         return c;
     }
 
@@ -230,12 +344,7 @@ public:
                 return pool.closing || !pool.idle.empty() || pool.open < pool.max_size;
             });
             --pool.waiting;
-            if (!woke)
-                throw OperationError("timed out after " + std::to_string(wait_timeout.count()) +
-                                     "ms waiting for a connection" +
-                                     (pool.tenant.empty() ? std::string() : " for tenant " + pool.tenant) +
-                                     ": all " + std::to_string(pool.max_size) +
-                                     " are in use (raise database.pool_size or release leases sooner)");
+            if (!woke) throw PoolTimeout(pool.tenant, pool.max_size, static_cast<long long>(wait_timeout.count()));
         }
     }
 
@@ -256,23 +365,22 @@ public:
             --pool->open;
         }
         pool->cv.notify_all();
-        if (usable) {
-            std::lock_guard lock(mutex);
-            auto& spare = spares[pool->server];
-            if (spare.size() < spare_cap) spare.push_back(std::move(c));
-        }
+        if (usable) park(*pool, std::move(c));
     }
 
-    static void set_search_path(PooledConnection& c, const std::string& search_path) {
-        if (c.search_path == search_path) return;
+    // A switch with a round trip of its own. The tracked value is cleared first: if the SET fails
+    // the session's search_path is unknown and the next use sets it again.
+    void set_search_path(PooledConnection& c, const std::string& search_path) {
+        c.search_path.clear();
         pqxx::nontransaction tx(*c.conn);
-        exec_params(tx, "SELECT set_config('search_path', $1, false)", {search_path});
+        tx.exec("SET search_path TO " + search_path);
         c.search_path = search_path;
+        ++search_path_sets;
     }
 
     void evict_idle() {
         if (idle_timeout.count() <= 0 || mode != PoolMode::per_tenant) return;
-        std::lock_guard lock(mutex);
+        std::unique_lock lock(pools_mutex);
         const auto cutoff = Clock::now() - idle_timeout;
         std::vector<std::string> expired;
         for (auto& [id, pool] : pools) {
@@ -281,14 +389,23 @@ public:
         }
         for (const auto& id : expired) evict_locked(id, "idle");
         // Spares idle that long are closed too.
-        for (auto& [server, spare] : spares)
-            if (!expired.empty() || pools.empty()) spare.clear();
+        if (!expired.empty() || pools.empty()) {
+            std::lock_guard sl(mutex);
+            for (auto& [server, spare] : spares) spare.clear();
+        }
     }
 
+    // Tenant pools (most recently leased first), then the shared/transaction-mode pools.
     std::vector<std::shared_ptr<Pool>> live_pools() const {
-        std::lock_guard lock(mutex);
         std::vector<std::shared_ptr<Pool>> out;
-        for (const auto& id : lru) out.push_back(pools.at(id));
+        {
+            std::shared_lock lock(pools_mutex);
+            for (const auto& [id, pool] : pools) out.push_back(pool);
+        }
+        std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+            return a->last_lease.load(std::memory_order_relaxed) > b->last_lease.load(std::memory_order_relaxed);
+        });
+        std::lock_guard lock(mutex);
         for (const auto& [server, pool] : server_pools) out.push_back(pool);
         return out;
     }
@@ -299,15 +416,14 @@ public:
 // ---- leases ---------------------------------------------------------------------------------
 
 TenantLease::TenantLease(std::shared_ptr<detail::ManagerState> state, std::shared_ptr<detail::Pool> pool,
-                         std::unique_ptr<detail::PooledConnection> conn, std::string tenant, std::string schema,
-                         std::string search_path)
-    : state_(std::move(state)), pool_(std::move(pool)), conn_(std::move(conn)), tenant_(std::move(tenant)),
-      schema_(std::move(schema)), search_path_(std::move(search_path)) {}
+                         std::unique_ptr<detail::PooledConnection> conn,
+                         std::shared_ptr<const detail::TenantRoute> route, bool with_shared)
+    : state_(std::move(state)), pool_(std::move(pool)), conn_(std::move(conn)), route_(std::move(route)),
+      with_shared_(with_shared) {}
 
 TenantLease::TenantLease(TenantLease&& other) noexcept
     : state_(std::move(other.state_)), pool_(std::move(other.pool_)), conn_(std::move(other.conn_)),
-      tenant_(std::move(other.tenant_)), schema_(std::move(other.schema_)),
-      search_path_(std::move(other.search_path_)), broken_(other.broken_) {}
+      route_(std::move(other.route_)), with_shared_(other.with_shared_), broken_(other.broken_) {}
 
 TenantLease& TenantLease::operator=(TenantLease&& other) noexcept {
     if (this != &other) {
@@ -315,9 +431,8 @@ TenantLease& TenantLease::operator=(TenantLease&& other) noexcept {
         state_ = std::move(other.state_);
         pool_ = std::move(other.pool_);
         conn_ = std::move(other.conn_);
-        tenant_ = std::move(other.tenant_);
-        schema_ = std::move(other.schema_);
-        search_path_ = std::move(other.search_path_);
+        route_ = std::move(other.route_);
+        with_shared_ = other.with_shared_;
         broken_ = other.broken_;
     }
     return *this;
@@ -331,44 +446,106 @@ void TenantLease::release() {
     pool_.reset();
 }
 
-const std::string& TenantLease::tenant_id() const { return tenant_; }
-const std::string& TenantLease::schema() const { return schema_; }
+namespace {
+const std::string no_value;
+}
 
-pqxx::connection& TenantLease::connection() {
+const std::string& TenantLease::tenant_id() const { return route_ ? route_->id : no_value; }
+const std::string& TenantLease::schema() const { return route_ ? route_->schema : no_value; }
+const std::string& TenantLease::search_path() const {
+    return with_shared_ ? route_->search_path_shared : route_->search_path;
+}
+
+detail::PooledConnection& TenantLease::pooled() {
     if (!conn_) throw Error("this lease was released");
-    return *conn_->conn;
+    return *conn_;
 }
 
 void TenantLease::reconnect() {
     broken_ = false;
-    conn_->conn = state_->kernel.connect(pool_->server);
     conn_->search_path.clear();
-    if (state_->mode != PoolMode::transaction) detail::ManagerState::set_search_path(*conn_, search_path_);
+    conn_->conn = state_->kernel.connect(pool_->server);
+}
+
+void TenantLease::ensure_session() {
+    auto& c = pooled();
+    if (broken_ || !c.conn->is_open()) reconnect();
+    if (state_->mode != PoolMode::transaction && c.search_path != search_path())
+        state_->set_search_path(c, search_path());
+}
+
+pqxx::connection& TenantLease::connection() {
+    pooled();
+    state_->kernel.with_retry(tenant_id(), [&] {
+        try {
+            ensure_session();
+        } catch (const pqxx::broken_connection&) {
+            broken_ = true;
+            throw;
+        }
+        return 0;
+    });
+    return *conn_->conn;
 }
 
 std::unique_ptr<pqxx::work> TenantLease::begin() {
     auto tx = std::make_unique<pqxx::work>(connection());
-    if (state_->mode == PoolMode::transaction)
-        exec_params(*tx, "SELECT set_config('search_path', $1, true)", {search_path_});
+    if (state_->mode == PoolMode::transaction) tx->exec("SET LOCAL search_path TO " + search_path());
     return tx;
 }
 
+// One attempt at a statement, with the fewest round trips that keep the search_path right.
+pqxx::result TenantLease::run(const std::string& sql, const SqlParams& params) {
+    auto& c = pooled();
+    if (broken_ || !c.conn->is_open()) reconnect();
+    const std::string& path = search_path();
+    const bool fold = params.empty() && foldable(sql);
+    if (state_->mode == PoolMode::transaction) {
+        pqxx::nontransaction tx(*c.conn);
+        // The implicit transaction of a multi-statement query scopes the SET LOCAL (one round trip,
+        // one transaction for PgBouncer).
+        if (fold) return tx.exec("SET LOCAL search_path TO " + path + "; " + sql);
+        tx.exec("BEGIN; SET LOCAL search_path TO " + path);
+        try {
+            auto r = exec_params(tx, sql, params);
+            tx.exec("COMMIT");
+            return r;
+        } catch (const pqxx::broken_connection&) {
+            throw;
+        } catch (...) {
+            try {
+                tx.exec("ROLLBACK");
+            } catch (...) {  // the statement's own error is the one to report
+            }
+            throw;
+        }
+    }
+    if (c.search_path != path) {
+        if (fold) {
+            // Until the statement succeeds the session's path is unknown: a failing statement
+            // rolls the SET back with it (same implicit transaction).
+            c.search_path.clear();
+            pqxx::nontransaction tx(*c.conn);
+            auto r = tx.exec("SET search_path TO " + path + "; " + sql);
+            c.search_path = path;
+            ++state_->search_path_folded;
+            return r;
+        }
+        state_->set_search_path(c, path);
+    }
+    pqxx::nontransaction tx(*c.conn);
+    return exec_params(tx, sql, params);
+}
+
 pqxx::result TenantLease::query(const std::string& sql, const SqlParams& params) {
+    pooled();
     const auto start = Clock::now();
     bool ok = false;
     std::string error;
     try {
-        auto result = state_->kernel.with_retry(tenant_, [&] {
+        auto result = state_->kernel.with_retry(tenant_id(), [&] {
             try {
-                if (broken_ || !connection().is_open()) reconnect();
-                if (state_->mode == PoolMode::transaction) {
-                    auto tx = begin();
-                    auto r = exec_params(*tx, sql, params);
-                    tx->commit();
-                    return r;
-                }
-                pqxx::nontransaction tx(connection());
-                return exec_params(tx, sql, params);
+                return run(sql, params);
             } catch (const pqxx::broken_connection&) {
                 // The statement never ran on a live session (e.g. the server restarted since the
                 // connection was pooled): retried on a fresh connection when the policy allows.
@@ -380,8 +557,8 @@ pqxx::result TenantLease::query(const std::string& sql, const SqlParams& params)
         mt_event ev{};
         ev.struct_size = sizeof ev;
         ev.type = MT_EVENT_QUERY;
-        ev.tenant = sdk::str(tenant_);
-        ev.schema = sdk::str(schema_);
+        ev.tenant = sdk::str(tenant_id());
+        ev.schema = sdk::str(schema());
         ev.statement = sdk::str(sql);
         ev.duration_s = ms_between(start, Clock::now()) / 1000.0;
         ev.ok = 1;
@@ -392,8 +569,8 @@ pqxx::result TenantLease::query(const std::string& sql, const SqlParams& params)
         mt_event ev{};
         ev.struct_size = sizeof ev;
         ev.type = MT_EVENT_QUERY;
-        ev.tenant = sdk::str(tenant_);
-        ev.schema = sdk::str(schema_);
+        ev.tenant = sdk::str(tenant_id());
+        ev.schema = sdk::str(schema());
         ev.statement = sdk::str(sql);
         ev.error = sdk::str(error);
         ev.duration_s = ms_between(start, Clock::now()) / 1000.0;
@@ -466,40 +643,25 @@ TenantManager::TenantManager(const Kernel& kernel)
 TenantManager::~TenantManager() = default;
 
 TenantLease TenantManager::tenant(const std::string& id, LeaseOptions options) {
-    const std::string schema = kernel_.namer().schema_name(id);  // validates before any SQL
-    const auto server = state_->server_of(id);
-    const std::string search_path = state_->search_path_for(schema, options.with_shared);
+    auto route = state_->route(id);  // validates the id before any SQL
+    const std::string& search_path = options.with_shared ? route->search_path_shared : route->search_path;
     for (;;) {
-        std::shared_ptr<detail::Pool> pool =
-            state_->mode == PoolMode::per_tenant
-                ? state_->tenant_pool(id, schema, server)
-                : state_->common_pool(state_->server_pools, server, std::string());
+        std::shared_ptr<detail::Pool> pool = state_->mode == PoolMode::per_tenant
+                                                 ? state_->tenant_pool(*route)
+                                                 : state_->common_pool(state_->server_pools, route->server, std::string());
         auto conn = state_->acquire(*pool, search_path);
         if (!conn) continue;  // the pool was evicted while we waited
-        TenantLease lease(state_, pool, std::move(conn), id, schema, search_path);
-        if (state_->mode != PoolMode::transaction) {
-            try {
-                detail::ManagerState::set_search_path(*lease.conn_, search_path);
-            } catch (const pqxx::broken_connection&) {
-                kernel_.with_retry(id, [&] {
-                    lease.reconnect();
-                    return 0;
-                });
-            }
-        }
-        return lease;
+        // The search_path is applied by the lease's first statement (see TenantLease::run).
+        return TenantLease(state_, std::move(pool), std::move(conn), std::move(route), options.with_shared);
     }
 }
 
 TenantLease TenantManager::shared() {
-    const std::string& schema = kernel_.manifest().isolation.shared_schema;
-    const std::string search_path = state_->search_path_for(schema, false);
+    const auto& route = state_->shared_route;
     auto& table = state_->mode == PoolMode::per_tenant ? state_->shared_schema_pools : state_->server_pools;
-    auto pool = state_->common_pool(table, std::nullopt, schema);
-    auto conn = state_->acquire(*pool, search_path);
-    TenantLease lease(state_, pool, std::move(conn), std::string(), schema, search_path);
-    if (state_->mode != PoolMode::transaction) detail::ManagerState::set_search_path(*lease.conn_, search_path);
-    return lease;
+    auto pool = state_->common_pool(table, std::nullopt, route->schema);
+    auto conn = state_->acquire(*pool, route->search_path);
+    return TenantLease(state_, std::move(pool), std::move(conn), route, false);
 }
 
 CrossSchemaQuery TenantManager::cross_schema(const std::string& id) {
@@ -507,25 +669,36 @@ CrossSchemaQuery TenantManager::cross_schema(const std::string& id) {
 }
 
 void TenantManager::evict(const std::string& id) {
-    std::lock_guard lock(state_->mutex);
+    std::unique_lock lock(state_->pools_mutex);
     state_->evict_locked(id, "manual");
 }
 
 ManagerStats TenantManager::stats() const {
-    std::lock_guard lock(state_->mutex);
-    ManagerStats s = state_->counters;
-    s.pools_active = state_->mode == PoolMode::per_tenant ? state_->pools.size() : state_->server_pools.size();
-    s.pools_max = state_->mode == PoolMode::per_tenant ? state_->max_pools : 1;
+    ManagerStats s;
     size_t connections = 0;
     auto count = [&](const std::shared_ptr<detail::Pool>& p) {
         std::lock_guard pl(p->mutex);
         connections += p->open;
     };
-    for (const auto& [id, p] : state_->pools) count(p);
-    for (const auto& [server, p] : state_->server_pools) count(p);
-    for (const auto& [server, p] : state_->shared_schema_pools) count(p);
-    for (const auto& [server, spare] : state_->spares) connections += spare.size();
+    {
+        std::shared_lock lock(state_->pools_mutex);
+        if (state_->mode == PoolMode::per_tenant) s.pools_active = state_->pools.size();
+        for (const auto& [id, p] : state_->pools) count(p);
+    }
+    {
+        std::lock_guard lock(state_->mutex);
+        if (state_->mode != PoolMode::per_tenant) s.pools_active = state_->server_pools.size();
+        for (const auto& [server, p] : state_->server_pools) count(p);
+        for (const auto& [server, p] : state_->shared_schema_pools) count(p);
+        for (const auto& [server, spare] : state_->spares) connections += spare.size();
+    }
+    s.pools_max = state_->mode == PoolMode::per_tenant ? state_->max_pools : 1;
     s.connections = connections;
+    s.pools_created = state_->pools_created;
+    s.evictions = state_->evictions;
+    s.connections_opened = state_->connections_opened;
+    s.search_path_sets = state_->search_path_sets;
+    s.search_path_folded = state_->search_path_folded;
     return s;
 }
 
@@ -541,7 +714,7 @@ WarmupReport TenantManager::warmup(const std::vector<std::string>& ids, WarmupOp
             const auto t0 = Clock::now();
             try {
                 if (state_->mode == PoolMode::per_tenant) {
-                    std::lock_guard lock(state_->mutex);
+                    std::shared_lock lock(state_->pools_mutex);
                     auto it = state_->pools.find(ids[i]);
                     if (it != state_->pools.end()) {
                         std::lock_guard pl(it->second->mutex);
@@ -550,10 +723,17 @@ WarmupReport TenantManager::warmup(const std::vector<std::string>& ids, WarmupOp
                 }
                 auto lease = tenant(ids[i]);
                 if (options.ping) {
+                    // Also leaves the connection on the tenant's search_path.
                     const auto r = kernel_.with_retry(ids[i], [&] {
-                        pqxx::nontransaction tx(lease.connection());
-                        return exec_params(tx, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-                                           {lease.schema()});
+                        try {
+                            lease.ensure_session();
+                            pqxx::nontransaction tx(*lease.pooled().conn);
+                            return exec_params(tx, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                                               {lease.schema()});
+                        } catch (const pqxx::broken_connection&) {
+                            lease.broken_ = true;
+                            throw;
+                        }
                     });
                     if (r.empty())
                         throw OperationError("schema " + quote_ident(lease.schema()) + " does not exist");
@@ -599,8 +779,9 @@ HealthReport TenantManager::health_check(HealthOptions options) {
     auto ping = [&](TenantLease& lease) {
         kernel_.with_retry(lease.tenant_id(), [&] {
             try {
-                if (lease.broken_ || !lease.connection().is_open()) lease.reconnect();
-                pqxx::nontransaction tx(lease.connection());
+                auto& c = lease.pooled();
+                if (lease.broken_ || !c.conn->is_open()) lease.reconnect();
+                pqxx::nontransaction tx(*c.conn);
                 tx.exec("SELECT 1");
             } catch (const pqxx::broken_connection&) {
                 lease.broken_ = true;
@@ -647,7 +828,7 @@ HealthReport TenantManager::health_check(HealthOptions options) {
         for (const auto& id : options.tenants) {
             std::shared_ptr<detail::Pool> pool;
             if (state_->mode == PoolMode::per_tenant) {
-                std::lock_guard lock(state_->mutex);
+                std::shared_lock lock(state_->pools_mutex);
                 if (auto it = state_->pools.find(id); it != state_->pools.end()) pool = it->second;
             }
             report.pools.push_back(check_pool(id, pool));
@@ -681,7 +862,8 @@ HealthReport TenantManager::health_check(HealthOptions options) {
 }
 
 std::string TenantManager::metrics_text() const {
-    // Fresh pool gauges first, then every sink's exposition.
+    // Fresh pool gauges first, then what the sinks render (the same text as mt::metrics_text).
+    const auto s = stats();
     for (const auto& pool : state_->live_pools()) {
         mt_event ev{};
         ev.struct_size = sizeof ev;
@@ -694,14 +876,11 @@ std::string TenantManager::metrics_text() const {
             ev.active = static_cast<int64_t>(pool->open - pool->idle.size());
             ev.waiting = static_cast<int64_t>(pool->waiting);
         }
-        const auto s = stats();
         ev.pools_active = static_cast<int64_t>(s.pools_active);
         ev.pools_max = static_cast<int64_t>(s.pools_max);
         kernel_.emit(ev);
     }
-    std::string text;
-    for (const auto& sink : kernel_.sinks()) text += sink.render();
-    return text;
+    return mt::metrics_text(kernel_);
 }
 
 std::string to_json(const HealthReport& r) {

@@ -78,4 +78,19 @@ public:
     std::string sqlstate;
 };
 
+// No pooled connection became free within the wait timeout (connect_timeout): the pool is
+// exhausted, nothing reached the server. Adapters answer 503 for it.
+class PoolTimeout : public OperationError {
+public:
+    PoolTimeout(std::string tenant, size_t pool_size, long long waited_ms)
+        : OperationError("timed out after " + std::to_string(waited_ms) + "ms waiting for a connection" +
+                         (tenant.empty() ? std::string() : " for tenant " + tenant) + ": all " +
+                         std::to_string(pool_size) +
+                         " are in use (raise database.pool_size or release leases sooner)"),
+          tenant(std::move(tenant)), pool_size(pool_size), waited_ms(waited_ms) {}
+    std::string tenant;  // empty for the shared pool
+    size_t pool_size;
+    long long waited_ms;
+};
+
 }  // namespace mt

@@ -61,8 +61,9 @@ private:
     TenantDirectory directory_;
 };
 
-// true for failures that mean "the database cannot serve now" rather than "this request is wrong":
-// DatabaseUnavailable, a broken connection, a pool wait timeout, and the SQLSTATEs of a server
+// true for failures that mean "the database cannot serve now" rather than "this request is wrong",
+// decided by type and SQLSTATE, never by message text: DatabaseUnavailable, PoolTimeout (no
+// connection freed up within the wait timeout), a broken connection, and the SQLSTATEs of a server
 // that is shutting down, starting or out of connections (08xxx, 57P01-57P03, 53300).
 bool is_database_unavailable(const std::exception& e);
 

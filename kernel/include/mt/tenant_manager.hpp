@@ -17,6 +17,7 @@ namespace mt {
 namespace detail {
 class Pool;
 struct PooledConnection;
+struct TenantRoute;
 class ManagerState;
 class IdleReaper;
 }  // namespace detail
@@ -27,6 +28,11 @@ struct LeaseOptions {
 
 // A connection lent for one tenant. Returns the connection to its pool on destruction (or closes it
 // when broken or when its pool was evicted meanwhile). Movable, not copyable.
+//
+// The search_path is applied lazily: a connection that last served another tenant is switched by
+// the lease's first statement. query() without parameters sends `SET search_path …; <statement>`
+// in one round trip when the statement is a single SELECT/WITH/INSERT/UPDATE/DELETE/VALUES/TABLE;
+// anything else (parameters, begin(), connection()) switches with its own `SET` first.
 class TenantLease {
 public:
     TenantLease(TenantLease&& other) noexcept;
@@ -39,7 +45,8 @@ public:
     const std::string& schema() const;
 
     // Observed helpers: timed and sent to the sinks as query events. In `transaction` pool mode
-    // every call runs in its own transaction that starts with SET LOCAL search_path.
+    // every call runs in its own transaction that starts with SET LOCAL search_path (one round trip
+    // for a parameterless single statement, three otherwise).
     pqxx::result query(const std::string& sql, const SqlParams& params = {});
     // Runs fn(pqxx::work&) in one transaction (search_path set for it) and commits.
     template <class F>
@@ -57,8 +64,9 @@ public:
     // A transaction with the search_path applied (SET LOCAL in transaction mode).
     std::unique_ptr<pqxx::work> begin();
 
-    // The raw connection, for anything else. In `transaction` mode statements outside a
-    // transaction from begin()/transaction() have no search_path guarantee behind a pooler.
+    // The raw connection, for anything else, with the search_path in force. In `transaction` mode
+    // statements outside a transaction from begin()/transaction() have no search_path guarantee
+    // behind a pooler.
     pqxx::connection& connection();
 
     // Releases the connection now (the lease is empty afterwards).
@@ -68,16 +76,20 @@ private:
     friend class TenantManager;
     friend class detail::ManagerState;
     TenantLease(std::shared_ptr<detail::ManagerState> state, std::shared_ptr<detail::Pool> pool,
-                std::unique_ptr<detail::PooledConnection> conn, std::string tenant, std::string schema,
-                std::string search_path);
+                std::unique_ptr<detail::PooledConnection> conn, std::shared_ptr<const detail::TenantRoute> route,
+                bool with_shared);
+    const std::string& search_path() const;
+    detail::PooledConnection& pooled();
     void reconnect();
+    // Reconnects when broken and applies the search_path with its own round trip if needed.
+    void ensure_session();
+    pqxx::result run(const std::string& sql, const SqlParams& params);
 
     std::shared_ptr<detail::ManagerState> state_;
     std::shared_ptr<detail::Pool> pool_;
     std::unique_ptr<detail::PooledConnection> conn_;
-    std::string tenant_;
-    std::string schema_;
-    std::string search_path_;
+    std::shared_ptr<const detail::TenantRoute> route_;  // id, schema, search paths, server
+    bool with_shared_ = false;
     bool broken_ = false;  // the connection failed; the next attempt reconnects
 };
 
@@ -156,6 +168,8 @@ struct ManagerStats {
     size_t pools_created = 0;
     size_t evictions = 0;
     size_t connections_opened = 0;
+    size_t search_path_sets = 0;    // search_path switches that cost a round trip of their own
+    size_t search_path_folded = 0;  // switches sent in the same round trip as the lease's statement
 };
 
 class TenantManager {

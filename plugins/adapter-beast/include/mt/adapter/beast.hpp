@@ -11,8 +11,9 @@
 //
 // Refusals are JSON (see mt/tenant_context.hpp): 400 tenant id required / invalid tenant id,
 // 404 unknown tenant, 503 database unavailable. A handler that throws a database-unavailable error
-// also yields 503; any other exception propagates to the caller. Every response produced here has
-// the request's HTTP version and keep-alive, and its payload prepared.
+// (mt::DatabaseUnavailable, a broken connection, mt::PoolTimeout) also yields 503; any other
+// exception propagates to the caller. Every response produced here has the request's HTTP version
+// and keep-alive, and its payload prepared.
 #pragma once
 
 #include <mt/request.hpp>

@@ -12,8 +12,8 @@
 //
 // Refusals are JSON (see mt/tenant_context.hpp): 400 tenant id required / invalid tenant id,
 // 404 unknown tenant, 503 database unavailable. A handler that throws a database-unavailable error
-// (DatabaseUnavailable, broken connection, pool timeout) also gets 503; any other exception goes on
-// to the server's exception handler.
+// (mt::DatabaseUnavailable, a broken connection, mt::PoolTimeout) also gets 503; any other
+// exception goes on to the server's exception handler.
 #pragma once
 
 #include <mt/request.hpp>
