@@ -486,7 +486,7 @@ run_op() {
 # ---------------------------------------------------------------------------------------------
 write_manifest() { # FILE DB
     local plugin_path="${MT_BENCH_PLUGIN_PATH:-}"
-    [[ -n "$plugin_path" || ! -d "$ROOT/build/plugins" ]] || plugin_path="$ROOT/build/plugins"
+    [[ -n "$plugin_path" || ! -d "${BUILD_DIR:-$ROOT/build}/plugins" ]] || plugin_path="${BUILD_DIR:-$ROOT/build}/plugins"
     {
         echo "# written by tools/bench/bench.sh"
         echo "[database]"
