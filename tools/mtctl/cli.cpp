@@ -86,6 +86,28 @@ void add_tenant_selection(po::options_description& desc) {
         "tenants", po::value<std::string>(), "comma-separated tenant ids");
 }
 
+FleetScope fleet_scope(const mt::Kernel& kernel, const po::variables_map& vm) {
+    const auto& m = kernel.manifest();
+    if (vm.count("shared")) {
+        if (!m.migrations.shared_dir) throw mt::UsageError("migrations.shared_dir is not set");
+        return {{{m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt}},
+                mt::read_migration_folder(*m.migrations.shared_dir),
+                mt::TrackingTarget::shared_schema(m)};
+    }
+    const bool selected = vm.count("all") || vm.count("tenant") || vm.count("tenants");
+    return {kernel.select(selected ? tenant_selection(vm) : mt::TenantSelection{true, {}}),
+            mt::read_migration_folder(m.migrations.tenant_dir), mt::TrackingTarget::tenants(m)};
+}
+
+std::chrono::milliseconds duration_flag(const po::variables_map& vm, const std::string& flag) {
+    const auto text = vm[flag].as<std::string>();
+    try {
+        return mt::parse_duration(text);
+    } catch (const std::exception& e) {
+        throw mt::UsageError("--" + flag + " " + text + ": " + e.what());
+    }
+}
+
 mt::TenantSelection tenant_selection(const po::variables_map& vm) {
     mt::TenantSelection s;
     s.all = vm.count("all") != 0;

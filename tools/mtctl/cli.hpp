@@ -3,10 +3,13 @@
 
 #include <mt/kernel.hpp>
 #include <mt/manifest.hpp>
+#include <mt/migrate.hpp>
+#include <mt/migration_folder.hpp>
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -70,6 +73,17 @@ po::variables_map parse_options(const Invocation& inv, const po::options_descrip
                                 const po::positional_options_description* positional = nullptr);
 void add_tenant_selection(po::options_description& desc);
 mt::TenantSelection tenant_selection(const po::variables_map& vm);
+// A duration flag (`--timeout 5s`); a malformed one is a usage error naming the flag (exit 2).
+std::chrono::milliseconds duration_flag(const po::variables_map& vm, const std::string& flag);
+
+// What status and sync look at: the shared schema with --shared (its folder and table), else the
+// selected tenants, the whole fleet when no selection is given.
+struct FleetScope {
+    std::vector<mt::Tenant> tenants;
+    mt::MigrationFolder folder;
+    mt::TrackingTarget target;
+};
+FleetScope fleet_scope(const mt::Kernel& kernel, const po::variables_map& vm);
 
 std::string pad(const std::string& s, size_t width);
 // Renders rows as aligned columns (first row is the header).

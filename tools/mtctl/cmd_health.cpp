@@ -11,16 +11,6 @@ namespace mtctl {
 
 namespace {
 
-// A malformed duration is a usage error that names the flag (exit 2), not a failed run.
-std::chrono::milliseconds duration_flag(const po::variables_map& vm, const std::string& flag) {
-    const auto text = vm[flag].as<std::string>();
-    try {
-        return mt::parse_duration(text);
-    } catch (const std::exception& e) {
-        throw mt::UsageError("--" + flag + " " + text + ": " + e.what());
-    }
-}
-
 // ISO 8601 UTC, as the manager stamps its own reports.
 std::string utc_now() {
     const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());

@@ -40,16 +40,6 @@ std::pair<std::string, int> parse_listen(const std::string& addr) {
     }
 }
 
-// A malformed duration is a usage error that names the flag (exit 2), not a failed run.
-std::chrono::milliseconds duration_flag(const po::variables_map& vm, const std::string& flag) {
-    const auto text = vm[flag].as<std::string>();
-    try {
-        return mt::parse_duration(text);
-    } catch (const std::exception& e) {
-        throw mt::UsageError("--" + flag + " " + text + ": " + e.what());
-    }
-}
-
 int cmd_serve(const Invocation& inv, const Output& out) {
     po::options_description desc("serve options");
     desc.add_options()("listen", po::value<std::string>()->required(), "HOST:PORT to serve /health/db and /metrics on")(

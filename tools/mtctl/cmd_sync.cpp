@@ -100,21 +100,9 @@ int cmd_sync(const Invocation& inv, const Output& out) {
                              "(nothing was changed)");
 
     mt::Kernel kernel(inv.globals.manifest_input());
-    const auto& m = kernel.manifest();
-    const bool shared = vm.count("shared") != 0;
-    if (shared && !m.migrations.shared_dir) throw mt::UsageError("migrations.shared_dir is not set");
-    std::vector<mt::Tenant> tenants;
-    if (shared) {
-        tenants.push_back({m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt});
-    } else {
-        // Like status: the whole fleet unless a selection is given.
-        const bool selected = vm.count("all") || vm.count("tenant") || vm.count("tenants");
-        tenants = kernel.select(selected ? tenant_selection(vm) : mt::TenantSelection{true, {}});
-    }
-    const auto folder = mt::read_migration_folder(shared ? *m.migrations.shared_dir : m.migrations.tenant_dir);
-    const auto target = shared ? mt::TrackingTarget::shared_schema(m) : mt::TrackingTarget::tenants(m);
-    options.concurrency = m.migrations.concurrency;
-    options.lock_timeout = m.migrations.lock_timeout;
+    const auto [tenants, folder, target] = fleet_scope(kernel, vm);
+    options.concurrency = kernel.manifest().migrations.concurrency;
+    options.lock_timeout = kernel.manifest().migrations.lock_timeout;
     options.progress = out.progress("syncing");
 
     const auto report = mt::sync_tracking(kernel, tenants, folder, target, options);

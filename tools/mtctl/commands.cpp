@@ -351,19 +351,7 @@ static int cmd_status(const Invocation& inv, const Output& out) {
     desc.add_options()("shared", "the shared schema instead of tenants");
     auto vm = parse_options(inv, desc);
     mt::Kernel kernel(inv.globals.manifest_input());
-    const auto& m = kernel.manifest();
-    const bool shared = vm.count("shared") != 0;
-    if (shared && !m.migrations.shared_dir) throw mt::UsageError("migrations.shared_dir is not set");
-    std::vector<mt::Tenant> tenants;
-    if (shared) {
-        tenants.push_back({m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt});
-    } else {
-        // status defaults to the whole fleet.
-        const bool selected = vm.count("all") || vm.count("tenant") || vm.count("tenants");
-        tenants = kernel.select(selected ? tenant_selection(vm) : mt::TenantSelection{true, {}});
-    }
-    const auto folder = mt::read_migration_folder(shared ? *m.migrations.shared_dir : m.migrations.tenant_dir);
-    const auto target = shared ? mt::TrackingTarget::shared_schema(m) : mt::TrackingTarget::tenants(m);
+    const auto [tenants, folder, target] = fleet_scope(kernel, vm);
     const auto fleet = mt::fleet_status(kernel, tenants, folder, target);
 
     std::map<std::string, size_t> counts;
