@@ -254,6 +254,10 @@ TEST_CASE("mtctl serve answers /health/db with the health JSON and /metrics with
           std::map<std::string, double>{{"mt_tenant_pending_migrations{tenant=\"a\"}", 0},
                                         {"mt_tenant_pending_migrations{tenant=\"b\"}", 0},
                                         {"mt_tenant_pending_migrations{tenant=\"other\"}", 2}});
+    // a–d share one structure, e (no migrations yet) another; migrating e folds them into one.
+    CHECK(value_of(samples, "mt_drift_groups") == 2);
+    REQUIRE(p.mtctl("migrate --all").exit_code == 0);
+    CHECK(value_of(scrape(http_get(serve.port(), "/metrics").body), "mt_drift_groups") == 1);
 
     CHECK(http_get(serve.port(), "/").status == 200);
     CHECK(http_get(serve.port(), "/no-such-route").status == 404);

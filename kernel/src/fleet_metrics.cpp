@@ -1,3 +1,4 @@
+#include <mt/drift.hpp>
 #include <mt/fleet_metrics.hpp>
 #include <mt/migrate.hpp>
 
@@ -13,6 +14,8 @@ FleetSnapshot publish_fleet_metrics(const Kernel& kernel) {
     const auto fleet = fleet_status(kernel, tenants, folder, TrackingTarget::tenants(m));
     FleetSnapshot snap;
     snap.tenants = tenants.size();
+    // Distinct schema structures across the fleet (the catalog fingerprint of mtctl diff).
+    snap.drift_groups = static_cast<int64_t>(detect_drift(kernel, tenants).groups.size());
     for (const auto& st : fleet.tenants) {
         mt_event ev{};
         ev.struct_size = sizeof ev;
