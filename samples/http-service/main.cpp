@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <sys/socket.h>
 #include <iostream>
 
 namespace {
@@ -176,6 +177,12 @@ int run(const Options& options) {
     }
 
     int port = options.port;
+    // cpp-httplib sets SO_REUSEPORT by default: a second service on a port in use would bind too and
+    // silently share its connections. SO_REUSEADDR alone still allows a restart over TIME_WAIT.
+    server.set_socket_options([](socket_t sock) {
+        int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     if (port == 0) port = server.bind_to_any_port(options.host);
     else if (!server.bind_to_port(options.host, port)) port = -1;
     if (port < 0)
