@@ -4,6 +4,7 @@
 #include "support/pgbouncer.hpp"
 #include "support/project.hpp"
 
+#include <mt/ident.hpp>
 #include <mt/kernel.hpp>
 #include <mt/tenant_manager.hpp>
 
@@ -20,19 +21,14 @@ using namespace mt::test;
 
 namespace {
 
-mt::ManifestInput input_for(const Project& p) {
-    mt::ManifestInput in;
-    in.file = p.dir() / "multitenant.ini";
-    in.use_environment = false;
-    return in;
-}
-
 // Each tenant's `items` holds three rows owned by it; a tenant marker no other schema has.
 void tenants_with_rows(const Project& p, const std::vector<std::string>& ids) {
     p.tenants(ids);
-    for (const auto& id : ids)
-        p.exec("CREATE TABLE \"tenant_" + id + "\".items (owner text, n int); INSERT INTO \"tenant_" + id +
-               "\".items SELECT '" + id + "', g FROM generate_series(1, 3) g");
+    for (const auto& id : ids) {
+        const std::string items = mt::quote_qualified("tenant_" + id, "items");
+        p.exec("CREATE TABLE " + items + " (owner text, n int)");
+        p.exec("INSERT INTO " + items + " SELECT $1, g FROM generate_series(1, 3) g", {id});
+    }
 }
 
 // The project's database reached through the pooler, in the given pool mode.
@@ -61,7 +57,7 @@ TEST_CASE("behind PgBouncer in transaction mode, `transaction` pool mode never s
     tenants_with_rows(p, ids);
     PgBouncer bouncer({"transaction", 4, 200});
     through(p, bouncer, "transaction", 12);
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
 
     constexpr int threads = 16, rounds = 60;
@@ -131,7 +127,7 @@ TEST_CASE("behind PgBouncer in transaction mode, interleaved leases keep their t
 
     SECTION("transaction mode: SET LOCAL in every transaction") {
         through(p, bouncer, "transaction", 2);
-        mt::Kernel kernel(input_for(p));
+        mt::Kernel kernel(p.manifest_input());
         mt::TenantManager manager(kernel);
         auto a = manager.tenant("a");
         CHECK(owners(a) == three("a"));
@@ -143,7 +139,7 @@ TEST_CASE("behind PgBouncer in transaction mode, interleaved leases keep their t
     SECTION("shared mode: the session search_path set for b is what a's next statement finds") {
         // Why doctor fails `shared` (and `per-tenant`) behind a transaction pooler.
         through(p, bouncer, "shared", 2);
-        mt::Kernel kernel(input_for(p));
+        mt::Kernel kernel(p.manifest_input());
         mt::TenantManager manager(kernel);
         auto a = manager.tenant("a");
         CHECK(owners(a) == three("a"));

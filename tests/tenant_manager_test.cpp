@@ -4,6 +4,7 @@
 #include "support/project.hpp"
 
 #include <mt/errors.hpp>
+#include <mt/ident.hpp>
 #include <mt/kernel.hpp>
 #include <mt/metrics.hpp>
 #include <mt/tenant_manager.hpp>
@@ -18,19 +19,14 @@ using namespace mt::test;
 
 namespace {
 
-mt::ManifestInput input_for(const Project& p) {
-    mt::ManifestInput in;
-    in.file = p.dir() / "multitenant.ini";
-    in.use_environment = false;
-    return in;
-}
-
 // Each tenant gets a table `items` holding one row with its own id.
 void tenants_with_rows(const Project& p, const std::vector<std::string>& ids) {
     p.tenants(ids);
-    for (const auto& id : ids)
-        p.exec("CREATE TABLE \"tenant_" + id + "\".items (owner text); INSERT INTO \"tenant_" + id +
-               "\".items VALUES ('" + id + "')");
+    for (const auto& id : ids) {
+        const std::string items = mt::quote_qualified("tenant_" + id, "items");
+        p.exec("CREATE TABLE " + items + " (owner text)");
+        p.exec("INSERT INTO " + items + " VALUES ($1)", {id});
+    }
 }
 
 std::string owner(mt::TenantLease& lease) { return lease.query("SELECT owner FROM items")[0][0].c_str(); }
@@ -54,7 +50,7 @@ TEST_CASE("a lease for tenant A never sees tenant B's rows, in every pool mode",
     p.set("database.pool_size", "3");
     const std::vector<std::string> ids{"alpha", "Beta", "beta", "gamma"};
     tenants_with_rows(p, ids);
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     std::atomic<int> wrong{0}, done{0};
     {
@@ -79,7 +75,7 @@ TEST_CASE("with_shared puts the shared schema after the tenant's, cross_schema e
     Project p;
     tenants_with_rows(p, {"a"});
     p.exec("CREATE TABLE public.plans (name text); INSERT INTO public.plans VALUES ('gold')");
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     {
         auto lease = manager.tenant("a", {true});
@@ -105,7 +101,7 @@ TEST_CASE("per-tenant mode evicts the least recently used pool and in-flight lea
     Project p;
     p.set("database.max_pools", "2");
     tenants_with_rows(p, {"a", "b", "c"});
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     auto held = manager.tenant("a");  // in flight while its pool is evicted
     { auto b = manager.tenant("b"); }
@@ -125,7 +121,7 @@ TEST_CASE("per-tenant pools unused for pool_idle_timeout are evicted", "[manager
     Project p;
     p.set("database.pool_idle_timeout", "150ms");
     tenants_with_rows(p, {"a"});
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     { auto lease = manager.tenant("a"); }
     CHECK(manager.stats().pools_active == 1);
@@ -141,7 +137,7 @@ TEST_CASE("waiting for a connection times out with a clear error", "[manager][pg
     p.set("database.pool_size", "1");
     p.set("database.connect_timeout", "300ms");
     tenants_with_rows(p, {"a"});
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     auto held = manager.tenant("a");
     const auto start = std::chrono::steady_clock::now();
@@ -162,7 +158,7 @@ TEST_CASE("waiting for a connection times out with a clear error", "[manager][pg
 TEST_CASE("warmup opens pools, a tenant whose schema does not exist is a failure", "[manager][pg]") {
     Project p;
     tenants_with_rows(p, {"a", "b"});
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     const auto report = manager.warmup({"a", "b", "nope"});
     CHECK(report.total == 3);
@@ -179,7 +175,7 @@ TEST_CASE("warmup opens pools, a tenant whose schema does not exist is a failure
 TEST_CASE("injection attempts in tenant ids are refused before any SQL", "[manager][ids][pg]") {
     Project p;
     tenants_with_rows(p, {"a"});
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     for (const std::string& bad : std::vector<std::string>{"a\"; DROP TABLE items; --", "a b", "x'y", std::string(70, 'a'), "..", "a/b"})
         CHECK_THROWS_AS(manager.tenant(bad), mt::TenantIdError);
@@ -190,7 +186,7 @@ TEST_CASE("injection attempts in tenant ids are refused before any SQL", "[manag
 TEST_CASE("health reports ok pools and a JSON rendering", "[manager][health][pg]") {
     Project p;
     tenants_with_rows(p, {"a", "b"});
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     { auto a = manager.tenant("a"); }
     { auto b = manager.tenant("b"); }
@@ -218,7 +214,7 @@ TEST_CASE("a server restart mid-use is retried, a dead server is unhealthy", "[m
     p.set("plugin.retry-exponential.max_attempts", "6");
     p.set("plugin.retry-exponential.initial_delay", "200ms");
     tenants_with_rows(p, {"a"});
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     { auto lease = manager.tenant("a"); CHECK(owner(lease) == "a"); }
     server.stop();
@@ -244,7 +240,7 @@ TEST_CASE("a search_path switch rides with the first statement and is never left
     p.set("database.pool_mode", mode);
     p.set("database.pool_size", "1");  // one connection: every lease for another tenant switches it
     tenants_with_rows(p, {"a", "b"});
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     { auto a = manager.tenant("a"); CHECK(owner(a) == "a"); }
     {
@@ -292,7 +288,7 @@ TEST_CASE("metrics_text is what the metrics sinks render, with fresh pool gauges
     p.set("plugins.load", "tracking-name, discovery-sql, retry-exponential, metrics-prometheus");
     p.set("roles.sinks", "metrics-prometheus");
     tenants_with_rows(p, {"a", "b"});
-    mt::Kernel kernel(input_for(p));
+    mt::Kernel kernel(p.manifest_input());
     mt::TenantManager manager(kernel);
     { auto a = manager.tenant("a"); CHECK(owner(a) == "a"); }
     { auto b = manager.tenant("b"); CHECK(owner(b) == "b"); }
@@ -305,6 +301,6 @@ TEST_CASE("metrics_text is what the metrics sinks render, with fresh pool gauges
     CHECK(text.back() == '\n');
 
     Project quiet;  // no sink renders: empty text
-    mt::Kernel plain(input_for(quiet));
+    mt::Kernel plain(quiet.manifest_input());
     CHECK(mt::TenantManager(plain).metrics_text().empty());
 }

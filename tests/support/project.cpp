@@ -23,6 +23,20 @@ void Project::exec(const std::string& sql) const {
     tx.commit();
 }
 
+void Project::exec(const std::string& sql, const mt::SqlParams& params) const {
+    pqxx::connection c(url_);
+    pqxx::work tx(c);
+    mt::exec_params(tx, sql, params);
+    tx.commit();
+}
+
+mt::ManifestInput Project::manifest_input() const {
+    mt::ManifestInput in;
+    in.file = dir() / "multitenant.ini";
+    in.use_environment = false;
+    return in;
+}
+
 void Project::init() {
     settings_ = {
         {"database.url", url_},

@@ -3,6 +3,9 @@
 
 #include "support/pg.hpp"
 
+#include <mt/manifest.hpp>
+#include <mt/sql_session.hpp>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +32,10 @@ public:
     RunResult mtctl(const std::string& args) const;
     std::string scalar(const std::string& sql) const;
     void exec(const std::string& sql) const;
+    // One parameterised statement ($1…) in its own transaction.
+    void exec(const std::string& sql, const mt::SqlParams& params) const;
+    // The project's manifest file, without MT_* environment overrides (for a mt::Kernel in-process).
+    mt::ManifestInput manifest_input() const;
 
 private:
     void init();
