@@ -1,5 +1,6 @@
 // mtctl tenant clone against a real PostgreSQL (SPEC §7): replay to the source's point, exact
 // tracking, data in foreign-key order with sequences past the copied ids, all or nothing.
+#include "support/mtctl_json.hpp"
 #include "support/project.hpp"
 
 #include <catch2/catch.hpp>
@@ -9,13 +10,6 @@ using namespace mt::test;
 using nlohmann::json;
 
 namespace {
-
-json run_json(const Project& p, const std::string& args, int expected_exit = 0) {
-    const auto r = p.mtctl("--json " + args);
-    INFO("mtctl " << args << "\nstdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exit_code == expected_exit);
-    return r.out.empty() ? json() : json::parse(r.out);
-}
 
 bool schema_exists(const Project& p, const std::string& schema) {
     return p.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = '" + schema + "'") == "1";

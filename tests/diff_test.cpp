@@ -1,5 +1,6 @@
 // mtctl diff (SPEC §7, docs/repair.md): tenants grouped by catalog fingerprint; differences by
 // object name against the reference; exit 1 on drift, 0 when identical.
+#include "support/mtctl_json.hpp"
 #include "support/project.hpp"
 
 #include <catch2/catch.hpp>
@@ -19,13 +20,6 @@ void schema_migrations(const Project& p) {
                 "user_id int NOT NULL REFERENCES users(id), total int DEFAULT 0);\n"
                 "--> statement-breakpoint\n"
                 "CREATE INDEX orders_user_idx ON orders (user_id);");
-}
-
-json run_json(const Project& p, const std::string& args, int expected_exit = 0) {
-    const auto r = p.mtctl("--json " + args);
-    INFO("mtctl " << args << "\nstdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exit_code == expected_exit);
-    return json::parse(r.out);
 }
 
 json group_of(const json& doc, const std::string& id) {

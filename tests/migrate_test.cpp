@@ -1,4 +1,5 @@
 // mtctl migrate / status / tenant create / drop against a real PostgreSQL (SPEC §6, §7).
+#include "support/mtctl_json.hpp"
 #include "support/project.hpp"
 
 #include <catch2/catch.hpp>
@@ -20,13 +21,6 @@ void six_migrations(const Project& p) {
     p.migration("0003_users_name", "ALTER TABLE users ADD COLUMN name text;");
     p.migration("0004_seed", "INSERT INTO users (email) VALUES ('a@example.com'), ('b@example.com');");
     p.migration("0005_backfill", "UPDATE users SET name = split_part(email, '@', 1);");
-}
-
-json run_json(const Project& p, const std::string& args, int expected_exit = 0) {
-    const auto r = p.mtctl("--json " + args);
-    INFO("mtctl " << args << "\nstdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exit_code == expected_exit);
-    return json::parse(r.out);
 }
 
 std::string count(const Project& p, const std::string& table) { return p.scalar("SELECT count(*) FROM " + table); }

@@ -1,5 +1,6 @@
 // mtctl seed against a real PostgreSQL (SPEC §7): one transaction per tenant, a per-tenant report,
 // exit 1 when any tenant failed.
+#include "support/mtctl_json.hpp"
 #include "support/project.hpp"
 
 #include <catch2/catch.hpp>
@@ -9,13 +10,6 @@ using namespace mt::test;
 using nlohmann::json;
 
 namespace {
-
-json run_json(const Project& p, const std::string& args, int expected_exit = 0) {
-    const auto r = p.mtctl("--json " + args);
-    INFO("mtctl " << args << "\nstdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exit_code == expected_exit);
-    return json::parse(r.out);
-}
 
 void plans_migration(const Project& p) {
     p.migration("0000_items", "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL UNIQUE, plan text);");

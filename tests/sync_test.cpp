@@ -1,5 +1,6 @@
 // mtctl sync (SPEC §7, docs/repair.md): missing, orphan and edited migrations in each tracking
 // format; --mark-missing and --clean-orphans alone and together, under the migrate lock; --dry-run.
+#include "support/mtctl_json.hpp"
 #include "support/project.hpp"
 
 #include <mt/migration_folder.hpp>
@@ -45,13 +46,6 @@ const std::string kMultitenantHash =
     "created_at timestamptz DEFAULT now())";
 const std::string kDrizzleOrm =
     "CREATE TABLE tenant_a.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL, created_at bigint)";
-
-json run_json(const Project& p, const std::string& args, int expected_exit = 0) {
-    const auto r = p.mtctl("--json " + args);
-    INFO("mtctl " << args << "\nstdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exit_code == expected_exit);
-    return json::parse(r.out);
-}
 
 json tenant_of(const json& doc, const std::string& id) {
     for (const auto& t : doc["tenants"])

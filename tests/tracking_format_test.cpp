@@ -1,5 +1,6 @@
 // The three tracking formats (SPEC §6.2): created, detected and used; auto on mixed fleets;
 // convert-format round trips that leave tables every later command can use.
+#include "support/mtctl_json.hpp"
 #include "support/project.hpp"
 
 #include <catch2/catch.hpp>
@@ -14,13 +15,6 @@ void three_migrations(const Project& p) {
     p.migration("0000_users", "CREATE TABLE users (id serial PRIMARY KEY, email text);");
     p.migration("0001_posts", "CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users(id));");
     p.migration("0002_seed", "INSERT INTO users (email) VALUES ('x@example.com');");
-}
-
-json run_json(const Project& p, const std::string& args, int expected_exit = 0) {
-    const auto r = p.mtctl("--json " + args);
-    INFO("mtctl " << args << "\nstdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exit_code == expected_exit);
-    return json::parse(r.out);
 }
 
 std::string columns_of(const Project& p, const std::string& schema) {
