@@ -127,6 +127,8 @@ done
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=tools/bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 [[ -n "$PSQL" && -x "$PSQL" ]] || die "psql not found (apt-get install postgresql-client-15, or set MT_BENCH_PSQL)"
 command -v xargs >/dev/null || die "xargs not found (apt-get install findutils)"
@@ -304,21 +306,7 @@ psql_admin -c 'SELECT 1' >/dev/null || die "cannot connect to $ADMIN_URL"
 # Reference implementation (npm, pinned by tools/bench/node/package-lock.json)
 # ---------------------------------------------------------------------------------------------
 REF_CLI="$NODE_DIR/node_modules/drizzle-multitenant/bin/drizzle-multitenant.js"
-ensure_reference() {
-    command -v node >/dev/null || die "node not found (Node 20 needed for the reference; or use --skip-reference)"
-    command -v npm >/dev/null || die "npm not found (or use --skip-reference)"
-    mkdir -p "$NODE_DIR"
-    if ! cmp -s "$BENCH_DIR/node/package-lock.json" "$NODE_DIR/package-lock.json" \
-        || ! cmp -s "$BENCH_DIR/node/package.json" "$NODE_DIR/package.json" \
-        || [[ ! -f "$REF_CLI" ]]; then
-        log "installing drizzle-multitenant 1.3.5 (npm ci) into $NODE_DIR"
-        cp "$BENCH_DIR/node/package.json" "$BENCH_DIR/node/package-lock.json" "$NODE_DIR/"
-        (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2)
-    fi
-    local v
-    v=$(node -p "require('$NODE_DIR/node_modules/drizzle-multitenant/package.json').version")
-    [[ "$v" == 1.3.5 ]] || die "expected drizzle-multitenant 1.3.5 in $NODE_DIR, found $v"
-}
+ensure_reference() { install_reference "$BENCH_DIR/node" "$NODE_DIR"; }
 
 # ---------------------------------------------------------------------------------------------
 # Fleet set-up (never timed)
@@ -427,32 +415,6 @@ record() { # n op tool run status note
 }
 record_na() { M_SECS="-" M_RSS="-" M_BACKENDS="-"; record "$1" "$2" "$3" "$4" na "$5"; }
 
-# wait_quiet: before a measurement, wait (at most QUIET_MAX s) until the CPUs were at most
-# QUIET_BUSY % busy over one second, so autovacuum after the previous step or other people's jobs on
-# a shared machine do not land in the timing.
-QUIET_BUSY=25
-wait_quiet() {
-    M_BUSY=0
-    [[ $QUIET_MAX -gt 0 && -r /proc/stat ]] || return 0
-    local waited=0 a b busy
-    while :; do
-        a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-        sleep 1
-        b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-        busy=$(awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%d", t > 0 ? 100 * (y[1] - x[1]) / t : 0 }')
-        if [[ $busy -le $QUIET_BUSY ]]; then
-            [[ $waited -eq 0 ]] || log "  waited ${waited}s for the CPUs to calm down"
-            return 0
-        fi
-        waited=$((waited + 1))
-        if [[ $waited -ge $QUIET_MAX ]]; then
-            log "  CPUs still ${busy}% busy after ${waited}s: measuring anyway"
-            M_BUSY=1
-            return 0
-        fi
-    done
-}
-M_BUSY=0
 
 # run_op N RUN OP TOOL DB LOG CHECK CMD...: measure, then check the fleet (CHECK: migrated,
 # marked or none), and record ok or fail.

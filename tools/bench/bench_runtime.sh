@@ -54,7 +54,6 @@ MAX_POOLS=50
 SKIP_REFERENCE=0
 MEMORY_URL=""
 QUIET_MAX=20
-QUIET_BUSY=25
 KEEP=0
 DB=bench_runtime
 TENANTS_MAX=10000
@@ -82,6 +81,8 @@ case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 
 log() { printf 'bench_runtime: %s\n' "$*" >&2; }
 die() { printf 'bench_runtime: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=tools/bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 LEASE_BENCH=$BUILD/bin/mt-lease-bench
 [[ -x "$LEASE_BENCH" ]] || die "$LEASE_BENCH not built (cmake --build $BUILD --target mt-lease-bench)"
@@ -107,20 +108,9 @@ psql_admin -c 'SELECT 1' >/dev/null || die "cannot connect to $ADMIN_URL"
 # ---- reference (npm, pinned by tools/bench/runtime-node/package-lock.json) ------------------
 NODE_DIR=${MT_BENCH_RUNTIME_NODE_DIR:-$BUILD/bench-runtime-node}
 if [[ $SKIP_REFERENCE == 0 ]]; then
-    command -v node >/dev/null || die "node not found (Node 20 runs the reference; or --skip-reference)"
-    command -v npm >/dev/null || die "npm not found (or --skip-reference)"
-    mkdir -p "$NODE_DIR"
-    if ! cmp -s "$BENCH_DIR/runtime-node/package-lock.json" "$NODE_DIR/package-lock.json" \
-        || ! cmp -s "$BENCH_DIR/runtime-node/package.json" "$NODE_DIR/package.json" \
-        || [[ ! -d "$NODE_DIR/node_modules/drizzle-multitenant" ]]; then
-        log "installing drizzle-multitenant 1.3.5 (npm ci) into $NODE_DIR"
-        cp "$BENCH_DIR/runtime-node/package.json" "$BENCH_DIR/runtime-node/package-lock.json" "$NODE_DIR/"
-        (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2)
-    fi
+    install_reference "$BENCH_DIR/runtime-node" "$NODE_DIR"
     # Beside its node_modules, so that its imports resolve there.
     cp "$BENCH_DIR/runtime-node/lease_bench.mjs" "$NODE_DIR/"
-    v=$(node -p "require('$NODE_DIR/node_modules/drizzle-multitenant/package.json').version")
-    [[ "$v" == 1.3.5 ]] || die "expected drizzle-multitenant 1.3.5 in $NODE_DIR, found $v"
 fi
 
 # ---- database ---------------------------------------------------------------------------------
@@ -150,23 +140,6 @@ INI
 manifest "$WORK/per-tenant.ini" per-tenant "$POOL_SIZE"
 manifest "$WORK/shared.ini" shared "$SHARED_POOL_SIZE"
 manifest "$WORK/transaction.ini" transaction "$SHARED_POOL_SIZE"
-
-wait_quiet() {
-    [[ $QUIET_MAX -gt 0 && -r /proc/stat ]] || return 0
-    local waited=0 a b busy
-    while :; do
-        a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-        sleep 1
-        b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-        busy=$(awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%d", t > 0 ? 100 * (y[1] - x[1]) / t : 0 }')
-        [[ $busy -le $QUIET_BUSY ]] && return 0
-        waited=$((waited + 1))
-        if [[ $waited -ge $QUIET_MAX ]]; then
-            log "  CPUs still ${busy}% busy after ${waited}s: measuring anyway"
-            return 0
-        fi
-    done
-}
 
 # A field of a flat JSON line (numbers and booleans only).
 jget() { grep -o "\"$2\":[^,}]*" <<<"$1" | head -1 | cut -d: -f2; }
