@@ -151,8 +151,9 @@ const TrackingFormat* resolve_format(const Kernel& kernel, const TrackingTarget&
     const TrackingFormat& f = kernel.tracking_format(target.format);
     const int score = f.detect(columns);
     if (score <= 0) return nullptr;
+    // detect_format returns the first highest scorer, so a tie with another format keeps f.
     const TrackingFormat* best = kernel.detect_format(columns);
-    return best == &f || best == nullptr || best->detect(columns) <= score ? &f : nullptr;
+    return best == &f || best->detect(columns) == score ? &f : nullptr;
 }
 
 const TrackingFormat& creation_format(const Kernel& kernel, const TrackingTarget& target) {
