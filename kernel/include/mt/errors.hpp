@@ -93,4 +93,38 @@ public:
     long long waited_ms;
 };
 
+// A statement was sent and the connection broke before its result came back: the server may or
+// may not have run it (a write may be committed). Never retried automatically; the caller decides.
+class OutcomeUnknown : public OperationError {
+public:
+    OutcomeUnknown(std::string tenant, std::string statement, std::string cause)
+        : OperationError("connection lost after the statement was sent" +
+                             (tenant.empty() ? std::string() : " (tenant " + tenant + ")") +
+                             "; it may or may not have run: " + cause,
+                         "08006"),
+          tenant(std::move(tenant)), statement(std::move(statement)) {}
+    std::string tenant;     // empty for the shared schema
+    std::string statement;  // the statement as given (not sent again)
+};
+
+// A statement parameter PostgreSQL cannot hold as text (an embedded NUL, invalid UTF-8): refused
+// before anything is sent, so nothing is ever silently truncated.
+class InvalidParameter : public OperationError {
+public:
+    InvalidParameter(std::string tenant, size_t position, std::string what)
+        : OperationError("parameter $" + std::to_string(position) +
+                             (tenant.empty() ? std::string() : " for tenant " + tenant) + ": " + what,
+                         "22021"),
+          tenant(std::move(tenant)), position(position) {}
+    std::string tenant;
+    size_t position;  // 1-based, as in $1
+};
+
+// A tenant's advisory lock stayed held by another session past lock_timeout.
+class LockTimeout : public OperationError {
+public:
+    LockTimeout(std::string tenant, std::string what) : OperationError(std::move(what), "55P03"), tenant(std::move(tenant)) {}
+    std::string tenant;
+};
+
 }  // namespace mt
