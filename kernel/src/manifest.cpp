@@ -352,6 +352,8 @@ const std::vector<Field>& fixed_fields() {
         {"database.pool_idle_timeout",
          [](Manifest& m, const Value& v) { m.database.pool_idle_timeout = duration(v); }},
         {"database.connect_timeout", [](Manifest& m, const Value& v) { m.database.connect_timeout = duration(v); }},
+        {"database.statement_timeout",
+         [](Manifest& m, const Value& v) { m.database.statement_timeout = duration(v); }},
         {"database.application_name",
          [](Manifest& m, const Value& v) { m.database.application_name = v.text; }},
         {"isolation.schema_template",
@@ -683,7 +685,8 @@ pool_mode = per-tenant           # per-tenant | shared | transaction (behind PgB
 pool_size = 10                   # connections per pool
 max_pools = 50                   # per-tenant mode: most tenant pools alive at once (least recently used evicted)
 pool_idle_timeout = 1h           # close a tenant pool unused this long; 0 = never
-connect_timeout = 5s
+connect_timeout = 5s               # also bounds the wait for a free pooled connection
+# statement_timeout = 30s        # leases: cancel a statement running longer; default: the server's
 application_name = mtenant
 
 [isolation]

@@ -3,9 +3,15 @@
 // pool (a search_path switch instead of a new backend) as long as the manager holds at most
 // max_pools × pool_size backends, and leases in flight on an evicted pool finish normally. Shared and transaction modes keep one pool per server for every tenant.
 //
-// The lease path is kept cheap: a tenant's validated schema and search paths are cached (no regex
-// per lease), a pool hit takes only a shared lock, and a search_path switch rides in the same round
-// trip as the lease's first parameterless statement whenever that is safe (see foldable()).
+// Isolation: every lease starts from a clean session (session_setup(): a reset of everything an
+// application can leave on a session, then the tenant's search_path), sent in the same round trip
+// as the lease's first parameterless statement whenever that is safe (see foldable()). No belief
+// about a session's state is cached across leases: an application can falsify any of them.
+//
+// The lease path is otherwise kept cheap: a tenant's validated schema and search paths are cached
+// (no regex per lease) and a pool hit takes only a shared lock.
+#include "pqxx_session.hpp"
+
 #include <mt/errors.hpp>
 #include <mt/ident.hpp>
 #include <mt/metrics.hpp>
@@ -88,7 +94,7 @@ struct PooledConnection {
         if (alive) alive->fetch_sub(1, std::memory_order_relaxed);
     }
     std::unique_ptr<pqxx::connection> conn;
-    std::string search_path;              // the session's search_path; empty: the server default, or unknown
+    bool used = false;  // something was sent since connect: the next lease resets the session
     std::atomic<size_t>* alive = nullptr;  // the manager's backend count, decremented when closed
 };
 
@@ -122,6 +128,7 @@ public:
         wait_timeout = db.connect_timeout;
         idle_timeout = db.pool_idle_timeout;
         backend_budget = max_pools * pool_size;
+        statement_timeout = db.statement_timeout;
         auto shared = std::make_shared<TenantRoute>();
         shared->schema = manifest.isolation.shared_schema;
         shared->search_path = search_path_for(shared->schema, false);
@@ -133,8 +140,9 @@ public:
     const Manifest& manifest;
     PoolMode mode;
     size_t pool_size, max_pools, backend_budget;
-    std::chrono::milliseconds wait_timeout, idle_timeout;
+    std::chrono::milliseconds wait_timeout, idle_timeout, statement_timeout;
     std::shared_ptr<const TenantRoute> shared_route;
+    std::weak_ptr<const void> kernel_alive = kernel.lifetime();
     // Backends held (pooled, leased or spare); declared before every container of connections.
     std::atomic<size_t> alive{0};
 
@@ -157,7 +165,50 @@ public:
     static constexpr size_t route_cache_cap = 16384;  // a few MB at most; emptied when full
 
     std::atomic<size_t> pools_created{0}, evictions{0}, connections_opened{0};
-    std::atomic<size_t> search_path_sets{0}, search_path_folded{0};
+    std::atomic<size_t> search_path_sets{0}, search_path_folded{0}, sessions_reset{0};
+    std::atomic<size_t> rollbacks_on_release{0}, connections_quarantined{0};
+
+    // Connections released while a pqxx transaction object still referred to them (an application
+    // kept a transaction past its lease). Never reused; closed once the object is gone; never
+    // destroyed while it lives (that would be undefined behaviour in libpqxx).
+    std::mutex quarantine_mutex;
+    std::vector<std::unique_ptr<pqxx::connection>> quarantine;
+
+    ~ManagerState() {
+        std::lock_guard lock(quarantine_mutex);
+        for (auto& c : quarantine)
+            if (c && has_transaction_object(*c)) {
+                spdlog::error("mtenant: a pqxx transaction outlived its lease and its TenantManager; its connection is left open");
+                (void)c.release();
+            }
+    }
+
+    void quarantine_connection(std::unique_ptr<pqxx::connection> c) {
+        ++connections_quarantined;
+        spdlog::warn("mtenant: a lease was released while a pqxx transaction on its connection was still alive; "
+                     "the connection is not reused (keep transactions inside the lease's scope)");
+        std::lock_guard lock(quarantine_mutex);
+        std::erase_if(quarantine, [](const auto& q) { return !q || !has_transaction_object(*q); });
+        quarantine.push_back(std::move(c));
+    }
+
+    // What a session runs before a lease's first statement (session modes) or at the start of
+    // every transaction (transaction mode, `local`). The reset undoes everything an application
+    // can leave on a session except what PostgreSQL already re-checks: cached plans are re-planned
+    // when the search_path differs, so DISCARD PLANS is not needed. Non-transactional parts come
+    // first so that a failure later in the string cannot skip them.
+    std::string session_setup(const std::string& search_path, bool reset, bool local) const {
+        std::string sql;
+        if (reset)
+            sql = "DEALLOCATE ALL; CLOSE ALL; SELECT pg_advisory_unlock_all(); UNLISTEN *; "
+                  "RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; ";
+        sql += local ? "SET LOCAL search_path TO " : "SET search_path TO ";
+        sql += search_path;
+        if (statement_timeout.count() > 0)
+            sql += std::string(local ? "; SET LOCAL" : "; SET") + " statement_timeout = " +
+                   std::to_string(statement_timeout.count());
+        return sql;
+    }
 
     std::string search_path_for(const std::string& schema, bool with_shared) const {
         std::string path = quote_ident(schema);
@@ -308,21 +359,14 @@ public:
     }
 
     // Takes a connection from the pool (or opens one) within the wait timeout.
-    std::unique_ptr<PooledConnection> acquire(Pool& pool, const std::string& search_path) {
+    std::unique_ptr<PooledConnection> acquire(Pool& pool) {
         const auto deadline = Clock::now() + wait_timeout;
         std::unique_lock lock(pool.mutex);
         for (;;) {
             if (pool.closing) return nullptr;  // evicted meanwhile: the caller asks for a new pool
             if (!pool.idle.empty()) {
-                // Prefer a connection already on this search_path (no switch needed).
-                size_t pick = pool.idle.size() - 1;
-                for (size_t i = pool.idle.size(); i-- > 0;)
-                    if (pool.idle[i]->search_path == search_path) {
-                        pick = i;
-                        break;
-                    }
-                auto c = std::move(pool.idle[pick]);
-                pool.idle.erase(pool.idle.begin() + static_cast<std::ptrdiff_t>(pick));
+                auto c = std::move(pool.idle.back());
+                pool.idle.pop_back();
                 pool.last_used = Clock::now();
                 return c;
             }
@@ -348,7 +392,35 @@ public:
         }
     }
 
+    // Makes a released connection safe for the next lease or closes it: a pqxx transaction object
+    // still alive → quarantined; a transaction left open or aborted on the server → rolled back;
+    // a statement still running or a broken session → closed.
+    void clean_on_release(PooledConnection& c) {
+        if (!c.conn) return;
+        if (has_transaction_object(*c.conn)) {
+            quarantine_connection(std::move(c.conn));
+            return;
+        }
+        switch (transaction_status(*c.conn)) {
+            case SessionTx::idle: return;
+            case SessionTx::in_transaction:
+            case SessionTx::in_error:
+                try {
+                    ++rollbacks_on_release;
+                    pqxx::nontransaction tx(*c.conn);
+                    tx.exec("ROLLBACK");
+                    if (transaction_status(*c.conn) == SessionTx::idle) return;
+                } catch (const std::exception&) {  // closed below
+                }
+                break;
+            case SessionTx::active:
+            case SessionTx::unknown: break;
+        }
+        c.conn.reset();
+    }
+
     void release(const std::shared_ptr<Pool>& pool, std::unique_ptr<PooledConnection> c) {
+        if (c) clean_on_release(*c);
         const bool usable = c && c->conn && c->conn->is_open();
         {
             std::lock_guard lock(pool->mutex);
@@ -366,16 +438,6 @@ public:
         }
         pool->cv.notify_all();
         if (usable) park(*pool, std::move(c));
-    }
-
-    // A switch with a round trip of its own. The tracked value is cleared first: if the SET fails
-    // the session's search_path is unknown and the next use sets it again.
-    void set_search_path(PooledConnection& c, const std::string& search_path) {
-        c.search_path.clear();
-        pqxx::nontransaction tx(*c.conn);
-        tx.exec("SET search_path TO " + search_path);
-        c.search_path = search_path;
-        ++search_path_sets;
     }
 
     void evict_idle() {
@@ -423,7 +485,8 @@ TenantLease::TenantLease(std::shared_ptr<detail::ManagerState> state, std::share
 
 TenantLease::TenantLease(TenantLease&& other) noexcept
     : state_(std::move(other.state_)), pool_(std::move(other.pool_)), conn_(std::move(other.conn_)),
-      route_(std::move(other.route_)), with_shared_(other.with_shared_), broken_(other.broken_) {}
+      route_(std::move(other.route_)), with_shared_(other.with_shared_), broken_(other.broken_),
+      ready_(other.ready_) {}
 
 TenantLease& TenantLease::operator=(TenantLease&& other) noexcept {
     if (this != &other) {
@@ -434,6 +497,7 @@ TenantLease& TenantLease::operator=(TenantLease&& other) noexcept {
         route_ = std::move(other.route_);
         with_shared_ = other.with_shared_;
         broken_ = other.broken_;
+        ready_ = other.ready_;
     }
     return *this;
 }
@@ -441,9 +505,17 @@ TenantLease& TenantLease::operator=(TenantLease&& other) noexcept {
 TenantLease::~TenantLease() { release(); }
 
 void TenantLease::release() {
-    if (state_ && pool_ && conn_) state_->release(pool_, std::move(conn_));
+    if (state_ && pool_ && conn_) {
+        if (state_->kernel_alive.expired()) {
+            // The Kernel is gone: nothing may be emitted or parked; the connection is closed.
+            if (conn_->conn && detail::has_transaction_object(*conn_->conn)) (void)conn_->conn.release();
+        } else {
+            state_->release(pool_, std::move(conn_));
+        }
+    }
     conn_.reset();
     pool_.reset();
+    ready_ = false;
 }
 
 namespace {
@@ -458,25 +530,51 @@ const std::string& TenantLease::search_path() const {
 
 detail::PooledConnection& TenantLease::pooled() {
     if (!conn_) throw Error("this lease was released");
+    if (state_->kernel_alive.expired())
+        throw Error("the mt::Kernel this lease came from was destroyed; keep the Kernel alive longer than its "
+                    "TenantManager and every lease");
     return *conn_;
 }
 
 void TenantLease::reconnect() {
+    auto& c = *conn_;
     broken_ = false;
-    conn_->search_path.clear();
-    conn_->conn = state_->kernel.connect(pool_->server);
+    ready_ = false;
+    c.used = false;
+    if (c.conn && detail::has_transaction_object(*c.conn)) state_->quarantine_connection(std::move(c.conn));
+    c.conn.reset();
+    c.conn = state_->kernel.connect(pool_->server);
+    ++state_->connections_opened;
 }
 
 void TenantLease::ensure_session() {
     auto& c = pooled();
-    if (broken_ || !c.conn->is_open()) reconnect();
-    if (state_->mode != PoolMode::transaction && c.search_path != search_path())
-        state_->set_search_path(c, search_path());
+    if (broken_ || !c.conn || !c.conn->is_open() || !detail::session_alive(*c.conn, !ready_)) reconnect();
+    if (ready_) return;
+    if (state_->mode == PoolMode::transaction) {
+        // The server session is reset by every transaction; the lease's start drops libpqxx's
+        // record of an earlier lease's prepared statements.
+        detail::forget_session_registries(*c.conn);
+        detail::drop_notifications(*c.conn);
+        ready_ = true;
+        return;
+    }
+    const bool reset = c.used;
+    c.used = true;
+    pqxx::nontransaction tx(*c.conn);
+    tx.exec(state_->session_setup(search_path(), reset, false));
+    detail::drop_notifications(*c.conn);  // any that arrived before UNLISTEN took effect
+    if (reset) {
+        detail::forget_session_registries(*c.conn);
+        ++state_->sessions_reset;
+    }
+    ready_ = true;
+    ++state_->search_path_sets;
 }
 
-pqxx::connection& TenantLease::connection() {
+pqxx::connection& TenantLease::connection() & {
     pooled();
-    state_->kernel.with_retry(tenant_id(), [&] {
+    with_safe_retry([&] {
         try {
             ensure_session();
         } catch (const pqxx::broken_connection&) {
@@ -488,53 +586,113 @@ pqxx::connection& TenantLease::connection() {
     return *conn_->conn;
 }
 
-std::unique_ptr<pqxx::work> TenantLease::begin() {
-    auto tx = std::make_unique<pqxx::work>(connection());
-    if (state_->mode == PoolMode::transaction) tx->exec("SET LOCAL search_path TO " + search_path());
+std::unique_ptr<pqxx::work> TenantLease::begin() & {
+    auto& conn = connection();
+    auto tx = std::make_unique<pqxx::work>(conn);
+    if (state_->mode == PoolMode::transaction) {
+        auto& c = *conn_;
+        c.used = true;
+        tx->exec(state_->session_setup(search_path(), true, true));
+        detail::forget_session_registries(conn, true);  // prepared again on first use
+    }
     return tx;
 }
 
-// One attempt at a statement, with the fewest round trips that keep the search_path right.
+void TenantLease::commit(pqxx::work& tx) {
+    try {
+        tx.commit();
+    } catch (const pqxx::in_doubt_error& e) {
+        broken_ = true;
+        throw OutcomeUnknown(tenant_id(), "COMMIT", e.what());
+    } catch (const pqxx::broken_connection& e) {
+        broken_ = true;
+        throw OutcomeUnknown(tenant_id(), "COMMIT", e.what());
+    }
+}
+
+bool TenantLease::retry_allowed(const std::exception& e, int attempt) const {
+    // Outcome unknown (the statement or COMMIT left and no answer came back) and refused values
+    // are never retried; anything else here failed before sending or was rolled back by the server.
+    if (dynamic_cast<const OutcomeUnknown*>(&e) || dynamic_cast<const pqxx::in_doubt_error*>(&e) ||
+        dynamic_cast<const pqxx::statement_completion_unknown*>(&e) ||
+        dynamic_cast<const InvalidParameter*>(&e))
+        return false;
+    return state_->kernel.should_retry(tenant_id(), e, attempt);
+}
+
+// One attempt at a statement, with the fewest round trips that keep the session clean.
 pqxx::result TenantLease::run(const std::string& sql, const SqlParams& params) {
     auto& c = pooled();
-    if (broken_ || !c.conn->is_open()) reconnect();
-    const std::string& path = search_path();
+    if (broken_ || !c.conn || !c.conn->is_open() || !detail::session_alive(*c.conn, !ready_)) reconnect();
+    if (sql.find('\0') != std::string::npos)
+        throw Error("the statement text contains a NUL byte; nothing was sent (tenant " + tenant_id() + ")");
+    check_params(params, tenant_id(), detail::client_encoding_is_utf8(*c.conn));
     const bool fold = params.empty() && foldable(sql);
-    if (state_->mode == PoolMode::transaction) {
+    bool sent = false;  // the statement itself has left: a lost connection now means "outcome unknown"
+    try {
         pqxx::nontransaction tx(*c.conn);
-        // The implicit transaction of a multi-statement query scopes the SET LOCAL (one round trip,
-        // one transaction for PgBouncer).
-        if (fold) return tx.exec("SET LOCAL search_path TO " + path + "; " + sql);
-        tx.exec("BEGIN; SET LOCAL search_path TO " + path);
-        try {
-            auto r = exec_params(tx, sql, params);
-            tx.exec("COMMIT");
-            return r;
-        } catch (const pqxx::broken_connection&) {
-            throw;
-        } catch (...) {
-            try {
-                tx.exec("ROLLBACK");
-            } catch (...) {  // the statement's own error is the one to report
+        if (state_->mode == PoolMode::transaction) {
+            // Every transaction starts clean behind a pooler: the reset and SET LOCAL open it.
+            c.used = true;
+            const std::string setup = state_->session_setup(search_path(), true, true);
+            if (!ready_) {
+                detail::forget_session_registries(*c.conn);  // a new lease drops earlier definitions
+                ready_ = true;
+            } else {
+                detail::forget_session_registries(*c.conn, true);  // prepared again on first use
             }
-            throw;
+            if (fold) {
+                // The implicit transaction of a multi-statement query scopes the SET LOCAL (one
+                // round trip, one transaction for PgBouncer).
+                sent = true;
+                return tx.exec(setup + "; " + sql);
+            }
+            tx.exec("BEGIN; " + setup);
+            try {
+                sent = true;
+                auto r = exec_params(tx, sql, params);
+                tx.exec("COMMIT");
+                return r;
+            } catch (const pqxx::broken_connection&) {
+                throw;
+            } catch (...) {
+                try {
+                    tx.exec("ROLLBACK");
+                } catch (...) {  // the statement's own error is the one to report
+                }
+                throw;
+            }
         }
-    }
-    if (c.search_path != path) {
-        if (fold) {
-            // Until the statement succeeds the session's path is unknown: a failing statement
-            // rolls the SET back with it (same implicit transaction).
-            c.search_path.clear();
-            pqxx::nontransaction tx(*c.conn);
-            auto r = tx.exec("SET search_path TO " + path + "; " + sql);
-            c.search_path = path;
-            ++state_->search_path_folded;
-            return r;
+        if (!ready_) {
+            const bool reset = c.used;
+            c.used = true;
+            const std::string setup = state_->session_setup(search_path(), reset, false);
+            if (reset) {
+                detail::forget_session_registries(*c.conn);
+                ++state_->sessions_reset;
+            }
+            if (fold) {
+                // A failing statement rolls the reset's settings back with it (same implicit
+                // transaction): ready_ stays false and the next statement sets the session up again.
+                sent = true;
+                auto r = tx.exec(setup + "; " + sql);
+                detail::drop_notifications(*c.conn);  // any that arrived before UNLISTEN took effect
+                ready_ = true;
+                ++state_->search_path_folded;
+                return r;
+            }
+            tx.exec(setup);
+            detail::drop_notifications(*c.conn);
+            ready_ = true;
+            ++state_->search_path_sets;
         }
-        state_->set_search_path(c, path);
+        sent = true;
+        return exec_params(tx, sql, params);
+    } catch (const pqxx::broken_connection& e) {
+        broken_ = true;
+        if (sent) throw OutcomeUnknown(tenant_id(), sql, e.what());
+        throw;
     }
-    pqxx::nontransaction tx(*c.conn);
-    return exec_params(tx, sql, params);
 }
 
 pqxx::result TenantLease::query(const std::string& sql, const SqlParams& params) {
@@ -543,7 +701,7 @@ pqxx::result TenantLease::query(const std::string& sql, const SqlParams& params)
     bool ok = false;
     std::string error;
     try {
-        auto result = state_->kernel.with_retry(tenant_id(), [&] {
+        auto result = with_safe_retry([&] {
             try {
                 return run(sql, params);
             } catch (const pqxx::broken_connection&) {
@@ -567,6 +725,7 @@ pqxx::result TenantLease::query(const std::string& sql, const SqlParams& params)
     } catch (const std::exception& e) {
         if (!ok) error = e.what();
         mt_event ev{};
+        if (dynamic_cast<const OutcomeUnknown*>(&e)) ev.reason = sdk::str(std::string_view("outcome_unknown"));
         ev.struct_size = sizeof ev;
         ev.type = MT_EVENT_QUERY;
         ev.tenant = sdk::str(tenant_id());
@@ -644,12 +803,11 @@ TenantManager::~TenantManager() = default;
 
 TenantLease TenantManager::tenant(const std::string& id, LeaseOptions options) {
     auto route = state_->route(id);  // validates the id before any SQL
-    const std::string& search_path = options.with_shared ? route->search_path_shared : route->search_path;
     for (;;) {
         std::shared_ptr<detail::Pool> pool = state_->mode == PoolMode::per_tenant
                                                  ? state_->tenant_pool(*route)
                                                  : state_->common_pool(state_->server_pools, route->server, std::string());
-        auto conn = state_->acquire(*pool, search_path);
+        auto conn = state_->acquire(*pool);
         if (!conn) continue;  // the pool was evicted while we waited
         // The search_path is applied by the lease's first statement (see TenantLease::run).
         return TenantLease(state_, std::move(pool), std::move(conn), std::move(route), options.with_shared);
@@ -660,7 +818,7 @@ TenantLease TenantManager::shared() {
     const auto& route = state_->shared_route;
     auto& table = state_->mode == PoolMode::per_tenant ? state_->shared_schema_pools : state_->server_pools;
     auto pool = state_->common_pool(table, std::nullopt, route->schema);
-    auto conn = state_->acquire(*pool, route->search_path);
+    auto conn = state_->acquire(*pool);
     return TenantLease(state_, std::move(pool), std::move(conn), route, false);
 }
 
@@ -699,6 +857,9 @@ ManagerStats TenantManager::stats() const {
     s.connections_opened = state_->connections_opened;
     s.search_path_sets = state_->search_path_sets;
     s.search_path_folded = state_->search_path_folded;
+    s.sessions_reset = state_->sessions_reset;
+    s.rollbacks_on_release = state_->rollbacks_on_release;
+    s.connections_quarantined = state_->connections_quarantined;
     return s;
 }
 

@@ -126,6 +126,8 @@ public:
         auto& queries = prometheus::BuildCounter().Name(p + "_queries_total").Help("Observed queries, by status").Register(r);
         queries_ok_ = &queries.Add({{"status", "ok"}});
         queries_error_ = &queries.Add({{"status", "error"}});
+        // A write whose connection broke after it was sent (mt::OutcomeUnknown): counted apart.
+        queries_unknown_ = &queries.Add({{"status", "outcome_unknown"}});
         retries_ = &prometheus::BuildCounter().Name(p + "_retries_total").Help("Retries made by the retry policy").Register(r).Add({});
         migrations_applied_ = &prometheus::BuildCounter()
                                    .Name(p + "_migrations_applied_total")
@@ -185,7 +187,7 @@ private:
         switch (e.type) {
         case MT_EVENT_QUERY:
             query_duration_->Observe(e.duration_s);
-            (e.ok ? queries_ok_ : queries_error_)->Increment();
+            (e.ok ? queries_ok_ : (view(e.reason) == "outcome_unknown" ? queries_unknown_ : queries_error_))->Increment();
             break;
         case MT_EVENT_RETRY:
             retries_->Increment();
@@ -362,6 +364,7 @@ private:
     prometheus::Histogram* query_duration_ = nullptr;
     prometheus::Counter* queries_ok_ = nullptr;
     prometheus::Counter* queries_error_ = nullptr;
+    prometheus::Counter* queries_unknown_ = nullptr;
     prometheus::Counter* retries_ = nullptr;
     prometheus::Counter* migrations_applied_ = nullptr;
     prometheus::Counter* migrations_failed_ = nullptr;

@@ -70,9 +70,16 @@ public:
     // Runs fn, retrying on the failures the retry policy accepts; emits retry events.
     template <class F>
     auto with_retry(const std::string& tenant, F&& fn) const -> decltype(fn());
+    // Asks the retry policy about one failure (attempt counts the first try as 1); when it says
+    // yes, emits the retry event and waits the policy's delay before returning true.
+    bool should_retry(const std::string& tenant, const std::exception& e, int attempt) const;
+
+    // Expires when this Kernel is destroyed: objects that may outlive it (leases) check it and
+    // refuse to work instead of touching a dead Kernel.
+    std::weak_ptr<const void> lifetime() const { return lifetime_; }
 
 private:
-    bool should_retry(const std::string& tenant, const std::exception& e, int attempt) const;
+    std::shared_ptr<const void> lifetime_ = std::make_shared<int>(0);
 
     Manifest manifest_;
     std::unique_ptr<PluginRegistry> registry_;

@@ -62,6 +62,8 @@ struct Manifest {
         int max_pools = 50;
         std::chrono::milliseconds pool_idle_timeout = std::chrono::hours(1);
         std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+        // Applied to every lease's session (SET at the lease's start); 0 = the server's default.
+        std::chrono::milliseconds statement_timeout{0};
         std::string application_name = "mtenant";
     } database;
 

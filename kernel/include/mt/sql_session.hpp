@@ -13,7 +13,13 @@ namespace mt {
 
 using SqlParams = std::vector<std::optional<std::string>>;
 
-// Runs a parameterised statement; values only ever travel as $n parameters.
+// Refuses, before anything is sent, a parameter PostgreSQL cannot hold as text: an embedded NUL
+// (libpq would cut the value there) or, when the connection's client encoding is UTF8, invalid
+// UTF-8. Throws mt::InvalidParameter naming the position ($n) and the tenant.
+void check_params(const SqlParams& params, const std::string& tenant, bool utf8);
+
+// Runs a parameterised statement; values only ever travel as $n parameters. The statement text
+// itself must not contain a NUL either (mt::Error).
 pqxx::result exec_params(pqxx::transaction_base& tx, const std::string& sql, const SqlParams& params = {});
 
 // Wraps a pqxx transaction (pqxx::work or pqxx::nontransaction) as an mt_sql table.

@@ -6,6 +6,7 @@
 #include <mt/sql_session.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <pqxx/pqxx>
@@ -29,10 +30,18 @@ struct LeaseOptions {
 // A connection lent for one tenant. Returns the connection to its pool on destruction (or closes it
 // when broken or when its pool was evicted meanwhile). Movable, not copyable.
 //
-// The search_path is applied lazily: a connection that last served another tenant is switched by
-// the lease's first statement. query() without parameters sends `SET search_path …; <statement>`
-// in one round trip when the statement is a single SELECT/WITH/INSERT/UPDATE/DELETE/VALUES/TABLE;
-// anything else (parameters, begin(), connection()) switches with its own `SET` first.
+// Isolation (docs/runtime.md "Isolation"): the session a lease gets carries nothing from earlier
+// leases. The lease's first statement is preceded, in the same round trip when the statement
+// allows it, by a reset of everything an application can leave on a session (settings and RESET
+// ALL, role and session authorization, temp tables, prepared statements, cursors, LISTEN, session
+// advisory locks, sequences' currval) and by SET search_path to the tenant's schema (and
+// statement_timeout when configured). A transaction left open or aborted is rolled back on
+// release; a connection with a pqxx transaction object still alive is never reused.
+// In `transaction` pool mode the reset and SET LOCAL search_path open every transaction instead.
+//
+// Retries never duplicate a write: a statement is re-sent only when it provably did not run (the
+// connection failed before it was sent, or the server answered with an error, which rolled its
+// implicit transaction back). A connection lost after sending throws mt::OutcomeUnknown.
 class TenantLease {
 public:
     TenantLease(TenantLease&& other) noexcept;
@@ -44,30 +53,31 @@ public:
     const std::string& tenant_id() const;
     const std::string& schema() const;
 
-    // Observed helpers: timed and sent to the sinks as query events. In `transaction` pool mode
-    // every call runs in its own transaction that starts with SET LOCAL search_path (one round trip
-    // for a parameterless single statement, three otherwise).
+    // Observed helpers: timed and sent to the sinks as query events. Parameters are checked before
+    // anything is sent (mt::InvalidParameter for an embedded NUL or invalid UTF-8). In
+    // `transaction` pool mode every call runs in its own transaction that starts with the reset
+    // and SET LOCAL search_path (one round trip for a parameterless single statement, three
+    // otherwise).
     pqxx::result query(const std::string& sql, const SqlParams& params = {});
-    // Runs fn(pqxx::work&) in one transaction (search_path set for it) and commits.
+    // Runs fn(pqxx::work&) in one transaction (search_path set for it) and commits. The whole
+    // transaction is replayed (fn runs again) when the retry policy accepts a serialization
+    // failure, a deadlock or a connection lost before COMMIT was sent; a COMMIT whose outcome is
+    // unknown throws mt::OutcomeUnknown and is never replayed.
     template <class F>
     auto transaction(F&& fn) {
-        auto tx = begin();
-        if constexpr (std::is_void_v<decltype(fn(*tx))>) {
-            fn(*tx);
-            tx->commit();
-        } else {
-            auto result = fn(*tx);
-            tx->commit();
-            return result;
-        }
+        return run_transaction<decltype(fn(std::declval<pqxx::work&>()))>([&](pqxx::work& tx) { return fn(tx); });
     }
-    // A transaction with the search_path applied (SET LOCAL in transaction mode).
-    std::unique_ptr<pqxx::work> begin();
+    // A transaction with the search_path applied (SET LOCAL in transaction mode). Only on a named
+    // lease: the connection must not outlive it.
+    std::unique_ptr<pqxx::work> begin() &;
+    std::unique_ptr<pqxx::work> begin() && = delete;
 
-    // The raw connection, for anything else, with the search_path in force. In `transaction` mode
-    // statements outside a transaction from begin()/transaction() have no search_path guarantee
-    // behind a pooler.
-    pqxx::connection& connection();
+    // The raw connection, for anything else, with the session reset and the search_path in force.
+    // Only on a named lease. Whatever the application leaves on the session is cleaned before the
+    // connection serves another lease. In `transaction` mode statements outside a transaction
+    // from begin()/transaction() have no search_path guarantee behind a pooler.
+    pqxx::connection& connection() &;
+    pqxx::connection& connection() && = delete;
 
     // Releases the connection now (the lease is empty afterwards).
     void release();
@@ -81,9 +91,17 @@ private:
     const std::string& search_path() const;
     detail::PooledConnection& pooled();
     void reconnect();
-    // Reconnects when broken and applies the search_path with its own round trip if needed.
+    // Before anything is sent on the lease's connection: reconnects when the session is gone and,
+    // in session modes, resets it and applies the search_path with its own round trip if needed.
     void ensure_session();
     pqxx::result run(const std::string& sql, const SqlParams& params);
+    // Retries fn while the failure provably left nothing behind and the retry policy agrees.
+    template <class F>
+    auto with_safe_retry(F&& fn) -> decltype(fn());
+    bool retry_allowed(const std::exception& e, int attempt) const;
+    template <class R>
+    R run_transaction(const std::function<R(pqxx::work&)>& fn);
+    void commit(pqxx::work& tx);
 
     std::shared_ptr<detail::ManagerState> state_;
     std::shared_ptr<detail::Pool> pool_;
@@ -91,7 +109,34 @@ private:
     std::shared_ptr<const detail::TenantRoute> route_;  // id, schema, search paths, server
     bool with_shared_ = false;
     bool broken_ = false;  // the connection failed; the next attempt reconnects
+    bool ready_ = false;   // this lease's reset and search_path are in force on the session
 };
+
+template <class F>
+auto TenantLease::with_safe_retry(F&& fn) -> decltype(fn()) {
+    for (int attempt = 1;; ++attempt) {
+        try {
+            return fn();
+        } catch (const std::exception& e) {
+            if (!retry_allowed(e, attempt)) throw;
+        }
+    }
+}
+
+template <class R>
+R TenantLease::run_transaction(const std::function<R(pqxx::work&)>& fn) {
+    return with_safe_retry([&]() -> R {
+        auto tx = begin();
+        if constexpr (std::is_void_v<R>) {
+            fn(*tx);
+            commit(*tx);
+        } else {
+            R result = fn(*tx);
+            commit(*tx);
+            return result;
+        }
+    });
+}
 
 // `$tenant.` and `$shared.` in a statement expanded to the quoted schema names.
 std::string expand_schemas(const std::string& sql, const std::string& tenant_schema, const std::string& shared_schema);
@@ -168,8 +213,11 @@ struct ManagerStats {
     size_t pools_created = 0;
     size_t evictions = 0;
     size_t connections_opened = 0;
-    size_t search_path_sets = 0;    // search_path switches that cost a round trip of their own
-    size_t search_path_folded = 0;  // switches sent in the same round trip as the lease's statement
+    size_t search_path_sets = 0;    // session set-ups (reset + search_path) that cost a round trip of their own
+    size_t search_path_folded = 0;  // set-ups sent in the same round trip as the lease's first statement
+    size_t sessions_reset = 0;      // set-ups that included the reset (the session had served a lease)
+    size_t rollbacks_on_release = 0;    // leases that left a transaction open or aborted
+    size_t connections_quarantined = 0; // connections released with a pqxx transaction object alive
 };
 
 class TenantManager {

@@ -1,0 +1,40 @@
+// What libpqxx 6.4 keeps to itself about a session: the libpq transaction status, whether a
+// transaction object is still open on the connection, and its client-side registries of prepared
+// statements and SET variables. The lease code needs these to hand every lease a clean session
+// (docs/runtime.md "Isolation"); libpqxx 6.4 exposes none of them, so this file reads them through
+// the standard's explicit-instantiation access rule. Tied to libpqxx 6.4's layout, which the
+// build pins through Debian 12's libpqxx-dev.
+#pragma once
+
+#include <pqxx/pqxx>
+
+namespace mt::detail {
+
+enum class SessionTx { idle, in_transaction, in_error, active, unknown };
+
+// libpq's view of the server's transaction state (PQtransactionStatus); no round trip.
+SessionTx transaction_status(const pqxx::connection_base& conn);
+
+// true while a pqxx transaction object (work, nontransaction, …) is still open on the connection.
+bool has_transaction_object(const pqxx::connection_base& conn);
+
+// Forgets libpqxx's client-side record of prepared statements and SET variables, to be called
+// with DEALLOCATE ALL / RESET ALL, so libpqxx prepares again instead of assuming they exist.
+// keep_definitions: the statements stay defined (prepared again on first use) — for a later
+// transaction of the same lease; otherwise they are dropped — for a new lease.
+void forget_session_registries(pqxx::connection_base& conn, bool keep_definitions = false);
+
+// Before sending: reads whatever the server sent meanwhile without blocking. Returns false when
+// the server has closed the session (terminated backend, restart), so the caller reconnects
+// before sending anything rather than learning it after the statement left. With
+// drop_notifications (a lease's first use), notifications queued for an earlier lease's LISTEN
+// are discarded so they never reach another lease.
+bool session_alive(pqxx::connection_base& conn, bool drop_notifications);
+
+// Discards notifications libpq has queued (delivered for an earlier lease's LISTEN).
+void drop_notifications(pqxx::connection_base& conn);
+
+// true when the connection's client encoding is UTF8 (parameters are then checked for valid UTF-8).
+bool client_encoding_is_utf8(const pqxx::connection_base& conn);
+
+}  // namespace mt::detail
