@@ -264,3 +264,38 @@ TEST_CASE("convert-format gives up on a locked tenant and leaves its table in th
     CHECK(again.result.exit_code == 0);
     CHECK(p.scalar("SELECT count(*) FROM tenant_acme.__drizzle_migrations WHERE hash IS NOT NULL") == "2");
 }
+
+TEST_CASE("migrate --fail-fast stops at the locked tenant and skips the rest", "[locks][pg]") {
+    Project p;
+    two_migrations(p);
+    p.tenants({"a", "b", "c"});
+    LockHolder holder(p, "tenant_b");
+
+    const auto t = mtctl_bounded(p, "--json migrate --all --fail-fast --concurrency 1");
+    INFO("stdout: " << t.result.out << "\nstderr: " << t.result.err);
+    REQUIRE(t.result.exit_code == 1);
+    const auto doc = json::parse(t.result.out);
+    CHECK(doc["tenants"][0]["outcome"] == "migrated");
+    CHECK(doc["tenants"][1]["outcome"] == "failed");
+    check_names_holder(doc["tenants"][1]["error"].get<std::string>(), "b", holder);
+    CHECK(doc["tenants"][2]["outcome"] == "skipped");
+    CHECK(tracked(p, "tenant_c") == "none");
+}
+
+TEST_CASE("tenant drop gives up on a locked tenant and keeps its schema", "[locks][pg]") {
+    Project p;
+    two_migrations(p);
+    p.tenants({"acme"});
+    run_json(p, "migrate --tenant acme");
+    LockHolder holder(p, "tenant_acme");
+
+    const auto t = mtctl_bounded(p, "tenant drop --id acme --force");
+    check_gave_up(t, "acme", holder);
+    CHECK(tracked(p, "tenant_acme") == "0000_users,0001_users_name");
+
+    holder.release();
+    const auto again = mtctl_bounded(p, "tenant drop --id acme --force");
+    INFO(again.result.out << again.result.err);
+    CHECK(again.result.exit_code == 0);
+    CHECK_FALSE(schema_exists(p, "tenant_acme"));
+}
