@@ -29,51 +29,6 @@ std::string statements_of(const Migration& m) {
     return sql;
 }
 
-// Session-level advisory locks on the tenants' schemas (the key `migrate` uses), taken in name
-// order so two clones never wait on each other in a cycle; released on destruction.
-class SchemaLocks {
-public:
-    SchemaLocks(pqxx::connection& conn, std::vector<std::string> schemas, std::chrono::milliseconds lock_timeout)
-        : conn_(conn), schemas_(std::move(schemas)) {
-        std::sort(schemas_.begin(), schemas_.end());
-        pqxx::nontransaction tx(conn_);
-        exec_params(tx, "SELECT set_config('lock_timeout', $1, false)", {std::to_string(lock_timeout.count()) + "ms"});
-        for (const auto& schema : schemas_) {
-            try {
-                exec_params(tx, "SELECT pg_advisory_lock(hashtext(current_database()), hashtext($1))", {schema});
-            } catch (const pqxx::sql_error& e) {
-                release(tx);
-                throw OperationError("schema " + quote_ident(schema) + " is locked by another operation (migrate, "
-                                     "seed, clone); nothing was changed, try again: " + trimmed(e.what()), e.sqlstate());
-            }
-            held_.push_back(schema);
-        }
-        tx.exec("RESET lock_timeout");
-    }
-    ~SchemaLocks() {
-        try {
-            if (!conn_.is_open()) return;
-            pqxx::nontransaction tx(conn_);
-            release(tx);
-        } catch (...) {
-        }
-    }
-    SchemaLocks(const SchemaLocks&) = delete;
-    SchemaLocks& operator=(const SchemaLocks&) = delete;
-
-private:
-    void release(pqxx::transaction_base& tx) {
-        for (const auto& schema : held_)
-            exec_params(tx, "SELECT pg_advisory_unlock(hashtext(current_database()), hashtext($1))", {schema});
-        held_.clear();
-        tx.exec("RESET lock_timeout");
-    }
-
-    pqxx::connection& conn_;
-    std::vector<std::string> schemas_;
-    std::vector<std::string> held_;
-};
-
 void set_tenant_path(pqxx::transaction_base& tx, const Kernel& kernel, const std::string& schema, bool local) {
     exec_params(tx, "SELECT set_config('search_path', $1, $2::boolean)",
                 {quote_ident(schema) + ", " + quote_ident(kernel.manifest().isolation.shared_schema),
@@ -378,7 +333,11 @@ CloneReport clone_tenant(const Kernel& kernel, const Tenant& from, Tenant to, co
     report.to = to;
 
     auto conn = kernel.connect(from.server);
-    SchemaLocks locks(*conn, {from.schema, to.schema}, lock_timeout);
+    // Session-level tenant locks, taken in schema order so two clones never wait on each other in
+    // a cycle; released (in reverse) when the clone returns or throws.
+    const bool from_first = from.schema < to.schema;
+    TenantSessionLock first_lock(*conn, from_first ? from : to, lock_timeout);
+    TenantSessionLock second_lock(*conn, from_first ? to : from, lock_timeout);
     ClonePlan plan;
     {
         // One snapshot, taken after the locks: the source's tracking table and rows agree.

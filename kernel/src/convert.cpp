@@ -69,7 +69,7 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
             try {
                 if (!conn) conn = kernel.connect(tenant.server);
                 pqxx::work tx(*conn);
-                begin_tenant_transaction(tx, kernel, tenant.schema, kernel.manifest().migrations.lock_timeout);
+                begin_tenant_transaction(tx, kernel, tenant, kernel.manifest().migrations.lock_timeout);
                 const TableInfo table = read_tables(tx, {tenant.schema}, target.table).at(0);
                 if (!table.schema_exists) throw OperationError("schema " + quote_ident(tenant.schema) + " does not exist");
                 if (!table.table_exists) {
@@ -110,7 +110,8 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
             } catch (const std::exception& e) {
                 result.outcome = TenantOutcome::failed;
                 result.error = e.what();
-                result.sqlstate = sqlstate_of(e);
+                const auto* op = dynamic_cast<const OperationError*>(&e);
+                result.sqlstate = op ? op->sqlstate : sqlstate_of(e);
             }
             result.duration_ms = ms_since(t0);
             return result.outcome != TenantOutcome::failed;

@@ -1,6 +1,8 @@
 // Private helpers shared by fleet status, migrate, convert and sync.
 #pragma once
 
+#include "tenant_lock.hpp"
+
 #include <mt/migrate.hpp>
 
 #include <chrono>
@@ -40,11 +42,6 @@ std::map<std::optional<std::string>, std::vector<size_t>> group_by_server(const 
 // Fills state, format, columns, records and the classification for each status in one snapshot.
 void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<TenantStatus*>& statuses,
                  const MigrationFolder& folder, const TrackingTarget& target);
-
-// Locks the tenant (advisory, keyed on database and schema) for the rest of the transaction and
-// sets its search_path (tenant, shared) and lock_timeout.
-void begin_tenant_transaction(pqxx::transaction_base& tx, const Kernel& kernel, const std::string& schema,
-                              std::chrono::milliseconds lock_timeout);
 
 // Runs work(index, connection) for each listed tenant with `concurrency` workers per server, each
 // reusing its connection across tenants; work returns false on failure (stops all with fail_fast:

@@ -17,20 +17,7 @@
 
 namespace mt {
 
-// Locks the tenant for the rest of the transaction, then sets the transaction's search_path and
-// lock_timeout. The advisory lock is keyed on (database, schema).
-void begin_tenant_transaction(pqxx::transaction_base& tx, const Kernel& kernel, const std::string& schema,
-                              std::chrono::milliseconds lock_timeout) {
-    const std::string search_path =
-        quote_ident(schema) + ", " + quote_ident(kernel.manifest().isolation.shared_schema);
-    exec_params(tx,
-                "SELECT pg_advisory_xact_lock(hashtext(current_database()), hashtext($1)), "
-                "set_config('search_path', $2, true), set_config('lock_timeout', $3, true)",
-                {schema, search_path, std::to_string(lock_timeout.count()) + "ms"});
-}
-
 namespace {
-
 
 using Clock = std::chrono::steady_clock;
 
@@ -57,9 +44,12 @@ struct MigrationFailure : OperationError {
 
 class TenantRunner {
 public:
+    // first_no_transaction: the tenant's first pending migration (as last seen) is a
+    // `-- mt:no-transaction` file, so its first step takes the session-level lock directly.
     TenantRunner(const Kernel& kernel, const MigrationFolder& folder, const TrackingTarget& target,
-                 const MigrateOptions& options, size_t limit)
-        : kernel_(kernel), folder_(folder), target_(target), options_(options), limit_(limit) {}
+                 const MigrateOptions& options, size_t limit, bool first_no_transaction = false)
+        : kernel_(kernel), folder_(folder), target_(target), options_(options), limit_(limit),
+          next_no_transaction_(first_no_transaction && !options.mark_applied) {}
 
     // Runs one tenant to completion (or its first failure) on conn, reconnecting when it breaks.
     void run(std::unique_ptr<pqxx::connection>& conn, TenantMigrateResult& result) {
@@ -67,7 +57,7 @@ public:
         try {
             bool more = true;
             while (more) {
-                more = kernel_.with_retry(result.tenant.id, [&] {
+                more = with_retry_unless_locked(kernel_, result.tenant.id, [&] {
                     try {
                         if (!conn || !conn->is_open()) conn = kernel_.connect(result.tenant.server);
                         return step(*conn, result);
@@ -80,6 +70,10 @@ public:
             result.outcome = result.applied.empty() ? TenantOutcome::up_to_date : TenantOutcome::migrated;
         } catch (const MigrationFailure& e) {
             fail(result, e.what(), e.sqlstate, e.migration);
+        } catch (const LockTimeout& e) {
+            fail(result, e.what(), e.sqlstate, {});
+        } catch (const OperationError& e) {
+            fail(result, e.what(), e.sqlstate, current_);
         } catch (const pqxx::sql_error& e) {
             fail(result, e.what(), e.sqlstate(), current_);
         } catch (const std::exception& e) {
@@ -162,108 +156,104 @@ private:
         kernel_.emit(ev);
     }
 
-    // One transaction. Returns true when more pending work may remain.
+    // One transaction (or one `-- mt:no-transaction` file). Returns true when more pending work
+    // may remain.
     bool step(pqxx::connection& conn, TenantMigrateResult& result) {
+        if (next_no_transaction_) return step_without_transaction(conn, result);
         const TrackingFormat* format = nullptr;
         std::vector<sdk::Column> columns;
-        std::vector<const Migration*> pending;
-        {
-            pqxx::work tx(conn);
-            begin_tenant_transaction(tx, kernel_, result.tenant.schema, options_.lock_timeout);
-            pending = pending_under_lock(tx, result, format, columns);
-            if (pending.empty()) {
-                tx.commit();
-                return false;
-            }
-            if (!pending.front()->no_transaction || options_.mark_applied) {
-                const bool whole_tenant = options_.transaction == TransactionMode::per_tenant || options_.mark_applied;
-                std::vector<sdk::Record> records;
-                size_t done = 0;
-                for (const Migration* m : pending) {
-                    if (m->no_transaction && !options_.mark_applied) break;
-                    execute(tx, *m, result);
-                    records.push_back(record_for(*m));
-                    ++done;
-                    if (!whole_tenant) break;
-                }
-                SqlSession sql(tx);
-                format->record(sql, TrackingTable{result.tenant.schema, target_.table, columns}, records);
-                tx.commit();
-                for (size_t i = 0; i < done; ++i) result.applied.push_back(pending[i]->name);
-                current_.clear();
-                return done < pending.size();
-            }
-            tx.commit();  // releases the lock: the migration below runs outside a transaction
+        pqxx::work tx(conn);
+        begin_tenant_transaction(tx, kernel_, result.tenant, options_.lock_timeout);
+        const auto pending = pending_under_lock(tx, result, format, columns);
+        if (pending.empty()) {
+            tx.commit();
+            return false;
         }
-        run_without_transaction(conn, *pending.front(), result);
-        return pending.size() > 1;
+        if (pending.front()->no_transaction && !options_.mark_applied) {
+            // Another run changed what is pending since it was read: go through the session lock.
+            tx.commit();
+            next_no_transaction_ = true;
+            return true;
+        }
+        const bool whole_tenant = options_.transaction == TransactionMode::per_tenant || options_.mark_applied;
+        std::vector<sdk::Record> records;
+        size_t done = 0;
+        for (const Migration* m : pending) {
+            if (m->no_transaction && !options_.mark_applied) break;
+            execute(tx, *m, result);
+            records.push_back(record_for(*m));
+            ++done;
+            if (!whole_tenant) break;
+        }
+        SqlSession sql(tx);
+        format->record(sql, TrackingTable{result.tenant.schema, target_.table, columns}, records);
+        tx.commit();
+        for (size_t i = 0; i < done; ++i) result.applied.push_back(pending[i]->name);
+        current_.clear();
+        next_no_transaction_ = done < pending.size() && pending[done]->no_transaction && !options_.mark_applied;
+        return done < pending.size();
     }
 
-    // `-- mt:no-transaction` files (CREATE INDEX CONCURRENTLY …): a session-level advisory lock,
-    // each statement on its own, then the record in a short transaction. Such a file must be
-    // idempotent (IF NOT EXISTS): a crash between its statements and its record reruns it.
-    void run_without_transaction(pqxx::connection& conn, const Migration& m, TenantMigrateResult& result) {
+    // A `-- mt:no-transaction` file (CREATE INDEX CONCURRENTLY …) under the session-level tenant
+    // lock: each statement on its own, then the record in a short transaction. Such a file must
+    // be idempotent (IF NOT EXISTS): a crash between its statements and its record reruns it.
+    bool step_without_transaction(pqxx::connection& conn, TenantMigrateResult& result) {
         const std::string& schema = result.tenant.schema;
         const std::string search_path = quote_ident(schema) + ", " + quote_ident(kernel_.manifest().isolation.shared_schema);
+        TenantSessionLock lock(conn, result.tenant, options_.lock_timeout);
+        const Migration* m = nullptr;
+        bool more = false;
+        {
+            pqxx::work tx(conn);
+            std::vector<sdk::Column> columns;
+            const TrackingFormat* format = nullptr;
+            exec_params(tx, "SELECT set_config('search_path', $1, true)", {search_path});
+            const auto pending = pending_under_lock(tx, result, format, columns);
+            tx.commit();
+            next_no_transaction_ = false;
+            if (pending.empty()) {
+                lock.release();
+                return false;
+            }
+            if (!pending.front()->no_transaction) {
+                lock.release();
+                return true;
+            }
+            m = pending.front();
+            more = pending.size() > 1;
+            next_no_transaction_ = more && pending[1]->no_transaction;
+        }
         {
             pqxx::nontransaction tx(conn);
-            exec_params(tx, "SELECT pg_advisory_lock(hashtext(current_database()), hashtext($1))", {schema});
-        }
-        try {
-            {
-                pqxx::work tx(conn);
-                std::vector<sdk::Column> columns;
-                const TrackingFormat* format = nullptr;
-                exec_params(tx, "SELECT set_config('search_path', $1, true)", {search_path});
-                auto pending = pending_under_lock(tx, result, format, columns);
-                tx.commit();
-                if (pending.empty() || pending.front() != &m) {
-                    unlock(conn, schema);
-                    return;
-                }
-            }
-            {
-                pqxx::nontransaction tx(conn);
-                exec_params(tx, "SELECT set_config('search_path', $1, false)", {search_path});
-                current_ = m.name;
-                const auto start = Clock::now();
-                try {
-                    for (const auto& s : m.statements) tx.exec(s);
-                } catch (const pqxx::sql_error& e) {
-                    emit(result, m, start, false, e.what());
-                    throw MigrationFailure(m.name, m.file.filename().string() + ": " + e.what(), e.sqlstate());
-                }
-                emit(result, m, start, true, {});
+            exec_params(tx, "SELECT set_config('search_path', $1, false)", {search_path});
+            current_ = m->name;
+            const auto start = Clock::now();
+            try {
+                for (const auto& s : m->statements) tx.exec(s);
+            } catch (const pqxx::sql_error& e) {
+                // The connection serves other tenants next: leave no session search_path behind.
                 tx.exec("RESET search_path");
+                emit(result, *m, start, false, e.what());
+                throw MigrationFailure(m->name, m->file.filename().string() + ": " + e.what(), e.sqlstate());
             }
-            {
-                pqxx::work tx(conn);
-                begin_tenant_transaction(tx, kernel_, schema, options_.lock_timeout);
-                const TrackingFormat* format = nullptr;
-                std::vector<sdk::Column> columns;
-                pending_under_lock(tx, result, format, columns);
-                SqlSession sql(tx);
-                format->record(sql, TrackingTable{schema, target_.table, columns}, {record_for(m)});
-                tx.commit();
-            }
-            result.applied.push_back(m.name);
-            current_.clear();
-            unlock(conn, schema);
-        } catch (...) {
-            if (conn.is_open()) {
-                try {
-                    unlock(conn, schema);
-                } catch (...) {
-                }
-            }
-            throw;
+            emit(result, *m, start, true, {});
+            tx.exec("RESET search_path");
         }
-    }
-
-    static void unlock(pqxx::connection& conn, const std::string& schema) {
-        pqxx::nontransaction tx(conn);
-        exec_params(tx, "SELECT pg_advisory_unlock(hashtext(current_database()), hashtext($1))", {schema});
-        tx.exec("RESET search_path");
+        {
+            // The session already holds the tenant's lock: taking it again in the transaction is immediate.
+            pqxx::work tx(conn);
+            begin_tenant_transaction(tx, kernel_, result.tenant, options_.lock_timeout);
+            const TrackingFormat* format = nullptr;
+            std::vector<sdk::Column> columns;
+            pending_under_lock(tx, result, format, columns);
+            SqlSession sql(tx);
+            format->record(sql, TrackingTable{schema, target_.table, columns}, {record_for(*m)});
+            tx.commit();
+        }
+        result.applied.push_back(m->name);
+        current_.clear();
+        lock.release();
+        return more;
     }
 
     const Kernel& kernel_;
@@ -271,6 +261,7 @@ private:
     const TrackingTarget& target_;
     const MigrateOptions& options_;
     size_t limit_;
+    bool next_no_transaction_;
     std::string current_;
 };
 
@@ -363,6 +354,7 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
 
     const FleetStatus fleet = fleet_status(kernel, tenants, folder, target);
     std::vector<size_t> todo;
+    std::vector<bool> first_no_transaction(tenants.size(), false);
     for (size_t i = 0; i < tenants.size(); ++i) {
         const auto& st = fleet.tenants[i];
         auto& r = report.tenants[i];
@@ -403,6 +395,8 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
             r.applied = pending;
         } else {
             todo.push_back(i);
+            const Migration* first = folder.find_by_name(pending.front());
+            first_no_transaction[i] = first && first->no_transaction;
         }
     }
 
@@ -412,7 +406,7 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
         for_each_tenant(
             tenants, todo, options.concurrency, options.fail_fast, options.progress,
             [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
-                TenantRunner(kernel, folder, target, options, limit).run(conn, report.tenants[i]);
+                TenantRunner(kernel, folder, target, options, limit, first_no_transaction[i]).run(conn, report.tenants[i]);
                 return report.tenants[i].outcome != TenantOutcome::failed;
             },
             [&](size_t i) { report.tenants[i].outcome = TenantOutcome::skipped; });
@@ -433,7 +427,7 @@ TenantMigrateResult create_tenant(const Kernel& kernel, const Tenant& tenant, co
     const bool atomic = !std::any_of(folder.migrations.begin(), folder.migrations.end(),
                                      [](const Migration& m) { return m.no_transaction; });
     auto create_schema = [&](pqxx::transaction_base& tx) {
-        begin_tenant_transaction(tx, kernel, tenant.schema, kernel.manifest().migrations.lock_timeout);
+        begin_tenant_transaction(tx, kernel, tenant, kernel.manifest().migrations.lock_timeout);
         if (read_tables(tx, {tenant.schema}, target.table).at(0).schema_exists)
             throw OperationError("tenant " + tenant.id + " already exists (schema " + quote_ident(tenant.schema) +
                                  "); drop it first with mtctl tenant drop --id " + tenant.id + " --force");
@@ -490,7 +484,7 @@ TenantMigrateResult create_tenant(const Kernel& kernel, const Tenant& tenant, co
 void drop_tenant(const Kernel& kernel, const Tenant& tenant) {
     auto conn = kernel.connect(tenant.server);
     pqxx::work tx(*conn);
-    begin_tenant_transaction(tx, kernel, tenant.schema, kernel.manifest().migrations.lock_timeout);
+    begin_tenant_transaction(tx, kernel, tenant, kernel.manifest().migrations.lock_timeout);
     if (!read_tables(tx, {tenant.schema}, kernel.manifest().migrations.table).at(0).schema_exists)
         throw OperationError("tenant " + tenant.id + " has no schema " + quote_ident(tenant.schema) + "; nothing dropped");
     tx.exec(with_idents("DROP SCHEMA {schema} CASCADE", {{"schema", tenant.schema}}));

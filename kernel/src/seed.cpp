@@ -135,7 +135,7 @@ std::string trimmed(std::string text) {
 void seed_tenant(const Kernel& kernel, pqxx::connection& conn, const Tenant& tenant, const std::string& sql,
                  const SeedOptions& options) {
     pqxx::work tx(conn);
-    begin_tenant_transaction(tx, kernel, tenant.schema, options.lock_timeout);
+    begin_tenant_transaction(tx, kernel, tenant, options.lock_timeout);
     if (!read_tables(tx, {tenant.schema}, kernel.manifest().migrations.table).at(0).schema_exists)
         throw OperationError("schema " + quote_ident(tenant.schema) +
                              " does not exist; create the tenant with: mtctl tenant create --id " + tenant.id);
@@ -175,7 +175,7 @@ SeedReport seed(const Kernel& kernel, const std::vector<Tenant>& tenants, const 
             auto& result = report.tenants[i];
             const auto t0 = std::chrono::steady_clock::now();
             try {
-                kernel.with_retry(result.tenant.id, [&] {
+                with_retry_unless_locked(kernel, result.tenant.id, [&] {
                     try {
                         if (!conn || !conn->is_open()) conn = kernel.connect(result.tenant.server);
                         seed_tenant(kernel, *conn, result.tenant, sql, options);

@@ -116,7 +116,7 @@ public:
         const auto start = std::chrono::steady_clock::now();
         const Tenant tenant = t.tenant;
         try {
-            kernel_.with_retry(tenant.id, [&] {
+            with_retry_unless_locked(kernel_, tenant.id, [&] {
                 try {
                     if (!conn || !conn->is_open()) conn = kernel_.connect(tenant.server);
                     repair(*conn, t);
@@ -130,7 +130,8 @@ public:
             while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
             t.outcome = SyncOutcome::failed;
             t.error = std::move(error);
-            t.sqlstate = sqlstate_of(e);
+            const auto* op = dynamic_cast<const OperationError*>(&e);
+            t.sqlstate = op ? op->sqlstate : sqlstate_of(e);
             t.marked.clear();
             t.cleaned.clear();
             t.accepted.clear();
@@ -141,7 +142,7 @@ public:
 private:
     void repair(pqxx::connection& conn, TenantSync& t) {
         pqxx::work tx(conn);
-        begin_tenant_transaction(tx, kernel_, t.tenant.schema, options_.lock_timeout);
+        begin_tenant_transaction(tx, kernel_, t.tenant, options_.lock_timeout);
         TenantStatus st;
         st.tenant = t.tenant;
         std::vector<TenantStatus*> one{&st};
