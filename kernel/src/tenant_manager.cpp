@@ -6,6 +6,9 @@
 // The lease path is kept cheap: a tenant's validated schema and search paths are cached (no regex
 // per lease), a pool hit takes only a shared lock, and a search_path switch rides in the same round
 // trip as the lease's first parameterless statement whenever that is safe (see foldable()).
+#include "tenant_health.hpp"
+#include "tenant_routes.hpp"
+
 #include <mt/errors.hpp>
 #include <mt/ident.hpp>
 #include <mt/metrics.hpp>
@@ -70,14 +73,16 @@ bool foldable(std::string_view sql) {
 
 namespace detail {
 
-// What a lease needs to know about a tenant, computed once per id: the id is validated and its
-// schema named (SchemaNamer) on the first lease only.
+// What a lease needs to know about a tenant: the id is validated and its schema named
+// (SchemaNamer) on the first lease only; the server is looked up again whenever the route table
+// changes (a route never pins a server a newer discovery moved the tenant from).
 struct TenantRoute {
     std::string id;  // empty for the shared schema
     std::string schema;
     std::string search_path;         // "tenant_x"
     std::string search_path_shared;  // "tenant_x", "public"
     std::optional<std::string> server;
+    uint64_t generation = 0;  // of the route table that named the server (RouteTable::generation)
 };
 
 struct PooledConnection {
@@ -114,7 +119,7 @@ public:
 
 class ManagerState : public std::enable_shared_from_this<ManagerState> {
 public:
-    explicit ManagerState(const Kernel& kernel) : kernel(kernel), manifest(kernel.manifest()) {
+    explicit ManagerState(const Kernel& kernel) : kernel(kernel), manifest(kernel.manifest()), routes(kernel) {
         const auto& db = manifest.database;
         mode = db.pool_mode;
         pool_size = static_cast<size_t>(db.pool_size);
@@ -143,11 +148,11 @@ public:
     std::unordered_map<std::string, std::shared_ptr<Pool>> pools;  // per-tenant mode
     std::atomic<uint64_t> lease_tick{0};
 
-    mutable std::mutex mutex;  // server pools, spares, server routes
+    mutable std::mutex mutex;  // server pools, spares
     std::map<std::optional<std::string>, std::shared_ptr<Pool>> server_pools;  // shared/transaction modes
     std::map<std::optional<std::string>, std::shared_ptr<Pool>> shared_schema_pools;
     std::map<std::optional<std::string>, std::vector<std::unique_ptr<PooledConnection>>> spares;
-    std::optional<std::unordered_map<std::string, std::optional<std::string>>> routes;
+    RouteTable routes;  // tenant -> server ([servers.*]); see tenant_routes.hpp
     // The shared/transaction-mode pool of the default server, once created (never replaced).
     std::shared_ptr<Pool> default_pool;
     std::atomic<bool> default_pool_ready{false};
@@ -166,32 +171,46 @@ public:
         return path;
     }
 
-    std::optional<std::string> server_of(const std::string& id) {
-        if (manifest.servers.empty()) return std::nullopt;
-        std::lock_guard lock(mutex);
-        if (!routes) {
-            routes.emplace();
-            for (auto& t : kernel.discover_tenants()) (*routes)[t.id] = t.server;
-        }
-        auto it = routes->find(id);
-        return it == routes->end() ? std::nullopt : it->second;
-    }
-
     // The tenant's route; the first call for an id validates it (TenantIdError before any SQL).
-    std::shared_ptr<const TenantRoute> route(const std::string& id) {
+    // A cached route is used while the route table it came from is current; after a refresh the
+    // server is looked up again (schema and search paths are kept). `cache`: false for a look-up
+    // that leases nothing (server_of), so the cache holds only tenants leased (health_check's
+    // default set in shared/transaction modes).
+    std::shared_ptr<const TenantRoute> route(const std::string& id, bool cache = true) {
+        routes.refresh_if_stale();
+        std::shared_ptr<const TenantRoute> cached;
         {
             std::shared_lock lock(route_mutex);
-            if (auto it = route_cache.find(id); it != route_cache.end()) return it->second;
+            if (auto it = route_cache.find(id); it != route_cache.end()) cached = it->second;
         }
-        auto r = std::make_shared<TenantRoute>();
-        r->id = id;
-        r->schema = kernel.namer().schema_name(id);
-        r->search_path = search_path_for(r->schema, false);
-        r->search_path_shared = search_path_for(r->schema, true);
-        r->server = server_of(id);
+        if (cached && cached->generation == routes.generation()) return cached;
+        auto r = cached ? std::make_shared<TenantRoute>(*cached) : std::make_shared<TenantRoute>();
+        if (!cached) {
+            r->id = id;
+            r->schema = kernel.namer().schema_name(id);
+            r->search_path = search_path_for(r->schema, false);
+            r->search_path_shared = search_path_for(r->schema, true);
+        }
+        const auto where = routes.resolve(id, cached ? cached->generation : 0);
+        r->server = where.server;
+        r->generation = where.generation;
+        if (cached && cached->server != r->server)
+            spdlog::info("tenant {} moved from server {} to {} (tenant discovery): new leases go there, leases in "
+                         "flight finish where they are",
+                         id, cached->server.value_or("database.url"), r->server.value_or("database.url"));
+        if (!cache && !cached) return r;
         std::unique_lock lock(route_mutex);
         if (route_cache.size() >= route_cache_cap) route_cache.clear();
-        return route_cache.emplace(id, std::move(r)).first->second;
+        auto& slot = route_cache[id];
+        // A concurrent lookup may have stored a route from a newer table meanwhile: keep the newest.
+        if (!slot || slot->generation <= r->generation) slot = std::move(r);
+        return slot;
+    }
+
+    // Per-tenant mode: a pool may serve a route on its server, or an older route (whose lookup
+    // raced with a refresh) whatever its server; a current route on another server replaces it.
+    bool pool_serves(const Pool& pool, const TenantRoute& route) const {
+        return pool.server == route.server || route.generation < routes.generation();
     }
 
     // Caller holds pools_mutex (per-tenant mode) or mutex (the other pools).
@@ -212,15 +231,19 @@ public:
     std::shared_ptr<Pool> tenant_pool(const TenantRoute& route) {
         {
             std::shared_lock lock(pools_mutex);
-            if (auto it = pools.find(route.id); it != pools.end()) {
+            if (auto it = pools.find(route.id); it != pools.end() && pool_serves(*it->second, route)) {
                 it->second->last_lease.store(++lease_tick, std::memory_order_relaxed);
                 return it->second;
             }
         }
         std::unique_lock lock(pools_mutex);
         if (auto it = pools.find(route.id); it != pools.end()) {
-            it->second->last_lease.store(++lease_tick, std::memory_order_relaxed);
-            return it->second;
+            if (pool_serves(*it->second, route)) {
+                it->second->last_lease.store(++lease_tick, std::memory_order_relaxed);
+                return it->second;
+            }
+            // The tenant moved to another server: its leases in flight finish on the old one.
+            evict_locked(route.id, "error");
         }
         while (pools.size() >= max_pools && !pools.empty()) evict_locked(least_recently_leased(), "lru");
         auto pool = std::make_shared<Pool>(route.id, route.schema, route.server, pool_size);
@@ -668,6 +691,10 @@ CrossSchemaQuery TenantManager::cross_schema(const std::string& id) {
     return CrossSchemaQuery(tenant(id, {true}), kernel_.manifest().isolation.shared_schema);
 }
 
+std::optional<std::string> TenantManager::server_of(const std::string& id) { return state_->route(id, false)->server; }
+
+void TenantManager::refresh_routes() { state_->routes.refresh(); }
+
 void TenantManager::evict(const std::string& id) {
     std::unique_lock lock(state_->pools_mutex);
     state_->evict_locked(id, "manual");
@@ -721,23 +748,10 @@ WarmupReport TenantManager::warmup(const std::vector<std::string>& ids, WarmupOp
                         d.already_warm = it->second->open > 0;
                     }
                 }
+                const auto server = state_->route(ids[i])->server;
                 auto lease = tenant(ids[i]);
-                if (options.ping) {
-                    // Also leaves the connection on the tenant's search_path.
-                    const auto r = kernel_.with_retry(ids[i], [&] {
-                        try {
-                            lease.ensure_session();
-                            pqxx::nontransaction tx(*lease.pooled().conn);
-                            return exec_params(tx, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-                                               {lease.schema()});
-                        } catch (const pqxx::broken_connection&) {
-                            lease.broken_ = true;
-                            throw;
-                        }
-                    });
-                    if (r.empty())
-                        throw OperationError("schema " + quote_ident(lease.schema()) + " does not exist");
-                }
+                // The same check as health_check's: the schema exists on the tenant's own server.
+                if (options.ping) detail::probe_tenant(kernel_, lease, server);
                 d.ok = true;
             } catch (const std::exception& e) {
                 d.ok = false;
@@ -774,44 +788,183 @@ HealthReport TenantManager::health_check(HealthOptions options) {
     const auto start = Clock::now();
     HealthReport report;
     report.timestamp = iso_now();
-    const double slow_ms = static_cast<double>(options.timeout.count()) / 2.0;
+    const double timeout_ms = static_cast<double>(options.timeout.count());
 
-    auto ping = [&](TenantLease& lease) {
-        kernel_.with_retry(lease.tenant_id(), [&] {
-            try {
-                auto& c = lease.pooled();
-                if (lease.broken_ || !c.conn->is_open()) lease.reconnect();
-                pqxx::nontransaction tx(*c.conn);
-                tx.exec("SELECT 1");
-            } catch (const pqxx::broken_connection&) {
-                lease.broken_ = true;
-                throw;
-            }
-            return 0;
-        });
+    auto figures = [](PoolHealth& h, const std::shared_ptr<detail::Pool>& pool) {
+        if (!pool) return;
+        std::lock_guard pl(pool->mutex);
+        h.total = pool->open;
+        h.idle = pool->idle.size();
+        h.waiting = pool->waiting;
     };
-    auto check_pool = [&](const std::string& id, const std::shared_ptr<detail::Pool>& pool) {
-        PoolHealth h;
-        h.tenant = id;
-        h.schema = pool ? pool->schema : std::string();
-        if (pool) {
-            std::lock_guard pl(pool->mutex);
-            h.total = pool->open;
-            h.idle = pool->idle.size();
-            h.waiting = pool->waiting;
+    // After a probe that answered: ok, degraded (slow or waiters) or unhealthy (too slow).
+    auto judge = [&](PoolHealth& h) {
+        if (h.response_ms > timeout_ms) {
+            h.status = HealthStatus::unhealthy;
+            h.error = "ping took " + std::to_string(static_cast<long>(h.response_ms)) + "ms (timeout " +
+                      std::to_string(options.timeout.count()) + "ms)";
+        } else if (h.response_ms > timeout_ms / 2) {
+            h.status = HealthStatus::degraded;
+            h.error = "slow: ping took " + std::to_string(static_cast<long>(h.response_ms)) + "ms";
+        } else if (h.waiting > 0) {
+            h.status = HealthStatus::degraded;
+            h.error = std::to_string(h.waiting) + " leases waiting for a connection";
         }
+    };
+    auto server_pool = [&](const std::optional<std::string>& server) {
+        std::lock_guard lock(state_->mutex);
+        auto it = state_->server_pools.find(server);
+        return it == state_->server_pools.end() ? nullptr : it->second;
+    };
+    auto pool_of = [&](const std::string& id, const std::optional<std::string>& server) -> std::shared_ptr<detail::Pool> {
+        if (state_->mode != PoolMode::per_tenant) return server_pool(server);
+        std::shared_lock lock(state_->pools_mutex);
+        auto it = state_->pools.find(id);
+        return it == state_->pools.end() ? nullptr : it->second;
+    };
+    // Routes a tenant; an id that cannot be routed (invalid, discovery failed) is unhealthy.
+    auto routed = [&](const std::string& id, PoolHealth& h) -> std::shared_ptr<const detail::TenantRoute> {
+        h.tenant = id;
+        try {
+            auto route = state_->route(id);
+            h.schema = route->schema;
+            h.server = route->server;
+            return route;
+        } catch (const std::exception& e) {
+            h.status = HealthStatus::unhealthy;
+            h.error = e.what();
+            return nullptr;
+        }
+    };
+    // One lease and one round trip per tenant: the pool answers and the schema exists there.
+    auto check_tenant = [&](const std::string& id) {
+        PoolHealth h;
+        const auto route = routed(id, h);
+        if (!route) return h;
+        figures(h, pool_of(id, route->server));
+        if (!options.ping) {
+            if (h.waiting > 0) {
+                h.status = HealthStatus::degraded;
+                h.error = std::to_string(h.waiting) + " leases waiting for a connection";
+            }
+            return h;
+        }
+        const auto t0 = Clock::now();
+        try {
+            auto lease = tenant(id);
+            detail::probe_tenant(kernel_, lease, route->server);
+            h.response_ms = ms_between(t0, Clock::now());
+            judge(h);
+        } catch (const std::exception& e) {
+            h.response_ms = ms_between(t0, Clock::now());
+            h.status = HealthStatus::unhealthy;
+            h.error = e.what();
+        }
+        return h;
+    };
+    // Shared/transaction modes: the tenants of one server share its pool, so one lease and one
+    // catalog query check all their schemas.
+    auto check_server = [&](const std::vector<std::string>& ids, std::vector<PoolHealth>& out) {
+        std::vector<PoolHealth> group;
+        std::vector<std::string> schemas;
+        std::optional<std::string> server;
+        for (const auto& id : ids) {
+            PoolHealth h;
+            const auto route = routed(id, h);
+            if (route) {
+                server = route->server;
+                schemas.push_back(route->schema);
+                group.push_back(std::move(h));
+            } else {
+                out.push_back(std::move(h));
+            }
+        }
+        if (group.empty()) return;
+        const auto pool = server_pool(server);
+        for (auto& h : group) figures(h, pool);
         if (options.ping) {
             const auto t0 = Clock::now();
             try {
-                auto lease = id.empty() ? shared() : tenant(id);
-                h.schema = lease.schema();
-                ping(lease);
-                h.response_ms = ms_between(t0, Clock::now());
-                if (h.response_ms > static_cast<double>(options.timeout.count())) {
+                auto lease = tenant(group.front().tenant);
+                const auto missing = detail::missing_schemas(kernel_, lease, schemas);
+                const double ms = ms_between(t0, Clock::now());
+                for (auto& h : group) {
+                    h.response_ms = ms;
+                    if (std::find(missing.begin(), missing.end(), h.schema) != missing.end()) {
+                        h.status = HealthStatus::unhealthy;
+                        h.error = detail::missing_schema_error(h.tenant, h.schema, h.server);
+                    } else {
+                        judge(h);
+                    }
+                }
+            } catch (const std::exception& e) {
+                const double ms = ms_between(t0, Clock::now());
+                for (auto& h : group) {
+                    h.response_ms = ms;
                     h.status = HealthStatus::unhealthy;
-                    h.error = "ping took " + std::to_string(static_cast<long>(h.response_ms)) + "ms";
-                } else if (h.waiting > 0 || h.response_ms > slow_ms) {
-                    h.status = HealthStatus::degraded;
+                    h.error = e.what();
+                }
+            }
+        }
+        for (auto& h : group) out.push_back(std::move(h));
+    };
+
+    if (!options.tenants.empty()) {
+        for (const auto& id : options.tenants) report.pools.push_back(check_tenant(id));
+    } else if (state_->mode == PoolMode::per_tenant) {
+        for (const auto& pool : state_->live_pools())
+            if (!pool->tenant.empty()) report.pools.push_back(check_tenant(pool->tenant));
+    } else {
+        std::map<std::optional<std::string>, std::vector<std::string>> by_server;
+        {
+            std::shared_lock lock(state_->route_mutex);
+            for (const auto& [id, route] : state_->route_cache) by_server[route->server].push_back(id);
+        }
+        for (auto& [server, ids] : by_server) {
+            std::sort(ids.begin(), ids.end());
+            check_server(ids, report.pools);
+        }
+    }
+    if (options.pending) {
+        std::vector<Tenant> tenants;
+        for (const auto& p : report.pools)
+            if (p.status != HealthStatus::unhealthy) tenants.push_back(Tenant{p.tenant, p.schema, p.server});
+        const auto counts = detail::pending_migrations(kernel_, tenants);
+        for (auto& p : report.pools) {
+            const auto it = counts.find(p.tenant);
+            if (it == counts.end() || p.status == HealthStatus::unhealthy) continue;
+            p.pending = it->second.pending;
+            std::string why = it->second.error;
+            if (p.pending && *p.pending > 0)
+                why = std::to_string(*p.pending) + " pending migration" + (*p.pending == 1 ? "" : "s") +
+                      " (run `mtctl migrate --tenant " + p.tenant + "`)";
+            if (why.empty()) continue;
+            p.status = HealthStatus::degraded;
+            p.error = p.error.empty() ? why : p.error + "; " + why;
+        }
+    }
+    // The shared schema (on database.url).
+    {
+        std::shared_ptr<detail::Pool> pool;
+        {
+            std::lock_guard lock(state_->mutex);
+            auto& table = state_->mode == PoolMode::per_tenant ? state_->shared_schema_pools : state_->server_pools;
+            if (auto it = table.find(std::nullopt); it != table.end()) pool = it->second;
+        }
+        PoolHealth h;
+        figures(h, pool);
+        if (options.ping) {
+            const auto t0 = Clock::now();
+            try {
+                auto lease = shared();
+                const bool missing = !detail::missing_schemas(kernel_, lease, {lease.schema()}).empty();
+                h.response_ms = ms_between(t0, Clock::now());
+                if (missing) {
+                    h.status = HealthStatus::unhealthy;
+                    h.error = "the shared schema " + quote_ident(lease.schema()) +
+                              " does not exist on database.url (see isolation.shared_schema)";
+                } else {
+                    judge(h);
                 }
             } catch (const std::exception& e) {
                 h.response_ms = ms_between(t0, Clock::now());
@@ -820,26 +973,8 @@ HealthReport TenantManager::health_check(HealthOptions options) {
             }
         } else if (h.waiting > 0) {
             h.status = HealthStatus::degraded;
+            h.error = std::to_string(h.waiting) + " leases waiting for a connection";
         }
-        return h;
-    };
-
-    if (!options.tenants.empty()) {
-        for (const auto& id : options.tenants) {
-            std::shared_ptr<detail::Pool> pool;
-            if (state_->mode == PoolMode::per_tenant) {
-                std::shared_lock lock(state_->pools_mutex);
-                if (auto it = state_->pools.find(id); it != state_->pools.end()) pool = it->second;
-            }
-            report.pools.push_back(check_pool(id, pool));
-        }
-    } else {
-        for (const auto& pool : state_->live_pools())
-            if (!pool->tenant.empty()) report.pools.push_back(check_pool(pool->tenant, pool));
-    }
-    // The shared schema (and, in shared/transaction mode, the one pool every tenant uses).
-    {
-        const auto h = check_pool(std::string(), nullptr);
         report.shared.status = h.status;
         report.shared.response_ms = h.response_ms;
         report.shared.error = h.error;
@@ -891,6 +1026,8 @@ std::string to_json(const HealthReport& r) {
                   {"total", p.total},       {"idle", p.idle},     {"waiting", p.waiting},
                   {"response_ms", p.response_ms}};
         if (!p.error.empty()) j["error"] = p.error;
+        if (p.server) j["server"] = *p.server;
+        if (p.pending) j["pending_migrations"] = *p.pending;
         pools.push_back(j);
     }
     json shared = {{"status", to_string(r.shared.status)}, {"response_ms", r.shared.response_ms}};
