@@ -109,7 +109,9 @@ bool TenantDirectory::contains(const std::string& id) {
     if (it == snap->servers.end())
         throw OperationError("tenant " + id + " is routed to server '" + server.value_or("") +
                              "', which has no [servers." + server.value_or("") + "] url in the manifest");
-    if (!it->second.loaded)
+    // A set kept from an earlier load cannot say "unknown" for an id that missed it: a miss whose
+    // reload failed is reported (503), not answered with 404.
+    if (!it->second.loaded || !it->second.error.empty())
         throw DatabaseUnavailable("tenant directory: the tenant schemas on " + where +
                                   " could not be read: " + it->second.error);
     return it->second.ids.count(id) > 0;
