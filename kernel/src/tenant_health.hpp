@@ -1,6 +1,7 @@
-// What health_check and warmup ask the database about tenants, private to the kernel: whether a
-// tenant's schema exists on the server its lease reached, and how many migrations it has pending.
-// Both use only a lease's public surface, so they hold whatever the pool does underneath.
+// Health (TenantManager::health_check lives in tenant_health.cpp) and what it and warmup ask the
+// database about tenants, private to the kernel: whether a tenant's schema exists on the server its
+// lease reached, and how many migrations it has pending. The probes use only a lease's public
+// surface; the pool figures come from the accessors below, defined beside the pools.
 #pragma once
 
 #include <mt/kernel.hpp>
@@ -12,6 +13,29 @@
 #include <vector>
 
 namespace mt::detail {
+
+class ManagerState;
+
+struct PoolFigures {
+    size_t total = 0, idle = 0, waiting = 0;
+};
+struct RoutedTenant {
+    std::string schema;
+    std::optional<std::string> server;
+};
+
+// Defined in tenant_manager.cpp.
+bool per_tenant_mode(const ManagerState& state);
+// Validates and routes the id as a lease would (throws the same errors).
+RoutedTenant route_of(ManagerState& state, const std::string& id);
+// Tenants with a live pool (per-tenant mode), most recently leased first.
+std::vector<std::string> live_tenants(const ManagerState& state);
+// Tenants leased since the manager started (its route cache), with their servers.
+std::vector<std::pair<std::string, std::optional<std::string>>> leased_tenants(const ManagerState& state);
+// The pool a tenant's leases use: its own (per-tenant mode) or its server's; zeros when none yet.
+PoolFigures tenant_figures(const ManagerState& state, const std::string& id, const std::optional<std::string>& server);
+// The pool shared() leases from.
+PoolFigures shared_figures(const ManagerState& state);
 
 // "database.url" or "servers.NAME": where a tenant was looked for, as the manifest names it.
 std::string server_label(const std::optional<std::string>& server);

@@ -36,16 +36,6 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-std::string iso_now() {
-    const auto now = std::chrono::system_clock::now();
-    const std::time_t t = std::chrono::system_clock::to_time_t(now);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 // true when `SET search_path …; <sql>` sent as one simple-protocol query behaves like the two sent
@@ -775,226 +765,62 @@ WarmupReport TenantManager::warmup(const std::vector<std::string>& ids, WarmupOp
     return report;
 }
 
-std::string to_string(HealthStatus s) {
-    switch (s) {
-        case HealthStatus::ok: return "ok";
-        case HealthStatus::degraded: return "degraded";
-        case HealthStatus::unhealthy: return "unhealthy";
-    }
-    return "?";
+namespace detail {
+
+// What health_check (tenant_health.cpp) reads from the pools and routes.
+
+bool per_tenant_mode(const ManagerState& state) { return state.mode == PoolMode::per_tenant; }
+
+RoutedTenant route_of(ManagerState& state, const std::string& id) {
+    const auto route = state.route(id);
+    return RoutedTenant{route->schema, route->server};
 }
 
-HealthReport TenantManager::health_check(HealthOptions options) {
-    const auto start = Clock::now();
-    HealthReport report;
-    report.timestamp = iso_now();
-    const double timeout_ms = static_cast<double>(options.timeout.count());
+std::vector<std::string> live_tenants(const ManagerState& state) {
+    std::vector<std::string> out;
+    for (const auto& pool : state.live_pools())
+        if (!pool->tenant.empty()) out.push_back(pool->tenant);
+    return out;
+}
 
-    auto figures = [](PoolHealth& h, const std::shared_ptr<detail::Pool>& pool) {
-        if (!pool) return;
-        std::lock_guard pl(pool->mutex);
-        h.total = pool->open;
-        h.idle = pool->idle.size();
-        h.waiting = pool->waiting;
-    };
-    // After a probe that answered: ok, degraded (slow or waiters) or unhealthy (too slow).
-    auto judge = [&](PoolHealth& h) {
-        if (h.response_ms > timeout_ms) {
-            h.status = HealthStatus::unhealthy;
-            h.error = "ping took " + std::to_string(static_cast<long>(h.response_ms)) + "ms (timeout " +
-                      std::to_string(options.timeout.count()) + "ms)";
-        } else if (h.response_ms > timeout_ms / 2) {
-            h.status = HealthStatus::degraded;
-            h.error = "slow: ping took " + std::to_string(static_cast<long>(h.response_ms)) + "ms";
-        } else if (h.waiting > 0) {
-            h.status = HealthStatus::degraded;
-            h.error = std::to_string(h.waiting) + " leases waiting for a connection";
-        }
-    };
-    auto server_pool = [&](const std::optional<std::string>& server) {
-        std::lock_guard lock(state_->mutex);
-        auto it = state_->server_pools.find(server);
-        return it == state_->server_pools.end() ? nullptr : it->second;
-    };
-    auto pool_of = [&](const std::string& id, const std::optional<std::string>& server) -> std::shared_ptr<detail::Pool> {
-        if (state_->mode != PoolMode::per_tenant) return server_pool(server);
-        std::shared_lock lock(state_->pools_mutex);
-        auto it = state_->pools.find(id);
-        return it == state_->pools.end() ? nullptr : it->second;
-    };
-    // Routes a tenant; an id that cannot be routed (invalid, discovery failed) is unhealthy.
-    auto routed = [&](const std::string& id, PoolHealth& h) -> std::shared_ptr<const detail::TenantRoute> {
-        h.tenant = id;
-        try {
-            auto route = state_->route(id);
-            h.schema = route->schema;
-            h.server = route->server;
-            return route;
-        } catch (const std::exception& e) {
-            h.status = HealthStatus::unhealthy;
-            h.error = e.what();
-            return nullptr;
-        }
-    };
-    // One lease and one round trip per tenant: the pool answers and the schema exists there.
-    auto check_tenant = [&](const std::string& id) {
-        PoolHealth h;
-        const auto route = routed(id, h);
-        if (!route) return h;
-        figures(h, pool_of(id, route->server));
-        if (!options.ping) {
-            if (h.waiting > 0) {
-                h.status = HealthStatus::degraded;
-                h.error = std::to_string(h.waiting) + " leases waiting for a connection";
-            }
-            return h;
-        }
-        const auto t0 = Clock::now();
-        try {
-            auto lease = tenant(id);
-            detail::probe_tenant(kernel_, lease, route->server);
-            h.response_ms = ms_between(t0, Clock::now());
-            judge(h);
-        } catch (const std::exception& e) {
-            h.response_ms = ms_between(t0, Clock::now());
-            h.status = HealthStatus::unhealthy;
-            h.error = e.what();
-        }
-        return h;
-    };
-    // Shared/transaction modes: the tenants of one server share its pool, so one lease and one
-    // catalog query check all their schemas.
-    auto check_server = [&](const std::vector<std::string>& ids, std::vector<PoolHealth>& out) {
-        std::vector<PoolHealth> group;
-        std::vector<std::string> schemas;
-        std::optional<std::string> server;
-        for (const auto& id : ids) {
-            PoolHealth h;
-            const auto route = routed(id, h);
-            if (route) {
-                server = route->server;
-                schemas.push_back(route->schema);
-                group.push_back(std::move(h));
-            } else {
-                out.push_back(std::move(h));
-            }
-        }
-        if (group.empty()) return;
-        const auto pool = server_pool(server);
-        for (auto& h : group) figures(h, pool);
-        if (options.ping) {
-            const auto t0 = Clock::now();
-            try {
-                auto lease = tenant(group.front().tenant);
-                const auto missing = detail::missing_schemas(kernel_, lease, schemas);
-                const double ms = ms_between(t0, Clock::now());
-                for (auto& h : group) {
-                    h.response_ms = ms;
-                    if (std::find(missing.begin(), missing.end(), h.schema) != missing.end()) {
-                        h.status = HealthStatus::unhealthy;
-                        h.error = detail::missing_schema_error(h.tenant, h.schema, h.server);
-                    } else {
-                        judge(h);
-                    }
-                }
-            } catch (const std::exception& e) {
-                const double ms = ms_between(t0, Clock::now());
-                for (auto& h : group) {
-                    h.response_ms = ms;
-                    h.status = HealthStatus::unhealthy;
-                    h.error = e.what();
-                }
-            }
-        }
-        for (auto& h : group) out.push_back(std::move(h));
-    };
+std::vector<std::pair<std::string, std::optional<std::string>>> leased_tenants(const ManagerState& state) {
+    std::vector<std::pair<std::string, std::optional<std::string>>> out;
+    std::shared_lock lock(state.route_mutex);
+    for (const auto& [id, route] : state.route_cache) out.emplace_back(id, route->server);
+    return out;
+}
 
-    if (!options.tenants.empty()) {
-        for (const auto& id : options.tenants) report.pools.push_back(check_tenant(id));
-    } else if (state_->mode == PoolMode::per_tenant) {
-        for (const auto& pool : state_->live_pools())
-            if (!pool->tenant.empty()) report.pools.push_back(check_tenant(pool->tenant));
+namespace {
+PoolFigures figures_of(const std::shared_ptr<Pool>& pool) {
+    if (!pool) return {};
+    std::lock_guard pl(pool->mutex);
+    return PoolFigures{pool->open, pool->idle.size(), pool->waiting};
+}
+}  // namespace
+
+PoolFigures tenant_figures(const ManagerState& state, const std::string& id, const std::optional<std::string>& server) {
+    std::shared_ptr<Pool> pool;
+    if (state.mode == PoolMode::per_tenant) {
+        std::shared_lock lock(state.pools_mutex);
+        if (auto it = state.pools.find(id); it != state.pools.end()) pool = it->second;
     } else {
-        std::map<std::optional<std::string>, std::vector<std::string>> by_server;
-        {
-            std::shared_lock lock(state_->route_mutex);
-            for (const auto& [id, route] : state_->route_cache) by_server[route->server].push_back(id);
-        }
-        for (auto& [server, ids] : by_server) {
-            std::sort(ids.begin(), ids.end());
-            check_server(ids, report.pools);
-        }
+        std::lock_guard lock(state.mutex);
+        if (auto it = state.server_pools.find(server); it != state.server_pools.end()) pool = it->second;
     }
-    if (options.pending) {
-        std::vector<Tenant> tenants;
-        for (const auto& p : report.pools)
-            if (p.status != HealthStatus::unhealthy) tenants.push_back(Tenant{p.tenant, p.schema, p.server});
-        const auto counts = detail::pending_migrations(kernel_, tenants);
-        for (auto& p : report.pools) {
-            const auto it = counts.find(p.tenant);
-            if (it == counts.end() || p.status == HealthStatus::unhealthy) continue;
-            p.pending = it->second.pending;
-            std::string why = it->second.error;
-            if (p.pending && *p.pending > 0)
-                why = std::to_string(*p.pending) + " pending migration" + (*p.pending == 1 ? "" : "s") +
-                      " (run `mtctl migrate --tenant " + p.tenant + "`)";
-            if (why.empty()) continue;
-            p.status = HealthStatus::degraded;
-            p.error = p.error.empty() ? why : p.error + "; " + why;
-        }
-    }
-    // The shared schema (on database.url).
-    {
-        std::shared_ptr<detail::Pool> pool;
-        {
-            std::lock_guard lock(state_->mutex);
-            auto& table = state_->mode == PoolMode::per_tenant ? state_->shared_schema_pools : state_->server_pools;
-            if (auto it = table.find(std::nullopt); it != table.end()) pool = it->second;
-        }
-        PoolHealth h;
-        figures(h, pool);
-        if (options.ping) {
-            const auto t0 = Clock::now();
-            try {
-                auto lease = shared();
-                const bool missing = !detail::missing_schemas(kernel_, lease, {lease.schema()}).empty();
-                h.response_ms = ms_between(t0, Clock::now());
-                if (missing) {
-                    h.status = HealthStatus::unhealthy;
-                    h.error = "the shared schema " + quote_ident(lease.schema()) +
-                              " does not exist on database.url (see isolation.shared_schema)";
-                } else {
-                    judge(h);
-                }
-            } catch (const std::exception& e) {
-                h.response_ms = ms_between(t0, Clock::now());
-                h.status = HealthStatus::unhealthy;
-                h.error = e.what();
-            }
-        } else if (h.waiting > 0) {
-            h.status = HealthStatus::degraded;
-            h.error = std::to_string(h.waiting) + " leases waiting for a connection";
-        }
-        report.shared.status = h.status;
-        report.shared.response_ms = h.response_ms;
-        report.shared.error = h.error;
-    }
-    report.total_pools = report.pools.size();
-    for (const auto& p : report.pools) {
-        if (p.status == HealthStatus::degraded) ++report.degraded_pools;
-        if (p.status == HealthStatus::unhealthy) ++report.unhealthy_pools;
-    }
-    report.healthy = report.unhealthy_pools == 0 && report.shared.status != HealthStatus::unhealthy;
-    report.duration_ms = ms_between(start, Clock::now());
-
-    mt_event ev{};
-    ev.struct_size = sizeof ev;
-    ev.type = MT_EVENT_HEALTH;
-    ev.ok = report.healthy ? 1 : 0;
-    ev.duration_s = report.duration_ms / 1000.0;
-    kernel_.emit(ev);
-    return report;
+    return figures_of(pool);
 }
+
+PoolFigures shared_figures(const ManagerState& state) {
+    std::shared_ptr<Pool> pool;
+    {
+        std::lock_guard lock(state.mutex);
+        const auto& table = state.mode == PoolMode::per_tenant ? state.shared_schema_pools : state.server_pools;
+        if (auto it = table.find(std::nullopt); it != table.end()) pool = it->second;
+    }
+    return figures_of(pool);
+}
+
+}  // namespace detail
 
 std::string TenantManager::metrics_text() const {
     // Fresh pool gauges first, then what the sinks render (the same text as mt::metrics_text).
@@ -1016,31 +842,6 @@ std::string TenantManager::metrics_text() const {
         kernel_.emit(ev);
     }
     return mt::metrics_text(kernel_);
-}
-
-std::string to_json(const HealthReport& r) {
-    using nlohmann::json;
-    json pools = json::array();
-    for (const auto& p : r.pools) {
-        json j = {{"tenant", p.tenant},     {"schema", p.schema}, {"status", to_string(p.status)},
-                  {"total", p.total},       {"idle", p.idle},     {"waiting", p.waiting},
-                  {"response_ms", p.response_ms}};
-        if (!p.error.empty()) j["error"] = p.error;
-        if (p.server) j["server"] = *p.server;
-        if (p.pending) j["pending_migrations"] = *p.pending;
-        pools.push_back(j);
-    }
-    json shared = {{"status", to_string(r.shared.status)}, {"response_ms", r.shared.response_ms}};
-    if (!r.shared.error.empty()) shared["error"] = r.shared.error;
-    return json{{"healthy", r.healthy},
-                {"pools", pools},
-                {"shared", shared},
-                {"total_pools", r.total_pools},
-                {"degraded_pools", r.degraded_pools},
-                {"unhealthy_pools", r.unhealthy_pools},
-                {"timestamp", r.timestamp},
-                {"duration_ms", r.duration_ms}}
-        .dump();
 }
 
 std::string to_json(const WarmupReport& r) {
