@@ -5,6 +5,9 @@
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
+#include <exception>
+#include <map>
+#include <optional>
 #include <stop_token>
 #include <thread>
 #include <unordered_set>
@@ -13,8 +16,15 @@ namespace mt {
 
 namespace detail {
 
-struct DirectorySnapshot {
+// The tenant ids whose schema exists on one server.
+struct ServerSchemas {
     std::unordered_set<std::string> ids;
+    bool loaded = false;  // ids came from a query that succeeded (this load's or, on failure, an earlier one's)
+    std::string error;    // why this load's query failed ("" when it succeeded)
+};
+
+struct DirectorySnapshot {
+    std::map<std::optional<std::string>, ServerSchemas> servers;  // nullopt: database.url
     uint64_t generation = 0;
 };
 
@@ -68,24 +78,48 @@ std::shared_ptr<const detail::DirectorySnapshot> TenantDirectory::current() cons
 
 size_t TenantDirectory::size() const {
     const auto snap = current();
-    return snap ? snap->ids.size() : 0;
+    size_t n = 0;
+    if (snap)
+        for (const auto& [server, schemas] : snap->servers) n += schemas.ids.size();
+    return n;
 }
 
 size_t TenantDirectory::loads() const {
-    const auto snap = current();
-    return snap ? static_cast<size_t>(snap->generation) : 0;
+    std::lock_guard lock(snapshot_mutex_);
+    return complete_loads_;
 }
 
 bool TenantDirectory::contains(const std::string& id) {
+    std::optional<std::string> server;
+    try {
+        server = manager_.server_of(id);
+    } catch (const TenantIdError&) {
+        return false;
+    }
     auto snap = current();
-    if (snap && snap->ids.count(id)) return true;
+    if (snap) {
+        const auto it = snap->servers.find(server);
+        if (it != snap->servers.end() && it->second.ids.count(id)) return true;
+    }
     snap = reload_after_miss(snap ? snap->generation : 0);
-    return snap && snap->ids.count(id);
+    // The reload refreshed the routes too: the tenant may have moved meanwhile.
+    server = manager_.server_of(id);
+    const std::string where = server ? "servers." + *server : std::string("database.url");
+    const auto it = snap->servers.find(server);
+    if (it == snap->servers.end())
+        throw OperationError("tenant " + id + " is routed to server '" + server.value_or("") +
+                             "', which has no [servers." + server.value_or("") + "] url in the manifest");
+    // A set kept from an earlier load cannot say "unknown" for an id that missed it: a miss whose
+    // reload failed is reported (503), not answered with 404.
+    if (!it->second.loaded || !it->second.error.empty())
+        throw DatabaseUnavailable("tenant directory: the tenant schemas on " + where +
+                                  " could not be read: " + it->second.error);
+    return it->second.ids.count(id) > 0;
 }
 
 void TenantDirectory::refresh() {
     std::lock_guard lock(reload_mutex_);
-    load_locked();
+    if (auto failure = load_locked()) std::rethrow_exception(failure);
 }
 
 std::shared_ptr<const detail::DirectorySnapshot> TenantDirectory::reload_after_miss(uint64_t seen_generation) {
@@ -94,45 +128,62 @@ std::shared_ptr<const detail::DirectorySnapshot> TenantDirectory::reload_after_m
     // Another thread reloaded while this one waited: its answer is as fresh as ours would be.
     if (snap && snap->generation != seen_generation) return snap;
     const auto now = std::chrono::steady_clock::now();
-    if (last_attempt_ != std::chrono::steady_clock::time_point{} && now - last_attempt_ < options_.miss_refresh_interval) {
-        if (!last_error_.empty()) throw DatabaseUnavailable("tenant directory: " + last_error_);
+    if (snap && last_attempt_ != std::chrono::steady_clock::time_point{} && now - last_attempt_ < options_.miss_refresh_interval)
         return snap;
-    }
-    return load_locked();
+    load_locked();
+    return current();
 }
 
-std::shared_ptr<const detail::DirectorySnapshot> TenantDirectory::load_locked() {
+std::exception_ptr TenantDirectory::load_locked() {
     last_attempt_ = std::chrono::steady_clock::now();
+    std::exception_ptr failure;
+    // The routes first: which server a tenant's schema must be on.
+    try {
+        manager_.refresh_routes();
+    } catch (const std::exception& e) {
+        spdlog::warn("tenant routes not refreshed (the previous routes stay in use): {}", e.what());
+        failure = std::current_exception();
+    }
     const auto& kernel = manager_.kernel();
     const auto& namer = kernel.namer();
     const std::string& tmpl = namer.schema_template();
     const std::string prefix = tmpl.substr(0, tmpl.find("{id}"));
+    const auto previous = current();
     auto next = std::make_shared<detail::DirectorySnapshot>();
-    auto collect = [&](const pqxx::result& rows) {
-        for (const auto& row : rows) {
-            std::string id = namer.id_from_schema(row[0].c_str());
-            if (!id.empty()) next->ids.insert(std::move(id));
+    auto load = [&](const std::optional<std::string>& server, auto&& query) {
+        auto& entry = next->servers[server];
+        try {
+            for (const auto& row : query()) {
+                std::string id = namer.id_from_schema(row[0].c_str());
+                if (!id.empty()) entry.ids.insert(std::move(id));
+            }
+            entry.loaded = true;
+        } catch (const std::exception& e) {
+            entry.ids.clear();
+            entry.error = e.what();
+            if (previous)
+                if (auto it = previous->servers.find(server); it != previous->servers.end() && it->second.loaded) {
+                    entry.ids = it->second.ids;
+                    entry.loaded = true;
+                }
+            if (!failure) failure = std::current_exception();
         }
     };
-    try {
-        {
-            auto lease = manager_.shared();
-            collect(lease.query(tenant_schemas_sql, {prefix}));
-        }
-        for (const auto& [server, url] : kernel.manifest().servers) {
-            auto conn = kernel.connect(server);
+    load(std::nullopt, [&] {
+        auto lease = manager_.shared();
+        return lease.query(tenant_schemas_sql, {prefix});
+    });
+    for (const auto& [server, url] : kernel.manifest().servers)
+        load(server, [&, name = server] {
+            auto conn = kernel.connect(name);
             pqxx::nontransaction tx(*conn);
-            collect(exec_params(tx, tenant_schemas_sql, {prefix}));
-        }
-    } catch (const std::exception& e) {
-        last_error_ = e.what();
-        throw;
-    }
-    last_error_.clear();
+            return exec_params(tx, tenant_schemas_sql, {prefix});
+        });
     std::lock_guard lock(snapshot_mutex_);
     next->generation = (snapshot_ ? snapshot_->generation : 0) + 1;
     snapshot_ = next;
-    return snapshot_;
+    if (!failure) ++complete_loads_;
+    return failure;
 }
 
 }  // namespace mt

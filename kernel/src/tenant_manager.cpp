@@ -1,6 +1,6 @@
 // Pools and leases. Per-tenant mode keeps one pool per tenant with an LRU cap (by lease use) and
 // idle eviction; an evicted pool's idle backends are kept as spares and handed to the next new
-// pool (a search_path switch instead of a new backend) as long as the manager holds at most
+// pool (reset like any lease, instead of a new backend) as long as the manager holds at most
 // max_pools × pool_size backends, and leases in flight on an evicted pool finish normally. Shared and transaction modes keep one pool per server for every tenant.
 //
 // Isolation: every lease starts from a clean session (session_setup(): a reset of everything an
@@ -11,6 +11,8 @@
 // The lease path is otherwise kept cheap: a tenant's validated schema and search paths are cached
 // (no regex per lease) and a pool hit takes only a shared lock.
 #include "pqxx_session.hpp"
+#include "tenant_health.hpp"
+#include "tenant_routes.hpp"
 
 #include <mt/errors.hpp>
 #include <mt/ident.hpp>
@@ -37,16 +39,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-std::string iso_now() {
-    const auto now = std::chrono::system_clock::now();
-    const std::time_t t = std::chrono::system_clock::to_time_t(now);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
@@ -76,14 +68,16 @@ bool foldable(std::string_view sql) {
 
 namespace detail {
 
-// What a lease needs to know about a tenant, computed once per id: the id is validated and its
-// schema named (SchemaNamer) on the first lease only.
+// What a lease needs to know about a tenant: the id is validated and its schema named
+// (SchemaNamer) on the first lease only; the server is looked up again whenever the route table
+// changes (a route never pins a server a newer discovery moved the tenant from).
 struct TenantRoute {
     std::string id;  // empty for the shared schema
     std::string schema;
     std::string search_path;         // "tenant_x"
     std::string search_path_shared;  // "tenant_x", "public"
     std::optional<std::string> server;
+    uint64_t generation = 0;  // of the route table that named the server (RouteTable::generation)
 };
 
 struct PooledConnection {
@@ -120,7 +114,7 @@ public:
 
 class ManagerState : public std::enable_shared_from_this<ManagerState> {
 public:
-    explicit ManagerState(const Kernel& kernel) : kernel(kernel), manifest(kernel.manifest()) {
+    explicit ManagerState(const Kernel& kernel) : kernel(kernel), manifest(kernel.manifest()), routes(kernel) {
         const auto& db = manifest.database;
         mode = db.pool_mode;
         pool_size = static_cast<size_t>(db.pool_size);
@@ -151,11 +145,11 @@ public:
     std::unordered_map<std::string, std::shared_ptr<Pool>> pools;  // per-tenant mode
     std::atomic<uint64_t> lease_tick{0};
 
-    mutable std::mutex mutex;  // server pools, spares, server routes
+    mutable std::mutex mutex;  // server pools, spares
     std::map<std::optional<std::string>, std::shared_ptr<Pool>> server_pools;  // shared/transaction modes
     std::map<std::optional<std::string>, std::shared_ptr<Pool>> shared_schema_pools;
     std::map<std::optional<std::string>, std::vector<std::unique_ptr<PooledConnection>>> spares;
-    std::optional<std::unordered_map<std::string, std::optional<std::string>>> routes;
+    RouteTable routes;  // tenant -> server ([servers.*]); see tenant_routes.hpp
     // The shared/transaction-mode pool of the default server, once created (never replaced).
     std::shared_ptr<Pool> default_pool;
     std::atomic<bool> default_pool_ready{false};
@@ -217,32 +211,46 @@ public:
         return path;
     }
 
-    std::optional<std::string> server_of(const std::string& id) {
-        if (manifest.servers.empty()) return std::nullopt;
-        std::lock_guard lock(mutex);
-        if (!routes) {
-            routes.emplace();
-            for (auto& t : kernel.discover_tenants()) (*routes)[t.id] = t.server;
-        }
-        auto it = routes->find(id);
-        return it == routes->end() ? std::nullopt : it->second;
-    }
-
     // The tenant's route; the first call for an id validates it (TenantIdError before any SQL).
-    std::shared_ptr<const TenantRoute> route(const std::string& id) {
+    // A cached route is used while the route table it came from is current; after a refresh the
+    // server is looked up again (schema and search paths are kept). `cache`: false for a look-up
+    // that leases nothing (server_of), so the cache holds only tenants leased (health_check's
+    // default set in shared/transaction modes).
+    std::shared_ptr<const TenantRoute> route(const std::string& id, bool cache = true) {
+        routes.refresh_if_stale();
+        std::shared_ptr<const TenantRoute> cached;
         {
             std::shared_lock lock(route_mutex);
-            if (auto it = route_cache.find(id); it != route_cache.end()) return it->second;
+            if (auto it = route_cache.find(id); it != route_cache.end()) cached = it->second;
         }
-        auto r = std::make_shared<TenantRoute>();
-        r->id = id;
-        r->schema = kernel.namer().schema_name(id);
-        r->search_path = search_path_for(r->schema, false);
-        r->search_path_shared = search_path_for(r->schema, true);
-        r->server = server_of(id);
+        if (cached && cached->generation == routes.generation()) return cached;
+        auto r = cached ? std::make_shared<TenantRoute>(*cached) : std::make_shared<TenantRoute>();
+        if (!cached) {
+            r->id = id;
+            r->schema = kernel.namer().schema_name(id);
+            r->search_path = search_path_for(r->schema, false);
+            r->search_path_shared = search_path_for(r->schema, true);
+        }
+        const auto where = routes.resolve(id, cached ? cached->generation : 0);
+        r->server = where.server;
+        r->generation = where.generation;
+        if (cached && cached->server != r->server)
+            spdlog::info("tenant {} moved from server {} to {} (tenant discovery): new leases go there, leases in "
+                         "flight finish where they are",
+                         id, cached->server.value_or("database.url"), r->server.value_or("database.url"));
+        if (!cache && !cached) return r;
         std::unique_lock lock(route_mutex);
         if (route_cache.size() >= route_cache_cap) route_cache.clear();
-        return route_cache.emplace(id, std::move(r)).first->second;
+        auto& slot = route_cache[id];
+        // A concurrent lookup may have stored a route from a newer table meanwhile: keep the newest.
+        if (!slot || slot->generation <= r->generation) slot = std::move(r);
+        return slot;
+    }
+
+    // Per-tenant mode: a pool may serve a route on its server, or an older route (whose lookup
+    // raced with a refresh) whatever its server; a current route on another server replaces it.
+    bool pool_serves(const Pool& pool, const TenantRoute& route) const {
+        return pool.server == route.server || route.generation < routes.generation();
     }
 
     // Caller holds pools_mutex (per-tenant mode) or mutex (the other pools).
@@ -263,15 +271,19 @@ public:
     std::shared_ptr<Pool> tenant_pool(const TenantRoute& route) {
         {
             std::shared_lock lock(pools_mutex);
-            if (auto it = pools.find(route.id); it != pools.end()) {
+            if (auto it = pools.find(route.id); it != pools.end() && pool_serves(*it->second, route)) {
                 it->second->last_lease.store(++lease_tick, std::memory_order_relaxed);
                 return it->second;
             }
         }
         std::unique_lock lock(pools_mutex);
         if (auto it = pools.find(route.id); it != pools.end()) {
-            it->second->last_lease.store(++lease_tick, std::memory_order_relaxed);
-            return it->second;
+            if (pool_serves(*it->second, route)) {
+                it->second->last_lease.store(++lease_tick, std::memory_order_relaxed);
+                return it->second;
+            }
+            // The tenant moved to another server: its leases in flight finish on the old one.
+            evict_locked(route.id, "error");
         }
         while (pools.size() >= max_pools && !pools.empty()) evict_locked(least_recently_leased(), "lru");
         auto pool = std::make_shared<Pool>(route.id, route.schema, route.server, pool_size);
@@ -826,6 +838,10 @@ CrossSchemaQuery TenantManager::cross_schema(const std::string& id) {
     return CrossSchemaQuery(tenant(id, {true}), kernel_.manifest().isolation.shared_schema);
 }
 
+std::optional<std::string> TenantManager::server_of(const std::string& id) { return state_->route(id, false)->server; }
+
+void TenantManager::refresh_routes() { state_->routes.refresh(); }
+
 void TenantManager::evict(const std::string& id) {
     std::unique_lock lock(state_->pools_mutex);
     state_->evict_locked(id, "manual");
@@ -882,23 +898,10 @@ WarmupReport TenantManager::warmup(const std::vector<std::string>& ids, WarmupOp
                         d.already_warm = it->second->open > 0;
                     }
                 }
+                const auto server = state_->route(ids[i])->server;
                 auto lease = tenant(ids[i]);
-                if (options.ping) {
-                    // Also leaves the connection on the tenant's search_path.
-                    const auto r = kernel_.with_retry(ids[i], [&] {
-                        try {
-                            lease.ensure_session();
-                            pqxx::nontransaction tx(*lease.pooled().conn);
-                            return exec_params(tx, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-                                               {lease.schema()});
-                        } catch (const pqxx::broken_connection&) {
-                            lease.broken_ = true;
-                            throw;
-                        }
-                    });
-                    if (r.empty())
-                        throw OperationError("schema " + quote_ident(lease.schema()) + " does not exist");
-                }
+                // The same check as health_check's: the schema exists on the tenant's own server.
+                if (options.ping) detail::probe_tenant(kernel_, lease, server);
                 d.ok = true;
             } catch (const std::exception& e) {
                 d.ok = false;
@@ -922,105 +925,62 @@ WarmupReport TenantManager::warmup(const std::vector<std::string>& ids, WarmupOp
     return report;
 }
 
-std::string to_string(HealthStatus s) {
-    switch (s) {
-        case HealthStatus::ok: return "ok";
-        case HealthStatus::degraded: return "degraded";
-        case HealthStatus::unhealthy: return "unhealthy";
-    }
-    return "?";
+namespace detail {
+
+// What health_check (tenant_health.cpp) reads from the pools and routes.
+
+bool per_tenant_mode(const ManagerState& state) { return state.mode == PoolMode::per_tenant; }
+
+RoutedTenant route_of(ManagerState& state, const std::string& id) {
+    const auto route = state.route(id);
+    return RoutedTenant{route->schema, route->server};
 }
 
-HealthReport TenantManager::health_check(HealthOptions options) {
-    const auto start = Clock::now();
-    HealthReport report;
-    report.timestamp = iso_now();
-    const double slow_ms = static_cast<double>(options.timeout.count()) / 2.0;
+std::vector<std::string> live_tenants(const ManagerState& state) {
+    std::vector<std::string> out;
+    for (const auto& pool : state.live_pools())
+        if (!pool->tenant.empty()) out.push_back(pool->tenant);
+    return out;
+}
 
-    auto ping = [&](TenantLease& lease) {
-        kernel_.with_retry(lease.tenant_id(), [&] {
-            try {
-                auto& c = lease.pooled();
-                if (lease.broken_ || !c.conn->is_open()) lease.reconnect();
-                pqxx::nontransaction tx(*c.conn);
-                tx.exec("SELECT 1");
-            } catch (const pqxx::broken_connection&) {
-                lease.broken_ = true;
-                throw;
-            }
-            return 0;
-        });
-    };
-    auto check_pool = [&](const std::string& id, const std::shared_ptr<detail::Pool>& pool) {
-        PoolHealth h;
-        h.tenant = id;
-        h.schema = pool ? pool->schema : std::string();
-        if (pool) {
-            std::lock_guard pl(pool->mutex);
-            h.total = pool->open;
-            h.idle = pool->idle.size();
-            h.waiting = pool->waiting;
-        }
-        if (options.ping) {
-            const auto t0 = Clock::now();
-            try {
-                auto lease = id.empty() ? shared() : tenant(id);
-                h.schema = lease.schema();
-                ping(lease);
-                h.response_ms = ms_between(t0, Clock::now());
-                if (h.response_ms > static_cast<double>(options.timeout.count())) {
-                    h.status = HealthStatus::unhealthy;
-                    h.error = "ping took " + std::to_string(static_cast<long>(h.response_ms)) + "ms";
-                } else if (h.waiting > 0 || h.response_ms > slow_ms) {
-                    h.status = HealthStatus::degraded;
-                }
-            } catch (const std::exception& e) {
-                h.response_ms = ms_between(t0, Clock::now());
-                h.status = HealthStatus::unhealthy;
-                h.error = e.what();
-            }
-        } else if (h.waiting > 0) {
-            h.status = HealthStatus::degraded;
-        }
-        return h;
-    };
+std::vector<std::pair<std::string, std::optional<std::string>>> leased_tenants(const ManagerState& state) {
+    std::vector<std::pair<std::string, std::optional<std::string>>> out;
+    std::shared_lock lock(state.route_mutex);
+    for (const auto& [id, route] : state.route_cache) out.emplace_back(id, route->server);
+    return out;
+}
 
-    if (!options.tenants.empty()) {
-        for (const auto& id : options.tenants) {
-            std::shared_ptr<detail::Pool> pool;
-            if (state_->mode == PoolMode::per_tenant) {
-                std::shared_lock lock(state_->pools_mutex);
-                if (auto it = state_->pools.find(id); it != state_->pools.end()) pool = it->second;
-            }
-            report.pools.push_back(check_pool(id, pool));
-        }
+namespace {
+PoolFigures figures_of(const std::shared_ptr<Pool>& pool) {
+    if (!pool) return {};
+    std::lock_guard pl(pool->mutex);
+    return PoolFigures{pool->open, pool->idle.size(), pool->waiting};
+}
+}  // namespace
+
+PoolFigures tenant_figures(const ManagerState& state, const std::string& id, const std::optional<std::string>& server) {
+    std::shared_ptr<Pool> pool;
+    if (state.mode == PoolMode::per_tenant) {
+        std::shared_lock lock(state.pools_mutex);
+        if (auto it = state.pools.find(id); it != state.pools.end()) pool = it->second;
     } else {
-        for (const auto& pool : state_->live_pools())
-            if (!pool->tenant.empty()) report.pools.push_back(check_pool(pool->tenant, pool));
+        std::lock_guard lock(state.mutex);
+        if (auto it = state.server_pools.find(server); it != state.server_pools.end()) pool = it->second;
     }
-    // The shared schema (and, in shared/transaction mode, the one pool every tenant uses).
-    {
-        const auto h = check_pool(std::string(), nullptr);
-        report.shared.status = h.status;
-        report.shared.response_ms = h.response_ms;
-        report.shared.error = h.error;
-    }
-    report.total_pools = report.pools.size();
-    for (const auto& p : report.pools) {
-        if (p.status == HealthStatus::degraded) ++report.degraded_pools;
-        if (p.status == HealthStatus::unhealthy) ++report.unhealthy_pools;
-    }
-    report.healthy = report.unhealthy_pools == 0 && report.shared.status != HealthStatus::unhealthy;
-    report.duration_ms = ms_between(start, Clock::now());
-
-    mt_event ev{};
-    ev.struct_size = sizeof ev;
-    ev.type = MT_EVENT_HEALTH;
-    ev.ok = report.healthy ? 1 : 0;
-    ev.duration_s = report.duration_ms / 1000.0;
-    kernel_.emit(ev);
-    return report;
+    return figures_of(pool);
 }
+
+PoolFigures shared_figures(const ManagerState& state) {
+    std::shared_ptr<Pool> pool;
+    {
+        std::lock_guard lock(state.mutex);
+        const auto& table = state.mode == PoolMode::per_tenant ? state.shared_schema_pools : state.server_pools;
+        if (auto it = table.find(std::nullopt); it != table.end()) pool = it->second;
+    }
+    return figures_of(pool);
+}
+
+}  // namespace detail
 
 std::string TenantManager::metrics_text() const {
     // Fresh pool gauges first, then what the sinks render (the same text as mt::metrics_text).
@@ -1042,29 +1002,6 @@ std::string TenantManager::metrics_text() const {
         kernel_.emit(ev);
     }
     return mt::metrics_text(kernel_);
-}
-
-std::string to_json(const HealthReport& r) {
-    using nlohmann::json;
-    json pools = json::array();
-    for (const auto& p : r.pools) {
-        json j = {{"tenant", p.tenant},     {"schema", p.schema}, {"status", to_string(p.status)},
-                  {"total", p.total},       {"idle", p.idle},     {"waiting", p.waiting},
-                  {"response_ms", p.response_ms}};
-        if (!p.error.empty()) j["error"] = p.error;
-        pools.push_back(j);
-    }
-    json shared = {{"status", to_string(r.shared.status)}, {"response_ms", r.shared.response_ms}};
-    if (!r.shared.error.empty()) shared["error"] = r.shared.error;
-    return json{{"healthy", r.healthy},
-                {"pools", pools},
-                {"shared", shared},
-                {"total_pools", r.total_pools},
-                {"degraded_pools", r.degraded_pools},
-                {"unhealthy_pools", r.unhealthy_pools},
-                {"timestamp", r.timestamp},
-                {"duration_ms", r.duration_ms}}
-        .dump();
 }
 
 std::string to_json(const WarmupReport& r) {

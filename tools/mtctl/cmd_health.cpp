@@ -26,12 +26,14 @@ int cmd_health(const Invocation& inv, const Output& out) {
     desc.add_options()("all", "ping every tenant the discovery plugin returns")(
         "tenant", po::value<std::vector<std::string>>()->composing(), "ping this tenant (repeatable)")(
         "tenants", po::value<std::string>(), "comma-separated tenant ids")(
-        "timeout", po::value<std::string>()->default_value("5s"), "ping timeout; slower than half is degraded");
+        "timeout", po::value<std::string>()->default_value("5s"), "ping timeout; slower than half is degraded")(
+        "pending", "also count each tenant's pending migrations (as status does); any makes it degraded");
     const auto vm = parse_options(inv, desc);
     mt::Kernel kernel(inv.globals.manifest_input());
     mt::TenantManager manager(kernel);
     mt::HealthOptions options;
     options.timeout = duration_flag(vm, "timeout");
+    options.pending = vm.count("pending") > 0;
     mt::HealthReport report;
     const auto start = std::chrono::steady_clock::now();
     try {
@@ -55,8 +57,10 @@ int cmd_health(const Invocation& inv, const Output& out) {
     out.line(mark(report.shared.status) + "shared schema " + kernel.manifest().isolation.shared_schema +
              (report.shared.error.empty() ? "" : ": " + report.shared.error));
     for (const auto& p : report.pools)
-        out.line(mark(p.status) + p.tenant + " (" + p.schema + ") " + std::to_string(static_cast<long>(p.response_ms)) +
-                 "ms" + (p.error.empty() ? "" : ": " + p.error));
+        out.line(mark(p.status) + p.tenant + " (" + p.schema + (p.server ? " on servers." + *p.server : std::string()) +
+                 ") " + std::to_string(static_cast<long>(p.response_ms)) + "ms" +
+                 (p.pending ? ", " + std::to_string(*p.pending) + " pending" : std::string()) +
+                 (p.error.empty() ? "" : ": " + p.error));
     out.line(std::string(report.healthy ? "healthy" : "UNHEALTHY") + ": " + std::to_string(report.total_pools) +
              " tenants checked, " + std::to_string(report.degraded_pools) + " degraded, " +
              std::to_string(report.unhealthy_pools) + " unhealthy");
@@ -64,7 +68,7 @@ int cmd_health(const Invocation& inv, const Output& out) {
 }
 
 const bool registered = register_command(
-    {"health", "health [--all | --tenant ID | --tenants a,b] [--timeout 5s]",
+    {"health", "health [--all | --tenant ID | --tenants a,b] [--timeout 5s] [--pending]",
      "ping the shared schema (and tenants); exit 1 when unhealthy", 80, cmd_health});
 
 }  // namespace

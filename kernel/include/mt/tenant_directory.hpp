@@ -1,13 +1,17 @@
-// Which tenants exist: the set of tenant schemas in the database, cached so that an HTTP adapter can
+// Which tenants exist: the set of tenant schemas on each server, cached so that an HTTP adapter can
 // answer "unknown tenant" (404) without a query per request and without opening a pool for an id
-// nobody created. One query on a shared lease loads it; it is reloaded every refresh_interval in
-// the background, and on a miss at most once per miss_refresh_interval (so a tenant created a moment
-// ago is found, and a flood of unknown ids costs at most one query a second).
+// nobody created. A tenant exists when its schema exists on the server its leases go to (the
+// manager's routes, TenantManager::server_of): a schema left on another server does not count.
+// One query per server loads it (on a shared lease for database.url); it is reloaded, with the
+// manager's routes, every refresh_interval in the background and on a miss at most once per
+// miss_refresh_interval (so a tenant created or moved a moment ago is found, and a flood of
+// unknown ids costs at most one load a second).
 #pragma once
 
 #include <mt/tenant_manager.hpp>
 
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,22 +35,25 @@ public:
     TenantDirectory(const TenantDirectory&) = delete;
     TenantDirectory& operator=(const TenantDirectory&) = delete;
 
-    // true when the schema of tenant `id` exists (on its server, for every [servers.NAME]). The first
-    // call loads the set; a miss reloads it (rate-limited). Throws when a load it needs fails
-    // (DatabaseUnavailable, OperationError), including within miss_refresh_interval of a failed load.
-    // An id that is not valid is simply not there.
+    // true when the schema of tenant `id` exists on the tenant's own server. The first call loads
+    // the sets; a miss reloads them and the routes (rate-limited). Throws when what it needs cannot
+    // be read: the schemas of the tenant's server were never loaded (DatabaseUnavailable, also
+    // within miss_refresh_interval of the failed load), or the tenant cannot be routed (see
+    // TenantManager::server_of). An id that is not valid is simply not there.
     bool contains(const std::string& id);
 
-    // Reloads now. Throws on failure (the previous set stays in use).
+    // Reloads the routes and every server's schemas now. Throws when any of them failed; what did
+    // load is in use, and a server that failed keeps its previous set.
     void refresh();
 
-    size_t size() const;   // tenants in the current set (0 before the first load)
-    size_t loads() const;  // successful loads so far
+    size_t size() const;   // tenants in the current sets, every server (0 before the first load)
+    size_t loads() const;  // loads so far in which every server answered
 
 private:
     std::shared_ptr<const detail::DirectorySnapshot> current() const;
     std::shared_ptr<const detail::DirectorySnapshot> reload_after_miss(uint64_t seen_generation);
-    std::shared_ptr<const detail::DirectorySnapshot> load_locked();
+    // Caller holds reload_mutex_. Publishes a new snapshot; returns the first failure (null: none).
+    std::exception_ptr load_locked();
 
     TenantManager& manager_;
     TenantDirectoryOptions options_;
@@ -54,7 +61,7 @@ private:
     std::shared_ptr<const detail::DirectorySnapshot> snapshot_;
     std::mutex reload_mutex_;  // one load at a time
     std::chrono::steady_clock::time_point last_attempt_{};
-    std::string last_error_;   // why the last attempt failed ("" when it succeeded)
+    size_t complete_loads_ = 0;  // guarded by snapshot_mutex_
     std::unique_ptr<detail::DirectoryRefresher> refresher_;  // declared last: stops first
 };
 

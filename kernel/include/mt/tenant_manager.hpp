@@ -172,21 +172,31 @@ struct WarmupReport {
 };
 
 struct HealthOptions {
-    bool ping = true;
+    bool ping = true;  // false: pool figures only, nothing is sent to a server
     std::chrono::milliseconds timeout = std::chrono::seconds(5);
-    std::vector<std::string> tenants;  // empty: every live pool
+    // Empty: every live tenant pool (per-tenant mode), or every tenant leased since the manager
+    // started (shared/transaction modes, one query per server).
+    std::vector<std::string> tenants;
+    // Also read each checked tenant's pending migrations (as `mtctl status` does, one batched read
+    // per server): a tenant with any is degraded. Off by default: it reads every tracking table.
+    bool pending = false;
 };
 
 enum class HealthStatus { ok, degraded, unhealthy };
 std::string to_string(HealthStatus);
 
+// ok; degraded: leases waiting, a ping slower than timeout/2, or (HealthOptions::pending) pending
+// migrations; unhealthy: the ping failed or took longer than timeout, the server is unreachable,
+// the tenant's schema does not exist on its server, or the tenant cannot be routed.
 struct PoolHealth {
     std::string tenant;
     std::string schema;
     HealthStatus status = HealthStatus::ok;
     size_t total = 0, idle = 0, waiting = 0;
     double response_ms = 0;
-    std::string error;
+    std::string error;                  // why it is not ok (also set when degraded)
+    std::optional<std::string> server;  // [servers.NAME] the tenant is routed to; unset: database.url
+    std::optional<size_t> pending;      // pending migrations, when HealthOptions::pending asked
 };
 
 struct HealthReport {
@@ -236,6 +246,13 @@ public:
     HealthReport health_check(HealthOptions options = {});
     // The Prometheus exposition of every sink that can render.
     std::string metrics_text() const;
+
+    // The server tenant discovery assigns `id` ([servers.NAME]; nullopt: database.url), as leases
+    // are routed. Validates the id; with [servers.*], may run discovery (a miss, or a stale table).
+    std::optional<std::string> server_of(const std::string& id);
+    // Runs tenant discovery now and replaces the route table (no-op without [servers.*]). Throws
+    // when discovery fails; the previous routes stay in use.
+    void refresh_routes();
 
     // Closes a tenant's pool (in-flight leases finish first); reason "manual".
     void evict(const std::string& id);
