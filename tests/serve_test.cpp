@@ -513,7 +513,7 @@ TEST_CASE("mtctl serve --bearer-token-file admits the token only, over TLS too",
     REQUIRE(right);
     CHECK(right->status == 200);
     CHECK(json::parse(right->body, nullptr, false).value("healthy", false) == true);
-    for (const std::string wrong : {token + "x", token.substr(0, token.size() - 1), std::string("nope"), std::string()}) {
+    for (const auto& wrong : {token + "x", token.substr(0, token.size() - 1), std::string("nope"), std::string()}) {
         INFO("token '" << wrong << "'");
         const auto refused = get(wrong);
         REQUIRE(refused);

@@ -94,6 +94,11 @@ void answer_refusal(::httplib::Response& res, const TenantRefusal& refusal) {
     send(res, refusal);
 }
 
+// The listening socket of any server (a protected member, reached the one way C++ allows).
+struct ListeningSocket : ::httplib::Server {
+    static socket_t of(::httplib::Server& server) { return server.*(&ListeningSocket::svr_sock_); }
+};
+
 int ms(std::chrono::milliseconds d) { return static_cast<int>(std::max<int64_t>(0, d.count())); }
 
 int remaining_ms(Clock::time_point deadline) {
@@ -361,6 +366,8 @@ Server::Server(ServerOptions options) : options_(options) {
     set_tcp_nodelay(true);
     // The listen loop owns its task queue; process_and_close_socket and serve run only while it lives.
     new_task_queue = [this] {
+        // cpp-httplib listens with a backlog of 5: a burst of connections would overflow it.
+        ::listen(svr_sock_, SOMAXCONN);
         connections_ = new Connections(options_, [this](std::unique_ptr<Connection> c) { serve(std::move(c)); });
         return connections_;
     };
@@ -417,7 +424,11 @@ void apply_limits(::httplib::Server& server, const ServerOptions& options) {
     server.set_keep_alive_timeout(std::max<time_t>(1, duration_cast<seconds>(options.idle_timeout).count()));
     server.set_keep_alive_max_count(std::max<size_t>(1, options.max_keep_alive_requests));
     const size_t threads = std::max<size_t>(1, options.worker_threads);
-    server.new_task_queue = [threads] { return new ::httplib::ThreadPool(threads); };
+    server.new_task_queue = [&server, threads] {
+        // cpp-httplib listens with a backlog of 5: a burst of connections would overflow it.
+        ::listen(ListeningSocket::of(server), SOMAXCONN);
+        return new ::httplib::ThreadPool(threads);
+    };
 
     server.set_pre_routing_handler([options](const ::httplib::Request& req, ::httplib::Response& res) {
         // cpp-httplib's own header line limit is 8 KiB; the total is ours.
