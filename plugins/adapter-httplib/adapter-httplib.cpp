@@ -3,7 +3,11 @@
 #include <mt/errors.hpp>
 
 #include <nlohmann/json.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+
+#include <fcntl.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -35,7 +39,9 @@ struct Connection {
     Clock::time_point deadline{};         // closed when it passes while waiting
     bool head_started = false;            // the deadline is the read_timeout of a started head
     bool draining = false;                // answered for the last time: unread input is discarded until EOF
+    SSL* ssl = nullptr;                   // HTTPS: the session, kept across keep-alive waits
     ~Connection() {
+        if (ssl) SSL_free(ssl);
         if (fd >= 0) {
             ::shutdown(fd, SHUT_RDWR);
             ::close(fd);
@@ -114,6 +120,11 @@ void answer(Connection& c, int status, const std::string& reason) {
     const std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason +
                             "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
                             "\r\nConnection: close\r\n\r\n" + body;
+    if (c.ssl) {
+        if (SSL_is_init_finished(c.ssl)) SSL_write(c.ssl, out.data(), static_cast<int>(out.size()));
+        ERR_clear_error();
+        return;
+    }
     [[maybe_unused]] const auto sent = ::send(c.fd, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
@@ -139,9 +150,15 @@ public:
                 body_over_budget = true;
                 return -1;
             }
-            if (!wait(POLLIN, remaining_ms(deadline_))) return -1;
             char buf[16 * 1024];
-            const ssize_t n = ::recv(c_.fd, buf, std::min(sizeof buf, budget_ - used_), MSG_DONTWAIT);
+            const size_t want = std::min(sizeof buf, budget_ - used_);
+            ssize_t n = 0;
+            if (c_.ssl) {
+                n = tls_io(deadline_, [&] { return SSL_read(c_.ssl, buf, static_cast<int>(want)); });
+            } else {
+                if (!wait(POLLIN, remaining_ms(deadline_))) return -1;
+                n = ::recv(c_.fd, buf, want, MSG_DONTWAIT);
+            }
             if (n <= 0) return n == 0 ? 0 : -1;
             c_.pending.assign(buf, static_cast<size_t>(n));
         }
@@ -153,6 +170,10 @@ public:
     }
 
     ssize_t write(const char* ptr, size_t size) override {
+        if (c_.ssl)
+            return tls_io(Clock::now() + options_.write_timeout, [&] {
+                return SSL_write(c_.ssl, ptr, static_cast<int>(std::min<size_t>(size, INT32_MAX)));
+            });
         if (!wait(POLLOUT, ms(options_.write_timeout))) return -1;
         return ::send(c_.fd, ptr, size, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
@@ -163,6 +184,27 @@ public:
 
     // Hands the unconsumed bytes (a pipelined next request) back to the connection.
     void keep_rest() { c_.pending.erase(0, pos_); }
+
+    // One OpenSSL call on the non-blocking socket, waiting for it to be readable or writable as
+    // OpenSSL asks, until the deadline: bytes moved, 0 at a clean close, -1 on error or timeout.
+    template <class Call>
+    ssize_t tls_io(Clock::time_point deadline, Call call) const {
+        for (;;) {
+            ERR_clear_error();
+            const int n = call();
+            if (n > 0) return n;
+            switch (SSL_get_error(c_.ssl, n)) {
+                case SSL_ERROR_WANT_READ:
+                    if (!wait(POLLIN, remaining_ms(deadline))) return -1;
+                    break;
+                case SSL_ERROR_WANT_WRITE:
+                    if (!wait(POLLOUT, remaining_ms(deadline))) return -1;
+                    break;
+                case SSL_ERROR_ZERO_RETURN: return 0;
+                default: return -1;
+            }
+        }
+    }
 
 private:
     bool wait(short events, int timeout_ms) const {
@@ -208,8 +250,8 @@ class Server::Connections : public ::httplib::TaskQueue {
 public:
     using Serve = std::function<void(std::unique_ptr<Connection>)>;
 
-    Connections(const ServerOptions& options, Serve serve)
-        : options_(options), serve_(std::move(serve)), workers_(std::max<size_t>(1, options.worker_threads)) {
+    Connections(const ServerOptions& options, Serve serve, SSL_CTX* tls)
+        : options_(options), serve_(std::move(serve)), tls_(tls), workers_(std::max<size_t>(1, options.worker_threads)) {
         epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
         wake_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         epoll_event ev{};
@@ -266,6 +308,7 @@ private:
             std::swap(owned->fd, shared->fd);
             owned->pending = std::move(shared->pending);
             owned->served = shared->served;
+            std::swap(owned->ssl, shared->ssl);
             serve_(std::move(owned));
         });
     }
@@ -277,6 +320,40 @@ private:
             const ssize_t n = ::recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
             if (n == 0) return false;
             if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+        }
+    }
+
+    // take() over TLS: the handshake (a step at a time, as bytes arrive), then the decrypted head.
+    bool take_tls(Connection& c) {
+        if (!c.ssl) {
+            c.ssl = SSL_new(tls_);
+            if (!c.ssl) return false;
+            ::fcntl(c.fd, F_SETFL, ::fcntl(c.fd, F_GETFL) | O_NONBLOCK);
+            SSL_set_fd(c.ssl, c.fd);
+        }
+        if (!c.head_started) {
+            c.head_started = true;
+            c.deadline = Clock::now() + options_.read_timeout;
+        }
+        ERR_clear_error();
+        if (!SSL_is_init_finished(c.ssl)) {
+            const int r = SSL_accept(c.ssl);
+            if (r != 1) {
+                const int e = SSL_get_error(c.ssl, r);
+                ERR_clear_error();
+                return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+            }
+        }
+        char buf[16 * 1024];
+        for (;;) {
+            const int n = SSL_read(c.ssl, buf, sizeof buf);
+            if (n <= 0) {
+                const int e = SSL_get_error(c.ssl, n);
+                ERR_clear_error();
+                return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+            }
+            c.pending.append(buf, static_cast<size_t>(n));
+            if (c.pending.size() > options_.max_header_bytes || head_complete(c.pending)) return true;
         }
     }
 
@@ -313,7 +390,7 @@ private:
                     waiting_.erase(it);
                     continue;
                 }
-                const bool alive = take(c);
+                const bool alive = tls_ ? take_tls(c) : take(c);
                 const bool complete = head_complete(c.pending);
                 const size_t head_bytes = complete ? c.pending.find("\r\n\r\n") + 4 : c.pending.size();
                 if (head_bytes > options_.max_header_bytes) {
@@ -352,6 +429,7 @@ private:
 
     const ServerOptions& options_;
     Serve serve_;
+    SSL_CTX* tls_;  // HTTPS: the handshake and the head are read here too, without blocking
     ::httplib::ThreadPool workers_;
     int epoll_ = -1;
     int wake_ = -1;
@@ -368,12 +446,28 @@ Server::Server(ServerOptions options) : options_(options) {
     new_task_queue = [this] {
         // cpp-httplib listens with a backlog of 5: a burst of connections would overflow it.
         ::listen(svr_sock_, SOMAXCONN);
-        connections_ = new Connections(options_, [this](std::unique_ptr<Connection> c) { serve(std::move(c)); });
+        connections_ = new Connections(
+            options_, [this](std::unique_ptr<Connection> c) { serve(std::move(c)); },
+            static_cast<SSL_CTX*>(tls_.get()));
         return connections_;
     };
 }
 
+Server::Server(ServerOptions options, const std::string& cert_pem_file, const std::string& key_pem_file)
+    : Server(options) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    tls_ = std::shared_ptr<void>(ctx, [](void* p) { SSL_CTX_free(static_cast<SSL_CTX*>(p)); });
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    tls_valid_ = SSL_CTX_use_certificate_chain_file(ctx, cert_pem_file.c_str()) == 1 &&
+                 SSL_CTX_use_PrivateKey_file(ctx, key_pem_file.c_str(), SSL_FILETYPE_PEM) == 1 &&
+                 SSL_CTX_check_private_key(ctx) == 1;
+    ERR_clear_error();
+}
+
 Server::~Server() = default;
+
+bool Server::is_valid() const { return tls_valid_; }
 
 bool Server::process_and_close_socket(socket_t sock) {
     int yes = 1;
@@ -396,6 +490,10 @@ void Server::serve(std::unique_ptr<Connection> c) {
         const bool ok = process_request(stream, last, closed, nullptr);
         body_over_budget = false;
         ++c->served;
+        if (c->ssl && (!ok || closed || last || close_after)) {
+            SSL_shutdown(c->ssl);  // close_notify; the client's input is not worth a worker
+            return;
+        }
         if (!ok || closed || last || close_after) {
             // A close with unread input would reset the connection and could destroy the answer
             // before the client read it: stop sending, then discard its input until it closes.
@@ -406,7 +504,7 @@ void Server::serve(std::unique_ptr<Connection> c) {
             return;
         }
         stream.keep_rest();
-        if (head_complete(c->pending)) continue;  // pipelined: answer it now
+        if (head_complete(c->pending) || (c->ssl && SSL_pending(c->ssl) > 0)) continue;  // pipelined: answer it now
         c->head_started = !c->pending.empty();
         c->deadline = Clock::now() + (c->head_started ? options_.read_timeout : options_.idle_timeout);
         connections_->park(std::move(c));

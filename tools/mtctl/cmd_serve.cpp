@@ -200,16 +200,17 @@ int cmd_serve(const Invocation& inv, const Output& out) {
     std::mutex fleet_mutex;
     std::chrono::steady_clock::time_point fleet_at{};
 
-    std::unique_ptr<httplib::Server> owned;
+    // The adapter's server: bounded bodies and heads, timeouts, idle connections hold no thread,
+    // no exception text in answers; over TLS too.
+    std::unique_ptr<mt::adapter::httplib::Server> owned;
     if (tls) {
-        auto ssl = std::make_unique<httplib::SSLServer>(vm["tls-cert"].as<std::string>().c_str(),
-                                                        vm["tls-key"].as<std::string>().c_str());
-        if (!ssl->is_valid())
+        owned = std::make_unique<mt::adapter::httplib::Server>(mt::adapter::httplib::ServerOptions{},
+                                                               vm["tls-cert"].as<std::string>(),
+                                                               vm["tls-key"].as<std::string>());
+        if (!owned->is_valid())
             throw mt::UsageError("--tls-cert " + vm["tls-cert"].as<std::string>() + " / --tls-key " +
                                  vm["tls-key"].as<std::string>() +
                                  ": cannot load the certificate and key (PEM files of one key pair?)");
-        mt::adapter::httplib::apply_limits(*ssl);
-        owned = std::move(ssl);
     } else {
         owned = std::make_unique<mt::adapter::httplib::Server>();
     }

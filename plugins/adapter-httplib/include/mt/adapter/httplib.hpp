@@ -54,7 +54,12 @@ struct ServerOptions {
 class Server : public ::httplib::Server {
 public:
     explicit Server(ServerOptions options = {});
+    // HTTPS only, with a PEM certificate (chain) and its private key; is_valid() is false when they
+    // cannot be loaded. The waiting room also does the handshake and reads the decrypted head
+    // without blocking, so stalled handshakes hold no worker either.
+    Server(ServerOptions options, const std::string& cert_pem_file, const std::string& key_pem_file);
     ~Server() override;
+    bool is_valid() const override;
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
     const ServerOptions& options() const { return options_; }
@@ -67,6 +72,8 @@ private:
 
     ServerOptions options_;
     Connections* connections_ = nullptr;  // the task queue of the running listen loop
+    std::shared_ptr<void> tls_;           // the SSL_CTX when serving HTTPS
+    bool tls_valid_ = true;
 };
 
 // What cpp-httplib itself can enforce, for any ::httplib::Server (an SSLServer for example):
