@@ -53,6 +53,14 @@ TenantRefusal unavailable_refusal(const std::exception& e) {
     return refusal(503, "database unavailable");
 }
 
+std::optional<TenantRefusal> invalid_parameter_refusal(const std::exception& e) {
+    const auto* invalid = dynamic_cast<const InvalidParameter*>(&e);
+    if (!invalid) return std::nullopt;
+    return refusal(400, "invalid parameter",
+                   "parameter $" + std::to_string(invalid->position) +
+                       " cannot be stored as text (an embedded NUL character or invalid UTF-8)");
+}
+
 TenantGate::TenantGate(TenantManager& manager, TenantGateOptions options)
     : manager_(manager), options_(options), directory_(manager, options.directory) {}
 

@@ -3,8 +3,12 @@
 //   http-service [-c FILE] [--listen HOST:PORT] [--threads N] [--directory-refresh 30s]
 //                [--section.key=value ...]
 //
+// --threads: requests handled at once (default 8); idle keep-alive connections hold none. The
+// listen address defaults to 127.0.0.1:8080 (loopback).
+//
 //   GET  /tasks        the tenant's tasks (JSON array)
-//   POST /tasks        {"title": "..."} -> the created task (201)
+//   POST /tasks        {"title": "..."} -> the created task (201); 400 for a title PostgreSQL cannot
+//                      hold as text (an embedded NUL, invalid UTF-8), nothing stored
 //   GET  /health/db    200/503 + the health report
 //   GET  /metrics      Prometheus exposition (with metrics-prometheus in [roles] sinks)
 //   GET  /             public: what this is
@@ -138,24 +142,12 @@ int run(const Options& options) {
     mt::TenantManager manager(kernel);
     mt::TenantGate gate(manager, {{options.directory_refresh, std::chrono::seconds(1)}, true});
 
-    httplib::Server server;
-    const size_t threads = options.threads;
-    server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    // Headers and body go out in separate writes: without TCP_NODELAY, Nagle and the client's
-    // delayed ACK add ~40 ms to every keep-alive response.
-    server.set_tcp_nodelay(true);
-    server.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "unknown exception";
-        try {
-            std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-            what = e.what();
-        } catch (...) {
-        }
-        std::cerr << "http-service: " << req.method << " " << req.path << ": " << what << std::endl;
-        send_json(res, 500, {{"error", "internal error"}});
-    });
-
+    // The adapter's server: 1 MiB bodies (413 past it), 16 KiB heads (431), 5 s read/write/idle
+    // timeouts, idle keep-alive connections wait without holding a worker (docs/http.md), and a
+    // handler's exception answers 500 {"error":"internal error"} with its text only in the log.
+    adapter::ServerOptions limits;
+    limits.worker_threads = options.threads;
+    adapter::Server server(limits);
     server.Get("/", adapter::public_route([](const httplib::Request&, httplib::Response& res) {
         res.set_content("mtenant http-service: GET/POST /tasks (tenant from the configured extractor), "
                         "GET /health/db, GET /metrics\n",

@@ -70,4 +70,8 @@ bool is_database_unavailable(const std::exception& e);
 // The 503 refusal for such a failure (detail: the error's first line).
 TenantRefusal unavailable_refusal(const std::exception& e);
 
+// The 400 refusal for a statement parameter PostgreSQL cannot hold as text (mt::InvalidParameter):
+// names the parameter's position, never its value; nullopt for any other exception.
+std::optional<TenantRefusal> invalid_parameter_refusal(const std::exception& e);
+
 }  // namespace mt

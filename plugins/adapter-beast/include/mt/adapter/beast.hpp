@@ -11,8 +11,15 @@
 //
 // Refusals are JSON (see mt/tenant_context.hpp): 400 tenant id required / invalid tenant id,
 // 404 unknown tenant, 503 database unavailable. A handler that throws a database-unavailable error
-// (mt::DatabaseUnavailable, a broken connection, mt::PoolTimeout) also yields 503; any other
-// exception propagates to the caller. Every response produced here has the request's HTTP version
+// (mt::DatabaseUnavailable, a broken connection, mt::PoolTimeout) also yields 503, one that throws
+// mt::InvalidParameter 400 naming the parameter; any other exception propagates to the caller
+// (mtb::Server answers it with 500 {"error":"internal error"}).
+//
+// mtb::Server is a complete front door with safe limits (ServerOptions, docs/http.md):
+//
+//   mtb::Server server([&](const mtb::Request& req) { return route(req); });
+//   const auto port = server.listen("127.0.0.1", 8080);
+//   server.run();  // until server.stop() Every response produced here has the request's HTTP version
 // and keep-alive, and its payload prepared.
 #pragma once
 
@@ -22,7 +29,9 @@
 
 #include <boost/beast/http.hpp>
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace mt::adapter::beast {
@@ -30,6 +39,44 @@ namespace mt::adapter::beast {
 namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
+
+// Limits of an HTTP front door; the defaults are safe for a service on the open network, and the
+// same as the cpp-httplib adapter's.
+struct ServerOptions {
+    size_t max_body_bytes = 1024 * 1024;  // a larger request body: 413, the handler never runs
+    size_t max_header_bytes = 16 * 1024;  // request line plus headers; larger: 431
+    // A whole request (head and body) must arrive within this from its first byte.
+    std::chrono::milliseconds read_timeout{5000};
+    std::chrono::milliseconds write_timeout{5000};  // a whole response must be taken up within this
+    std::chrono::milliseconds idle_timeout{5000};   // an open connection without a request is closed
+    size_t max_keep_alive_requests = 100;           // then the connection is closed (Connection: close)
+    size_t worker_threads = 8;                      // handlers running at once; idle connections hold none
+};
+
+// An HTTP/1.1 server over Beast: one I/O thread reads and writes every connection asynchronously
+// (beast::tcp_stream::expires_after for the timeouts, the parser's header_limit and body_limit),
+// handlers run on worker_threads. A handler's exception other than the mapped ones answers 500
+// {"error":"internal error"}; its text goes to the log only.
+class Server {
+public:
+    using Handler = std::function<Response(const Request&)>;
+    explicit Server(Handler handler, ServerOptions options = {});
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Binds and listens; port 0 picks a free one. Returns the bound port; throws mt::UsageError
+    // when the address cannot be bound.
+    unsigned short listen(const std::string& host = "127.0.0.1", unsigned short port = 0);
+    // Serves until stop(); call from one thread.
+    void run();
+    // From any thread, also a signal handler's flag watcher: run() returns soon after.
+    void stop();
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
 
 using TenantHandler = std::function<Response(const Request&, TenantContext&)>;
 using PublicHandler = std::function<Response(const Request&)>;
