@@ -91,6 +91,28 @@ void drop_notifications(pqxx::connection_base& conn) {
     while (PGnotify* n = PQnotifies(c)) PQfreemem(n);
 }
 
+bool send_discard_all(pqxx::connection_base& conn) {
+    PGconn* c = raw(conn);
+    return c != nullptr && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE &&
+           PQsendQuery(c, "DISCARD ALL") == 1;
+}
+
+bool finish_discard_all(pqxx::connection_base& conn) {
+    PGconn* c = raw(conn);
+    if (c == nullptr) return false;
+    bool ok = true;
+    while (PGresult* r = PQgetResult(c)) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) ok = false;
+        PQclear(r);
+    }
+    ok = ok && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE;
+    if (ok) {
+        forget_session_registries(conn);
+        drop_notifications(conn);
+    }
+    return ok;
+}
+
 bool client_encoding_is_utf8(const pqxx::connection_base& conn) {
     static const int utf8 = pg_char_to_encoding("UTF8");
     PGconn* c = raw(conn);

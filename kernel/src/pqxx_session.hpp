@@ -34,6 +34,14 @@ bool session_alive(pqxx::connection_base& conn, bool drop_notifications);
 // Discards notifications libpq has queued (delivered for an earlier lease's LISTEN).
 void drop_notifications(pqxx::connection_base& conn);
 
+// Sends DISCARD ALL without waiting for its answer (the connection must be idle, outside a
+// transaction); finish_discard_all() reads the answer before the connection is used again.
+// Returns false when it could not be sent.
+bool send_discard_all(pqxx::connection_base& conn);
+// Reads the answer of send_discard_all(); false when it failed or the session is not idle after it.
+// Also forgets libpqxx's records of prepared statements and variables, and queued notifications.
+bool finish_discard_all(pqxx::connection_base& conn);
+
 // true when the connection's client encoding is UTF8 (parameters are then checked for valid UTF-8).
 bool client_encoding_is_utf8(const pqxx::connection_base& conn);
 

@@ -88,7 +88,8 @@ struct PooledConnection {
         if (alive) alive->fetch_sub(1, std::memory_order_relaxed);
     }
     std::unique_ptr<pqxx::connection> conn;
-    bool used = false;  // something was sent since connect: the next lease resets the session
+    bool used = false;           // something was sent since the last reset: the session may carry state
+    bool reset_pending = false;  // DISCARD ALL was sent at release; its answer is read before reuse
     std::atomic<size_t>* alive = nullptr;  // the manager's backend count, decremented when closed
 };
 
@@ -414,14 +415,14 @@ public:
             return;
         }
         switch (transaction_status(*c.conn)) {
-            case SessionTx::idle: return;
+            case SessionTx::idle: return discard_on_release(c);
             case SessionTx::in_transaction:
             case SessionTx::in_error:
                 try {
                     ++rollbacks_on_release;
                     pqxx::nontransaction tx(*c.conn);
                     tx.exec("ROLLBACK");
-                    if (transaction_status(*c.conn) == SessionTx::idle) return;
+                    if (transaction_status(*c.conn) == SessionTx::idle) return discard_on_release(c);
                 } catch (const std::exception&) {  // closed below
                 }
                 break;
@@ -429,6 +430,21 @@ public:
             case SessionTx::unknown: break;
         }
         c.conn.reset();
+    }
+
+    // Session modes: the session is reset as it goes back to the pool, with DISCARD ALL sent
+    // without waiting (one statement, cheaper than its parts in a multi-statement string); the
+    // next lease reads the answer before anything else. Transaction mode resets in every
+    // transaction instead (behind a pooler the next transaction may run on another backend).
+    void discard_on_release(PooledConnection& c) {
+        if (mode == PoolMode::transaction || !c.used) return;
+        if (send_discard_all(*c.conn)) {
+            c.reset_pending = true;
+            c.used = false;
+            ++sessions_reset;
+        } else {
+            c.conn.reset();
+        }
     }
 
     void release(const std::shared_ptr<Pool>& pool, std::unique_ptr<PooledConnection> c) {
@@ -555,12 +571,22 @@ void TenantLease::reconnect() {
     c.used = false;
     if (c.conn && detail::has_transaction_object(*c.conn)) state_->quarantine_connection(std::move(c.conn));
     c.conn.reset();
+    c.reset_pending = false;
     c.conn = state_->kernel.connect(pool_->server);
     ++state_->connections_opened;
 }
 
+// Reads the answer of the DISCARD ALL sent when the connection was last released; a failed reset
+// closes the connection (the session's state is unknown).
+static bool reset_finished(detail::PooledConnection& c) {
+    if (!c.reset_pending) return true;
+    c.reset_pending = false;
+    return c.conn && detail::finish_discard_all(*c.conn);
+}
+
 void TenantLease::ensure_session() {
     auto& c = pooled();
+    if (!reset_finished(c)) broken_ = true;
     if (broken_ || !c.conn || !c.conn->is_open() || !detail::session_alive(*c.conn, !ready_)) reconnect();
     if (ready_) return;
     if (state_->mode == PoolMode::transaction) {
@@ -571,7 +597,7 @@ void TenantLease::ensure_session() {
         ready_ = true;
         return;
     }
-    const bool reset = c.used;
+    const bool reset = c.used;  // only if the release-time reset did not happen (a fresh lease on a used session)
     c.used = true;
     pqxx::nontransaction tx(*c.conn);
     tx.exec(state_->session_setup(search_path(), reset, false));
@@ -635,6 +661,7 @@ bool TenantLease::retry_allowed(const std::exception& e, int attempt) const {
 // One attempt at a statement, with the fewest round trips that keep the session clean.
 pqxx::result TenantLease::run(const std::string& sql, const SqlParams& params) {
     auto& c = pooled();
+    if (!reset_finished(c)) broken_ = true;
     if (broken_ || !c.conn || !c.conn->is_open() || !detail::session_alive(*c.conn, !ready_)) reconnect();
     if (sql.find('\0') != std::string::npos)
         throw Error("the statement text contains a NUL byte; nothing was sent (tenant " + tenant_id() + ")");

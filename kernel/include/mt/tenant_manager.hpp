@@ -31,13 +31,13 @@ struct LeaseOptions {
 // when broken or when its pool was evicted meanwhile). Movable, not copyable.
 //
 // Isolation (docs/runtime.md "Isolation"): the session a lease gets carries nothing from earlier
-// leases. The lease's first statement is preceded, in the same round trip when the statement
-// allows it, by a reset of everything an application can leave on a session (settings and RESET
-// ALL, role and session authorization, temp tables, prepared statements, cursors, LISTEN, session
-// advisory locks, sequences' currval) and by SET search_path to the tenant's schema (and
-// statement_timeout when configured). A transaction left open or aborted is rolled back on
-// release; a connection with a pqxx transaction object still alive is never reused.
-// In `transaction` pool mode the reset and SET LOCAL search_path open every transaction instead.
+// leases. When a lease ends, a transaction it left open or aborted is rolled back and the session
+// is reset with DISCARD ALL (settings, role and session authorization, temp tables, prepared
+// statements, cursors, LISTEN, session advisory locks, sequences), sent without waiting; the next
+// lease reads its answer first and sets the tenant's search_path (and statement_timeout when
+// configured) in the same round trip as its first statement when the statement allows it. A
+// connection with a pqxx transaction object still alive is never reused. In `transaction` pool
+// mode the same reset (as separate statements) and SET LOCAL search_path open every transaction.
 //
 // Retries never duplicate a write: a statement is re-sent only when it provably did not run (the
 // connection failed before it was sent, or the server answered with an error, which rolled its
@@ -225,7 +225,7 @@ struct ManagerStats {
     size_t connections_opened = 0;
     size_t search_path_sets = 0;    // session set-ups (reset + search_path) that cost a round trip of their own
     size_t search_path_folded = 0;  // set-ups sent in the same round trip as the lease's first statement
-    size_t sessions_reset = 0;      // set-ups that included the reset (the session had served a lease)
+    size_t sessions_reset = 0;      // sessions reset after serving a lease (DISCARD ALL on release; in transaction mode not counted)
     size_t rollbacks_on_release = 0;    // leases that left a transaction open or aborted
     size_t connections_quarantined = 0; // connections released with a pqxx transaction object alive
 };
