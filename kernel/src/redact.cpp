@@ -110,7 +110,9 @@ void uri_spans(std::string_view text, size_t start, size_t limit, std::vector<Sp
         const std::string_view param = region.substr(p, e - p);
         const size_t eq = param.find('=');
         if (eq != std::string_view::npos) {
-            if (lowered(percent_decode(param.substr(0, eq))) == "password" && p + eq + 1 < e)
+            // A value already reading "***" is left alone (the text that follows is not a password).
+            if (lowered(percent_decode(param.substr(0, eq))) == "password" && p + eq + 1 < e &&
+                param.substr(eq + 1, mask.size()) != mask)
                 out.push_back({p + eq + 1, e});
         } else if (starts_with_nocase(param, 0, "password") && param.size() > 8) {
             out.push_back({p + 8, e});  // "?passwordSECRET": libpq quotes the whole parameter
