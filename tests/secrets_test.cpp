@@ -207,6 +207,23 @@ TEST_CASE("libpq's messages about a malformed connection string lose every piece
     }
 }
 
+TEST_CASE("redact_text removes remembered passwords and PGPASSWORD from any text, not a name equal to one",
+          "[secrets]") {
+    mt::remember_secrets("host=h user=app password='Zq7 remembered SECRET'");
+    CHECK(mt::redact_text("a driver said: Zq7 remembered SECRET, then \"remembered\"") ==
+          "a driver said: ***, then \"***\"");
+    {
+        ScopedEnv env(std::vector<std::pair<std::string, std::string>>{{"PGPASSWORD", "Zq7SECRETfromEnv"}});
+        CHECK(mt::redact_text("PGPASSWORD=Zq7SECRETfromEnv; echoed: Zq7SECRETfromEnv") == "PGPASSWORD=***; echoed: ***");
+    }
+    // A development setup's password equal to the user and database name: hidden in the string,
+    // while the names stay readable in the message.
+    const std::string dev = "postgresql://postgres:postgres@127.0.0.1:1/postgres";
+    mt::remember_secrets(dev);
+    CHECK(mt::redact_text("cannot connect to " + dev + ": role \"postgres\" does not exist") ==
+          "cannot connect to postgresql://postgres:***@127.0.0.1:1/postgres: role \"postgres\" does not exist");
+}
+
 TEST_CASE("no password reaches any output of mtctl, serve or the kernel, in any form, with password authentication",
           "[secrets][serve][doctor][health][pg]") {
     PrivateServer server;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -193,18 +194,24 @@ std::vector<Span> password_spans(std::string_view conninfo) {
     return spans;
 }
 
-// The password as libpq reads it, when the string parses.
-std::string parsed_password(std::string_view conninfo) {
+// The values libpq reads from the string, when it parses: keyword -> value.
+std::map<std::string, std::string> parsed_options(std::string_view conninfo) {
     const std::string text(conninfo);
     char* error = nullptr;
     PQconninfoOption* options = PQconninfoParse(text.c_str(), &error);
     if (error) PQfreemem(error);
-    if (!options) return {};
-    std::string password;
+    std::map<std::string, std::string> out;
+    if (!options) return out;
     for (const PQconninfoOption* o = options; o->keyword; ++o)
-        if (std::string_view(o->keyword) == "password" && o->val) password = o->val;
+        if (o->val) out[o->keyword] = o->val;
     PQconninfoFree(options);
-    return password;
+    return out;
+}
+
+std::string parsed_password(std::string_view conninfo) {
+    const auto options = parsed_options(conninfo);
+    const auto it = options.find("password");
+    return it == options.end() ? std::string() : it->second;
 }
 
 void replace_all(std::string& text, std::string_view piece) {
@@ -263,7 +270,18 @@ std::vector<std::string> fragments_of(std::string_view conninfo, const std::vect
         }
         add_forms(forms, unescaped);
     }
-    add_forms(forms, parsed_password(conninfo));
+    const auto options = parsed_options(conninfo);
+    if (const auto it = options.find("password"); it != options.end()) add_forms(forms, it->second);
+    // A piece equal to the user, database or host name, or to the scheme, is shown by the string
+    // itself: removing it from every message would shred them (postgres:postgres@…) and hide nothing.
+    std::vector<std::string> shown = {"postgres", "postgresql"};
+    for (const char* key : {"user", "dbname", "host", "hostaddr"})
+        if (const auto it = options.find(key); it != options.end()) shown.push_back(it->second);
+    forms.erase(std::remove_if(forms.begin(), forms.end(),
+                               [&](const std::string& f) {
+                                   return std::find(shown.begin(), shown.end(), f) != shown.end();
+                               }),
+                forms.end());
     std::sort(forms.begin(), forms.end(), [](const std::string& a, const std::string& b) {
         return a.size() != b.size() ? a.size() > b.size() : a < b;
     });
