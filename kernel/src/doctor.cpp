@@ -7,6 +7,7 @@
 #include <mt/kernel.hpp>
 #include <mt/migrate.hpp>
 #include <mt/migration_folder.hpp>
+#include <mt/redact.hpp>
 #include <mt/sql_session.hpp>
 
 #include <chrono>
@@ -294,7 +295,9 @@ PoolerProbe probe_transaction_pooler(pqxx::connection& first, pqxx::connection& 
     return {false, "session state persists between transactions (backend " + std::to_string(pid) + " throughout)"};
 }
 
-DoctorReport run_doctor(const ManifestInput& input) {
+namespace {
+
+DoctorReport diagnose(const ManifestInput& input) {
     DoctorReport report;
     std::unique_ptr<Kernel> kernel;
     const auto database_checks = {"connection",     "server version", "discovery", "tenant schemas",
@@ -332,11 +335,11 @@ DoctorReport run_doctor(const ManifestInput& input) {
         pqxx::nontransaction tx(*conn);
         const auto row = tx.exec1("SELECT current_setting('server_version'), current_setting('server_version_num')::int");
         tx.commit();
-        report.checks.push_back({"connection", CheckStatus::ok, redact_url(m.database.url), {}});
+        report.checks.push_back({"connection", CheckStatus::ok, redact_conninfo(m.database.url), {}});
         for (const auto& [name, url] : m.servers) {
             try {
                 servers.push_back({name, kernel->connect(name)});
-                report.checks.push_back({"server " + name, CheckStatus::ok, redact_url(url), {}});
+                report.checks.push_back({"server " + name, CheckStatus::ok, redact_conninfo(url), {}});
             } catch (const std::exception& e) {
                 report.checks.push_back({"server " + name, CheckStatus::fail, e.what(),
                                          "check [servers." + name + "] url and that the server is running"});
@@ -401,6 +404,18 @@ DoctorReport run_doctor(const ManifestInput& input) {
         report.checks.push_back(pooler_check(probe, m.database.pool_mode, no_transaction));
     } catch (const std::exception& e) {
         report.checks.push_back({"pooler", CheckStatus::fail, trimmed(e.what()), "check the connection"});
+    }
+    return report;
+}
+
+}  // namespace
+
+DoctorReport run_doctor(const ManifestInput& input) {
+    DoctorReport report = diagnose(input);
+    // A check's detail can quote a manifest value or a driver message: the last stop for a password.
+    for (auto& check : report.checks) {
+        check.detail = redact_text(check.detail);
+        check.hint = redact_text(check.hint);
     }
     return report;
 }

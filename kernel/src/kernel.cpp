@@ -1,7 +1,9 @@
 #include <mt/errors.hpp>
 #include <mt/kernel.hpp>
+#include <mt/redact.hpp>
 #include <mt/sql_session.hpp>
 
+#include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
 #include <regex>
@@ -51,15 +53,7 @@ std::string with_param(const std::string& conn, const std::string& key, const st
 
 }  // namespace
 
-std::string redact_url(const std::string& url) {
-    // postgresql://user:secret@host -> postgresql://user:***@host ; password=secret -> password=***
-    static const std::regex in_url(R"(^(postgres(ql)?://[^:/@]*:)[^@]*@)");
-    static const std::regex in_params(R"((password\s*=\s*)('([^'\\]|\\.)*'|\S+))");
-    static const std::regex in_query(R"(([?&]password=)[^&]*)");
-    std::string out = std::regex_replace(url, in_url, "$1***@");
-    out = std::regex_replace(out, in_params, "$1***");
-    return std::regex_replace(out, in_query, "$1***");
-}
+std::string redact_url(const std::string& url) { return redact_conninfo(url); }
 
 bool is_connection_failure(const std::exception& e) {
     return dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr ||
@@ -76,6 +70,9 @@ Kernel::Kernel(const ManifestInput& input) {
     registry_ = std::make_unique<PluginRegistry>(search);
     for (const auto& name : raw.get_list("plugins.load")) registry_->load(name);
     manifest_ = build_manifest(raw, registry_->config_keys());
+    // From here on every text this process shows loses these passwords, whatever path it took.
+    remember_secrets(manifest_.database.url);
+    for (const auto& [name, url] : manifest_.servers) remember_secrets(url);
 
     const auto& iso = manifest_.isolation;
     try {
@@ -128,6 +125,13 @@ std::string Kernel::connection_string(const std::optional<std::string>& server) 
                         "] url in the manifest");
         conn = it->second;
     }
+    // A string libpq cannot parse is left as written, so that libpq's message is about the
+    // user's text rather than about what appending to it did.
+    char* parse_error = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(conn.c_str(), &parse_error);
+    if (parse_error) PQfreemem(parse_error);
+    if (!parsed) return conn;
+    PQconninfoFree(parsed);
     conn = with_param(conn, "application_name", manifest_.database.application_name);
     const auto timeout_s = std::max<long long>(1, (manifest_.database.connect_timeout.count() + 999) / 1000);
     return with_param(conn, "connect_timeout", std::to_string(timeout_s));
@@ -135,12 +139,23 @@ std::string Kernel::connection_string(const std::optional<std::string>& server) 
 
 std::unique_ptr<pqxx::connection> Kernel::connect(const std::optional<std::string>& server) const {
     const std::string conn = connection_string(server);
+    // libpq quotes pieces of a malformed connection string in its messages: the message is
+    // redacted before anything (the retry policy, its events and logs, the caller) sees it.
+    auto open = [&] {
+        try {
+            return std::make_unique<pqxx::connection>(conn);
+        } catch (const pqxx::broken_connection& e) {
+            throw pqxx::broken_connection(redact_message(e.what(), conn));
+        } catch (const pqxx::failure& e) {
+            throw pqxx::failure(redact_message(e.what(), conn));
+        }
+    };
     try {
-        return with_retry({}, [&] { return std::make_unique<pqxx::connection>(conn); });
+        return with_retry({}, open);
     } catch (const pqxx::broken_connection& e) {
         std::string msg = e.what();
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-        throw DatabaseUnavailable("cannot connect to " + redact_url(server ? manifest_.servers.at(*server) : manifest_.database.url) +
+        throw DatabaseUnavailable("cannot connect to " + redact_conninfo(server ? manifest_.servers.at(*server) : manifest_.database.url) +
                                   ": " + msg + " (check [database] url and that the server is running)");
     }
 }
@@ -221,7 +236,20 @@ const TrackingFormat* Kernel::detect_format(const std::vector<sdk::Column>& colu
 }
 
 void Kernel::emit(const mt_event& event) const noexcept {
-    for (const auto& s : sinks_) s.on_event(event);
+    if (event.error.size == 0) {
+        for (const auto& s : sinks_) s.on_event(event);
+        return;
+    }
+    // Sinks write error texts to logs: they get them redacted, whatever produced the text.
+    mt_event redacted = event;
+    std::string error;
+    try {
+        error = redact_text(sdk::view(event.error));
+        redacted.error = sdk::str(error);
+    } catch (...) {
+        redacted.error = sdk::str("(error text withheld: it could not be redacted)");
+    }
+    for (const auto& s : sinks_) s.on_event(redacted);
 }
 
 bool Kernel::should_retry(const std::string& tenant, const std::exception& e, int attempt) const {

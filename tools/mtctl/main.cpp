@@ -2,6 +2,7 @@
 #include "cli.hpp"
 
 #include <mt/errors.hpp>
+#include <mt/redact.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -95,19 +96,22 @@ int main(int argc, char** argv) {
         std::cerr << "mtctl: unknown command '" << inv.words[0] << "'\n\n" << usage();
         return 2;
     }
+    // Errors are redacted once more here: whatever path a message took, a password it carries
+    // (from the manifest, DATABASE_URL, PGPASSWORD or libpq) is not printed.
     try {
         return it->second.run(inv, out);
     } catch (const mt::Error& e) {
-        std::cerr << "mtctl: " << e.what() << "\n";
+        std::cerr << "mtctl: " << mt::redact_text(e.what()) << "\n";
         return static_cast<int>(e.exit_code());
     } catch (const po::error& e) {
-        std::cerr << "mtctl " << inv.words[0] << ": " << e.what() << " (see mtctl " << inv.words[0] << " --help)\n";
+        std::cerr << "mtctl " << inv.words[0] << ": " << mt::redact_text(e.what()) << " (see mtctl " << inv.words[0]
+                  << " --help)\n";
         return 2;
     } catch (const pqxx::broken_connection& e) {
-        std::cerr << "mtctl: lost the database connection: " << e.what() << "\n";
+        std::cerr << "mtctl: lost the database connection: " << mt::redact_text(e.what()) << "\n";
         return 3;
     } catch (const std::exception& e) {
-        std::cerr << "mtctl: " << e.what() << "\n";
+        std::cerr << "mtctl: " << mt::redact_text(e.what()) << "\n";
         return 1;
     }
 }

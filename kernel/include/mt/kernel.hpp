@@ -41,7 +41,8 @@ public:
     const SchemaNamer& namer() const { return *namer_; }
 
     // The connection string for a server (default: database.url), with application_name and
-    // connect_timeout applied. Unknown server -> Error.
+    // connect_timeout applied. Unknown server -> Error. It holds the password: show it only
+    // through redact_conninfo, and a driver message about it through redact_message.
     std::string connection_string(const std::optional<std::string>& server = std::nullopt) const;
     // Opens a connection through the retry policy. Throws DatabaseUnavailable (exit 3) when the
     // server cannot be reached after the retries.
@@ -91,7 +92,8 @@ private:
     std::vector<TrackingFormat> formats_;
 };
 
-// Removes the password from a connection string before it is shown or logged.
+// Removes the password from a connection string before it is shown or logged: redact_conninfo
+// (mt/redact.hpp), kept under this name for existing callers.
 std::string redact_url(const std::string& url);
 
 // true for failures of the connection itself (broken, refused) rather than of a statement.
