@@ -513,12 +513,15 @@ private:
                 const std::string fn = kind == "terminate" ? "pg_terminate_backend" : "pg_cancel_backend";
                 const auto hit = admin_.with_connection([&](pqxx::connection& c) {
                     pqxx::nontransaction tx(c);
-                    // Cancels aim at statements in flight; terminations at any backend of the service.
+                    // Cancels aim at statements in flight; terminations at any backend of the service,
+                    // busy ones first (a commit waiting for the replica is the case that tells whether
+                    // a lost answer leads to a second write).
                     return mt::exec_params(tx,
                                            "SELECT count(*) FILTER (WHERE " + fn + "(pid)) FROM (SELECT pid FROM pg_stat_activity "
                                            "WHERE datname = current_database() AND backend_type = 'client backend' "
                                            "AND pid <> pg_backend_pid() AND application_name <> 'mt_chaos_admin' "
-                                           "AND ($1 = 'terminate' OR state = 'active') ORDER BY random() LIMIT $2) s",
+                                           "AND ($1 = 'terminate' OR state = 'active') "
+                                           "ORDER BY state = 'active' DESC, random() LIMIT $2) s",
                                            {kind, std::to_string(n)})[0][0].as<long>();
                 }, std::chrono::seconds(10));
                 f.detail = std::to_string(hit) + " backends";

@@ -134,6 +134,8 @@ pool_mode = transaction
 default_pool_size = 6
 max_client_conn = 400
 server_connect_timeout = 3
+# The default 15 s pause after a failed server login would dominate every restart's recovery.
+server_login_retry = 1
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 ignore_startup_parameters = extra_float_digits,options
