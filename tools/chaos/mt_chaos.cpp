@@ -455,11 +455,16 @@ public:
         }
         if (kinds.empty()) return;
         std::shuffle(kinds.begin(), kinds.end(), rng_);
-        // Kinds not injected yet in this run go first, so a short run over several modes sees each.
+        // Kinds not injected yet in this run go first, those only this mode can take before them,
+        // so a short run over several modes sees each kind.
         {
             std::lock_guard lock(s_.mutex);
             std::stable_partition(kinds.begin(), kinds.end(), [&](const std::string& k) {
                 return std::none_of(s_.faults.begin(), s_.faults.end(), [&](const FaultRecord& f) { return f.injected && f.kind == k; });
+            });
+            std::stable_partition(kinds.begin(), kinds.end(), [&](const std::string& k) {
+                return (k == "evict" || k == "pgbouncer-restart") &&
+                       std::none_of(s_.faults.begin(), s_.faults.end(), [&](const FaultRecord& f) { return f.injected && f.kind == k; });
             });
         }
         size_t next = 0;

@@ -146,8 +146,11 @@ EOF
 bouncer_answers() { "$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$(cat "$STATE/bouncer.port")" -U postgres -d chaos -c 'SELECT 1'; }
 
 start_bouncer() {
-  as_pg pgbouncer -d "$STATE/bouncer/pgbouncer.ini" >>"$STATE/bouncer/start.log" 2>&1
-  wait_for 20 bouncer_answers || die "pgbouncer did not answer; its log: $STATE/bouncer/pgbouncer.log"
+  as_pg pgbouncer -d "$STATE/bouncer/pgbouncer.ini" >>"$STATE/bouncer/start.log" 2>&1 || true
+  if ! wait_for 30 bouncer_answers; then
+    tail -n 20 "$STATE/bouncer/start.log" "$STATE/bouncer/pgbouncer.log" >&2 2>/dev/null
+    die "pgbouncer did not answer on 127.0.0.1:$(cat "$STATE/bouncer.port") within 30 s (its log is above)"
+  fi
 }
 
 stop_bouncer() {
