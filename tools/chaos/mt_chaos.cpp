@@ -17,6 +17,7 @@
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
