@@ -71,8 +71,12 @@ stop_node() {
   as_pg "$PG_BIN/pg_ctl" stop -w -t 60 -m "$mode" -D "$(data_of "$node")" >/dev/null 2>&1 || true
 }
 
-# True when something listens on 127.0.0.1:$1.
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# True when a socket uses port $1 in any state (a listener, or a client's local port), or
+# something answers on it.
+port_in_use() {
+  if command -v ss >/dev/null 2>&1 && ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; then return 0; fi
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
 free_port() {
   local port=$1
   while port_in_use "$port" || grep -qx "$port" "$STATE"/*.port 2>/dev/null; do port=$((port + 1)); done
@@ -281,7 +285,9 @@ main() {
   echo "$apply_delay" >"$STATE/apply_delay"
   if is_root; then chown -R postgres:postgres "$STATE"; chmod 755 "$STATE"; fi
 
-  local base=$(( 56000 + RANDOM % 4000 ))
+  # Below the kernel's ephemeral range (32768 and up), so no client connection takes a port
+  # between the probe and a restart.
+  local base=$(( 20000 + RANDOM % 10000 ))
   free_port "$base" >"$STATE/a.port"
   free_port "$(( $(cat "$STATE/a.port") + 1 ))" >"$STATE/b.port"
   free_port "$(( $(cat "$STATE/b.port") + 1 ))" >"$STATE/bouncer.port"
