@@ -2,6 +2,7 @@
 // nearly accepts: libpq's own messages quote pieces of a malformed string) never reaches stdout,
 // stderr, --json, the log-debug sink, /health/db, /metrics, doctor or a kernel exception; where the
 // connection string is shown, the password reads "***". PGPASSWORD and .pgpass are never echoed.
+#include "support/daemon.hpp"
 #include "support/http.hpp"
 
 #include <mt/errors.hpp>
@@ -35,52 +36,10 @@ std::string leaked(const std::string& text) {
     return "";
 }
 
-// A long-running mtctl (serve) with stdout and stderr in files, killed when it goes away.
-class Daemon {
+// mtctl serve, whose port comes from the JSON document it prints once listening.
+class ServeDaemon : public Daemon {
 public:
-    Daemon(const std::string& command_line, const std::filesystem::path& cwd) {
-        const std::string shell = "exec " + command_line + " >" + shell_quote((dir_ / "out").string()) + " 2>" +
-                                  shell_quote((dir_ / "err").string()) + " </dev/null";
-        const std::string where = cwd.string();
-        pid_ = ::fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            if (::chdir(where.c_str()) != 0) ::_exit(127);
-            ::execl("/bin/sh", "sh", "-c", shell.c_str(), static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-    }
-    ~Daemon() { stop(SIGKILL); }
-    Daemon(const Daemon&) = delete;
-    Daemon& operator=(const Daemon&) = delete;
-
-    std::string out() const { return read_file(dir_ / "out"); }
-    std::string err() const { return read_file(dir_ / "err"); }
-
-    bool running() {
-        if (pid_ <= 0) return false;
-        int status = 0;
-        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-        if (r == 0) return true;
-        exit_code_ = r == pid_ ? (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) : -1;
-        pid_ = 0;
-        return false;
-    }
-
-    // Sends `signal` and waits up to 10 s for the exit (then SIGKILL); returns the exit status.
-    int stop(int signal = SIGTERM) {
-        if (!running()) return exit_code_;
-        ::kill(pid_, signal);
-        for (int i = 0; i < 500 && running(); ++i) std::this_thread::sleep_for(20ms);
-        if (running()) {
-            ::kill(pid_, SIGKILL);
-            int status = 0;
-            ::waitpid(pid_, &status, 0);
-            exit_code_ = 128 + SIGKILL;
-            pid_ = 0;
-        }
-        return exit_code_;
-    }
+    using Daemon::Daemon;
 
     // The port of `mtctl --json serve --listen 127.0.0.1:0`, from the document it prints once
     // listening; waits up to 15 s.
@@ -98,10 +57,6 @@ public:
         return 0;
     }
 
-private:
-    TempDir dir_;
-    pid_t pid_ = 0;
-    int exit_code_ = -1;
 };
 
 // One way of handing mtctl a password.
@@ -358,7 +313,7 @@ TEST_CASE("no password reaches any output of mtctl, serve or the kernel, in any 
         }
 
         {
-            Daemon serve("env " + env + " " + shell_quote(MT_MTCTL) + " --no-color --json serve --listen 127.0.0.1:0 --refresh 0s",
+            ServeDaemon serve("env " + env + " " + shell_quote(MT_MTCTL) + " --no-color --json serve --listen 127.0.0.1:0 --refresh 0s",
                          p.dir());
             const int http_port = serve.serve_port();
             const auto health = http_get(http_port, "/health/db");

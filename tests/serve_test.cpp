@@ -1,6 +1,7 @@
 // mtctl serve and mtctl health (SPEC §7, §8): the exporter over real sockets, its fleet gauges
 // bounded by tenant_labels, a real Prometheus server scraping it, /health/db flipping to 503 while
 // the database is down, and health's exit status and JSON.
+#include "support/daemon.hpp"
 #include "support/http.hpp"
 #include "support/pgbouncer.hpp"
 
@@ -24,60 +25,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A long-running child of the test (mtctl serve, prometheus) with stdout and stderr in files;
-// stopped when the object goes away, also when the test fails half-way.
-class Daemon {
-public:
-    Daemon(const std::string& command_line, const std::filesystem::path& cwd) {
-        const std::string shell = "exec " + command_line + " >" + shell_quote((dir_ / "out").string()) + " 2>" +
-                                  shell_quote((dir_ / "err").string()) + " </dev/null";
-        const std::string where = cwd.string();
-        pid_ = ::fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            if (::chdir(where.c_str()) != 0) ::_exit(127);
-            ::execl("/bin/sh", "sh", "-c", shell.c_str(), static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-    }
-    ~Daemon() { stop(SIGKILL); }
-    Daemon(const Daemon&) = delete;
-    Daemon& operator=(const Daemon&) = delete;
-
-    std::string out() const { return read_file(dir_ / "out"); }
-    std::string err() const { return read_file(dir_ / "err"); }
-
-    bool running() {
-        if (pid_ <= 0) return false;
-        int status = 0;
-        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-        if (r == 0) return true;
-        exit_code_ = r == pid_ ? (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) : -1;
-        pid_ = 0;
-        return false;
-    }
-
-    // Sends `signal`, waits up to 10 s for the exit (then SIGKILL) and returns the exit status
-    // (128 + signal when killed by one).
-    int stop(int signal = SIGTERM) {
-        if (!running()) return exit_code_;
-        ::kill(pid_, signal);
-        for (int i = 0; i < 500 && running(); ++i) std::this_thread::sleep_for(20ms);
-        if (running()) {
-            ::kill(pid_, SIGKILL);
-            int status = 0;
-            ::waitpid(pid_, &status, 0);
-            exit_code_ = 128 + SIGKILL;
-            pid_ = 0;
-        }
-        return exit_code_;
-    }
-
-private:
-    TempDir dir_;
-    pid_t pid_ = 0;
-    int exit_code_ = -1;
-};
 
 // `mtctl --json serve --listen 127.0.0.1:0` in the project's folder; the port comes from the one
 // JSON document it prints once listening.

@@ -15,20 +15,6 @@ namespace {
 
 bool is_url(const std::string& s) { return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0; }
 
-std::string url_encode(const std::string& s) {
-    static const char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
 
 std::string conninfo_quote(const std::string& s) {
     std::string out = "'";
@@ -45,7 +31,7 @@ std::string with_param(const std::string& conn, const std::string& key, const st
         const auto q = conn.find('?');
         if (q != std::string::npos && std::regex_search(conn.substr(q), std::regex("[?&]" + key + "=")))
             return conn;
-        return conn + (q == std::string::npos ? "?" : "&") + key + "=" + url_encode(value);
+        return conn + (q == std::string::npos ? "?" : "&") + key + "=" + detail::percent_encode(value);
     }
     if (std::regex_search(conn, std::regex("(^|\\s)" + key + "\\s*="))) return conn;
     return conn + (conn.empty() ? "" : " ") + key + "=" + conninfo_quote(value);

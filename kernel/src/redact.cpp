@@ -64,20 +64,6 @@ std::string percent_decode(std::string_view s) {
     return out;
 }
 
-std::string percent_encode(std::string_view s) {
-    static const char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
 
 // The scheme's "://" when text (after leading blanks) is a libpq URI, else npos.
 size_t uri_start(std::string_view text) {
@@ -238,7 +224,7 @@ std::string mask_spans(std::string_view text, const std::vector<Span>& spans, si
 void add_forms(std::vector<std::string>& out, const std::string& value) {
     if (value.empty()) return;
     const std::string decoded = percent_decode(value);
-    for (const std::string& v : {value, decoded, percent_encode(value), percent_encode(decoded)}) {
+    for (const std::string& v : {value, decoded, detail::percent_encode(value), detail::percent_encode(decoded)}) {
         out.push_back(v);
         size_t i = 0;
         while (i < v.size()) {
@@ -386,6 +372,21 @@ std::vector<std::string> environment_password() {
 
 }  // namespace
 
+std::string detail::percent_encode(std::string_view s) {
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
 std::string redact_conninfo(std::string_view conninfo) {
     const auto spans = password_spans(conninfo);
     std::string out = mask_spans(conninfo, spans);
@@ -393,7 +394,7 @@ std::string redact_conninfo(std::string_view conninfo) {
     // taken out wherever it appears.
     if (const std::string password = parsed_password(conninfo); spans.empty() && !password.empty()) {
         replace_all(out, password);
-        replace_all(out, percent_encode(password));
+        replace_all(out, detail::percent_encode(password));
     }
     return scrub_key_values(scrub_urls(out));
 }

@@ -27,4 +27,9 @@ std::string redact_text(std::string_view text);
 // them from text that did not come with its connection string (the last line of defence at exits).
 void remember_secrets(std::string_view conninfo);
 
+namespace detail {
+// A value for a libpq URI: RFC 3986 unreserved characters kept, every other byte as %XX.
+std::string percent_encode(std::string_view s);
+}  // namespace detail
+
 }  // namespace mt
