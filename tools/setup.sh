@@ -25,7 +25,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libboost-filesystem-dev libboost-program-options-dev
   libpqxx-dev prometheus-cpp-dev libspdlog-dev catch2 nlohmann-json3-dev libssl-dev
-  libcpp-httplib-dev
+  libcpp-httplib-dev libcrypt-dev
   postgresql-15 postgresql-client-15 pgbouncer prometheus
   nodejs npm wrk curl time
 )
