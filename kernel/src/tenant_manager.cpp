@@ -3,10 +3,12 @@
 // pool (reset like any lease, instead of a new backend) as long as the manager holds at most
 // max_pools × pool_size backends, and leases in flight on an evicted pool finish normally. Shared and transaction modes keep one pool per server for every tenant.
 //
-// Isolation: every lease starts from a clean session (session_setup(): a reset of everything an
-// application can leave on a session, then the tenant's search_path), sent in the same round trip
-// as the lease's first parameterless statement whenever that is safe (see foldable()). No belief
-// about a session's state is cached across leases: an application can falsify any of them.
+// Isolation: every lease starts from a clean session. Session modes reset a released connection
+// with DISCARD ALL sent without waiting (discard_on_release), and the next lease reads its answer
+// and sets the tenant's search_path in the same round trip as its first parameterless statement
+// whenever that is safe (see foldable()). Transaction mode opens every transaction with the reset's
+// parts and SET LOCAL (session_setup). No belief about a session's state is cached across leases:
+// an application can falsify any of them.
 //
 // The lease path is otherwise kept cheap: a tenant's validated schema and search paths are cached
 // (no regex per lease) and a pool hit takes only a shared lock.
@@ -187,11 +189,12 @@ public:
         quarantine.push_back(std::move(c));
     }
 
-    // What a session runs before a lease's first statement (session modes) or at the start of
-    // every transaction (transaction mode, `local`). The reset undoes everything an application
-    // can leave on a session except what PostgreSQL already re-checks: cached plans are re-planned
-    // when the search_path differs, so DISCARD PLANS is not needed. Non-transactional parts come
-    // first so that a failure later in the string cannot skip them.
+    // What a session runs before a lease's first statement (session modes; `reset` only when the
+    // release-time DISCARD ALL did not happen) or at the start of every transaction (transaction
+    // mode, `local`, always with the reset: DISCARD ALL cannot run in a transaction block). The
+    // reset's parts undo what DISCARD ALL does except DISCARD PLANS (cached plans are re-planned
+    // when the search_path differs). Non-transactional parts come first so that a failure later
+    // in the string cannot skip them.
     std::string session_setup(const std::string& search_path, bool reset, bool local) const {
         std::string sql;
         if (reset)
