@@ -5,6 +5,8 @@
 #include "support/http.hpp"
 #include "support/pgbouncer.hpp"
 
+#include <mt/redact.hpp>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -85,21 +87,6 @@ std::map<std::string, double> series(const std::map<std::string, double>& sample
     return out;
 }
 
-std::string percent_encoded(const std::string& s) {
-    static const char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
 // A Prometheus server of the test's own scraping one target every second, with its TSDB in a temp
 // folder, on a free loopback port.
 class Prometheus {
@@ -140,7 +127,7 @@ public:
 
     // An instant query's data.result (an array of {metric, value: [time, "text"]}).
     json query(const std::string& expr) const {
-        const auto reply = http_get(port_, "/api/v1/query?query=" + percent_encoded(expr));
+        const auto reply = http_get(port_, "/api/v1/query?query=" + mt::detail::percent_encode(expr));
         const auto doc = reply.json();
         if (reply.status != 200 || !doc.is_object() || doc.value("status", "") != "success") return json::array();
         return doc["data"]["result"];

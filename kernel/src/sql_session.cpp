@@ -45,7 +45,10 @@ size_t invalid_utf8_at(std::string_view s) {
 
 }  // namespace
 
-void check_params(const SqlParams& params, const std::string& tenant, bool utf8) {
+void check_statement(const std::string& sql, const SqlParams& params, const std::string& tenant, bool utf8) {
+    if (sql.find('\0') != std::string::npos)
+        throw Error("the statement text contains a NUL byte; nothing was sent" +
+                    (tenant.empty() ? std::string() : " (tenant " + tenant + ")"));
     for (size_t i = 0; i < params.size(); ++i) {
         if (!params[i]) continue;
         const std::string& v = *params[i];
@@ -63,9 +66,11 @@ void check_params(const SqlParams& params, const std::string& tenant, bool utf8)
 }
 
 pqxx::result exec_params(pqxx::transaction_base& tx, const std::string& sql, const SqlParams& params) {
-    if (sql.find('\0') != std::string::npos)
-        throw Error("the statement text contains a NUL byte; nothing was sent");
-    check_params(params, {}, detail::client_encoding_is_utf8(tx.conn()));
+    check_statement(sql, params, {}, detail::client_encoding_is_utf8(tx.conn()));
+    return detail::exec_checked(tx, sql, params);
+}
+
+pqxx::result detail::exec_checked(pqxx::transaction_base& tx, const std::string& sql, const SqlParams& params) {
     if (params.empty()) return tx.exec(sql);
     std::vector<const char*> values;
     values.reserve(params.size());

@@ -587,10 +587,16 @@ static bool reset_finished(detail::PooledConnection& c) {
     return c.conn && detail::finish_discard_all(*c.conn);
 }
 
-void TenantLease::ensure_session() {
-    auto& c = pooled();
+// Before anything is sent: the release-time reset has answered, and the session is still there
+// (else a new connection, before the statement leaves rather than after).
+void TenantLease::ensure_connected(detail::PooledConnection& c) {
     if (!reset_finished(c)) broken_ = true;
     if (broken_ || !c.conn || !c.conn->is_open() || !detail::session_alive(*c.conn, !ready_)) reconnect();
+}
+
+void TenantLease::ensure_session() {
+    auto& c = pooled();
+    ensure_connected(c);
     if (ready_) return;
     if (state_->mode == PoolMode::transaction) {
         // The server session is reset by every transaction; the lease's start drops libpqxx's
@@ -664,11 +670,8 @@ bool TenantLease::retry_allowed(const std::exception& e, int attempt) const {
 // One attempt at a statement, with the fewest round trips that keep the session clean.
 pqxx::result TenantLease::run(const std::string& sql, const SqlParams& params) {
     auto& c = pooled();
-    if (!reset_finished(c)) broken_ = true;
-    if (broken_ || !c.conn || !c.conn->is_open() || !detail::session_alive(*c.conn, !ready_)) reconnect();
-    if (sql.find('\0') != std::string::npos)
-        throw Error("the statement text contains a NUL byte; nothing was sent (tenant " + tenant_id() + ")");
-    check_params(params, tenant_id(), detail::client_encoding_is_utf8(*c.conn));
+    ensure_connected(c);
+    check_statement(sql, params, tenant_id(), detail::client_encoding_is_utf8(*c.conn));
     const bool fold = params.empty() && foldable(sql);
     bool sent = false;  // the statement itself has left: a lost connection now means "outcome unknown"
     try {
@@ -692,7 +695,7 @@ pqxx::result TenantLease::run(const std::string& sql, const SqlParams& params) {
             tx.exec("BEGIN; " + setup);
             try {
                 sent = true;
-                auto r = exec_params(tx, sql, params);
+                auto r = detail::exec_checked(tx, sql, params);
                 tx.exec("COMMIT");
                 return r;
             } catch (const pqxx::broken_connection&) {
@@ -729,7 +732,7 @@ pqxx::result TenantLease::run(const std::string& sql, const SqlParams& params) {
             ++state_->search_path_sets;
         }
         sent = true;
-        return exec_params(tx, sql, params);
+        return detail::exec_checked(tx, sql, params);
     } catch (const pqxx::broken_connection& e) {
         broken_ = true;
         if (sent) throw OutcomeUnknown(tenant_id(), sql, e.what());

@@ -7,14 +7,10 @@
 #include <mt/metrics.hpp>
 #include <mt/plugins.hpp>
 
-#include "support/pg.hpp"
+#include "support/pgbouncer.hpp"  // free_loopback_port
 
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -68,21 +64,6 @@ mt::PluginError refusal(const Loaded& loaded, const Config& config) {
     }
     FAIL("expected the config to be refused");
     throw std::logic_error("unreachable");
-}
-
-// A loopback port nobody listens on right now: bind to port 0, read the port, close.
-int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    ::close(fd);
-    return ntohs(addr.sin_port);
 }
 
 // A manifest that loads retry-exponential (with `retry` as its section body) and the given sinks.
@@ -340,7 +321,7 @@ TEST_CASE("retry-exponential refuses a bad config at create, naming the key and 
 TEST_CASE("mtctl refuses a bad [plugin.retry-exponential] with exit 2 and says which key and why", "[retry]") {
     mt::test::TempDir dir;
     const auto file = dir / "multitenant.ini";
-    const std::string url = "postgresql://nobody@127.0.0.1:" + std::to_string(free_port()) + "/none";
+    const std::string url = "postgresql://nobody@127.0.0.1:" + std::to_string(mt::test::free_loopback_port()) + "/none";
     const std::vector<std::pair<std::string, std::string>> cases = {
         {"max_attempts = 0\n", "retry-exponential: max_attempts: must be between 1 and 1000 (it counts the first try), got '0'"},
         {"max_attempts = -1\n", "retry-exponential: max_attempts: must be between 1 and 1000 (it counts the first try), got '-1'"},
@@ -373,7 +354,7 @@ TEST_CASE("mtctl refuses a bad [plugin.retry-exponential] with exit 2 and says w
 TEST_CASE("the kernel retries a refused connection max_attempts-1 times and counts them in mt_retries_total",
           "[retry]") {
     mt::test::TempDir dir;
-    const int port = free_port();
+    const int port = mt::test::free_loopback_port();
     const auto file = dir / "multitenant.ini";
     mt::test::write_file(file, manifest("postgresql://nobody@127.0.0.1:" + std::to_string(port) + "/none",
                                         "max_attempts = 3\ninitial_delay = 40ms\nmultiplier = 3\njitter = false\n",
@@ -407,7 +388,7 @@ TEST_CASE("the kernel retries a refused connection max_attempts-1 times and coun
 
 TEST_CASE("mtctl status against a dead port exits 3 after exactly two logged retries", "[retry]") {
     mt::test::TempDir dir;
-    const int port = free_port();
+    const int port = mt::test::free_loopback_port();
     const auto file = dir / "multitenant.ini";
     const auto log = dir / "retries.log";
     mt::test::write_file(file, manifest("postgresql://nobody@127.0.0.1:" + std::to_string(port) + "/none",

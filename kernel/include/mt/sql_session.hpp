@@ -13,14 +13,20 @@ namespace mt {
 
 using SqlParams = std::vector<std::optional<std::string>>;
 
-// Refuses, before anything is sent, a parameter PostgreSQL cannot hold as text: an embedded NUL
-// (libpq would cut the value there) or, when the connection's client encoding is UTF8, invalid
-// UTF-8. Throws mt::InvalidParameter naming the position ($n) and the tenant.
-void check_params(const SqlParams& params, const std::string& tenant, bool utf8);
+// Refuses, before anything is sent, what libpq would silently cut or PostgreSQL cannot hold as
+// text: a NUL in the statement text (mt::Error), and a parameter with an embedded NUL or, when the
+// connection's client encoding is UTF8, invalid UTF-8 (mt::InvalidParameter naming the position
+// $n and the tenant).
+void check_statement(const std::string& sql, const SqlParams& params, const std::string& tenant, bool utf8);
 
-// Runs a parameterised statement; values only ever travel as $n parameters. The statement text
-// itself must not contain a NUL either (mt::Error).
+// Runs a parameterised statement after check_statement(); values only ever travel as $n parameters.
 pqxx::result exec_params(pqxx::transaction_base& tx, const std::string& sql, const SqlParams& params = {});
+
+namespace detail {
+// exec_params without the check, for a caller that ran check_statement() itself (the lease, which
+// names its tenant in the error).
+pqxx::result exec_checked(pqxx::transaction_base& tx, const std::string& sql, const SqlParams& params);
+}  // namespace detail
 
 // Wraps a pqxx transaction (pqxx::work or pqxx::nontransaction) as an mt_sql table.
 class SqlSession {

@@ -91,6 +91,7 @@ private:
     const std::string& search_path() const;
     detail::PooledConnection& pooled();
     void reconnect();
+    void ensure_connected(detail::PooledConnection& c);
     // Before anything is sent on the lease's connection: reconnects when the session is gone and,
     // in session modes, resets it and applies the search_path with its own round trip if needed.
     void ensure_session();
