@@ -93,6 +93,7 @@ public:
             }
         }
         if (!placed) throw ConfigError("prefix", "expected {tenant} as one whole segment, as in /t/{tenant}");
+        needed_ = segments.size();
     }
 
     std::optional<std::string> extract(const RequestView& request) override {
@@ -105,7 +106,9 @@ public:
         const auto segments = split_segments(path);
         for (const auto& s : segments)
             if (is_dot_segment(s)) throw ExtractError("path contains a dot segment (. or ..)");
-        if (index_ >= segments.size()) return std::nullopt;
+        // A path shorter than the pattern is another route; checking only the tenant's index let
+        // /api/acme read the literal after it ("v1") past the end of the vector.
+        if (index_ >= segments.size() || needed_ > segments.size()) return std::nullopt;
         for (const auto& [at, literal] : literals_)
             if (segments[at] != literal) return std::nullopt;  // another route: not a tenant path
         const std::string_view raw = segments[index_];
@@ -124,6 +127,7 @@ public:
 
 private:
     size_t index_ = 0;
+    size_t needed_ = 0;  // segments a path needs to match the prefix pattern (0 with segment = N)
     std::vector<std::pair<size_t, std::string>> literals_;
 };
 

@@ -32,7 +32,12 @@ TEST_CASE("extract-path with a pattern in the middle: /api/{tenant}/v1", "[extra
     CHECK(ex(path("/api/acme/v1/tasks")) == "acme");
     CHECK(ex(path("/api/acme/v1")) == "acme");
     CHECK(ex(path("/api/acme/v2/tasks")) == "<none>");
+    // Shorter than the pattern: once read the literal "v1" past the end of the segment vector (a
+    // heap-buffer-overflow under ASan, issue 11).
     CHECK(ex(path("/api/acme")) == "<none>");
+    CHECK(ex(path("/api/acme/")) == "<none>");
+    CHECK(ex(path("/api")) == "<none>");
+    CHECK(ex(path("/")) == "<none>");
 }
 
 TEST_CASE("extract-path with a segment index", "[extract]") {
