@@ -43,11 +43,11 @@ public:
         const char* statement = table.column("name")
             ? "INSERT INTO {table} (hash, name, created_at) "
               "SELECT e.r->>'hash', e.r->>'name', "
-              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, (extract(epoch FROM now()) * 1000)::bigint) "
+              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, floor(extract(epoch FROM now()) * 1000)::bigint) "
               "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i"
             : "INSERT INTO {table} (hash, created_at) "
               "SELECT e.r->>'hash', "
-              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, (extract(epoch FROM now()) * 1000)::bigint) "
+              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, floor(extract(epoch FROM now()) * 1000)::bigint) "
               "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i";
         sql.exec(sql.with_table(statement, table.schema, table.name), {records_json(records)});
     }

@@ -37,7 +37,7 @@ public:
     }
 
     std::string_view list_query() const override {
-        return "SELECT to_jsonb(t)->>'name', t.hash::text, (extract(epoch FROM t.created_at) * 1000)::bigint "
+        return "SELECT to_jsonb(t)->>'name', t.hash::text, floor(extract(epoch FROM t.created_at) * 1000)::bigint "
                "FROM {table} t ORDER BY t.id";
     }
 
@@ -49,10 +49,10 @@ public:
         const char* statement = table.column("name")
             ? "INSERT INTO {table} (hash, name, created_at) "
               "SELECT e.r->>'hash', e.r->>'name', "
-              "COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), now()) "
+              "COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), date_trunc('milliseconds', now())) "
               "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i"
             : "INSERT INTO {table} (hash, created_at) "
-              "SELECT e.r->>'hash', COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), now()) "
+              "SELECT e.r->>'hash', COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), date_trunc('milliseconds', now())) "
               "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i";
         sql.exec(sql.with_table(statement, table.schema, table.name), {records_json(records)});
     }
