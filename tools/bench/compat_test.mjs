@@ -490,16 +490,18 @@ async function caseSync() {
   eq(SY.map((id) => byId(theirs.tenants, "id", id, "reference sync --status")).map((t) => [t.id, t.format, { missing: t.missing, orphans: t.orphans }]),
     [["sy1", "name", nameView], ["sy2", "hash", hashView], ["sy3", "name", nameView]], "reference sync --status before the repair");
   const mine = mtctl(["sync", "--tenants", SY.join(",")]);
-  eq(mine.tenants.map((t) => [t.id, t.format, { missing: t.missing, orphans: t.orphans.map((o) => o.name ?? o.hash) }]),
-    // mtctl's own name tables keep each file's hash too: the renamed file is still recognised.
-    [["sy1", "name", nameView], ["sy2", "hash", hashView], ["sy3", "name", { missing: [MANUAL], orphans: [DELETED] }]],
-    "mtctl sync before the repair");
+  eq(mine.tenants.map((t) => [t.id, t.format, { missing: t.missing, orphans: t.orphans.map((o) => o.name ?? o.hash) }, t.renamed]),
+    // mtctl's own name tables keep each file's hash too: the renamed file is still applied, and
+    // reported as renamed (drizzle-multitenant reads the record by its old name).
+    [["sy1", "name", nameView, []], ["sy2", "hash", hashView, []],
+     ["sy3", "name", { missing: [MANUAL], orphans: [DELETED] }, [{ from: RENAMED_FROM, to: RENAMED_TO }]]],
+    "mtctl sync before the repair [tenant, format, missing/orphans, renamed]");
 
   const fixed = mtctl(["sync", "--mark-missing", "--clean-orphans", "--tenants", SY.join(",")]);
-  eq(fixed.tenants.map((t) => [t.id, t.outcome, t.marked, t.cleaned.map((o) => o.name ?? o.hash)]),
-    [["sy1", "repaired", [RENAMED_TO, MANUAL], [RENAMED_FROM, DELETED]], ["sy2", "repaired", [MANUAL], [deletedHash]],
-     ["sy3", "repaired", [MANUAL], [DELETED]]],
-    "mtctl sync --mark-missing --clean-orphans [tenant, outcome, marked, cleaned]");
+  eq(fixed.tenants.map((t) => [t.id, t.outcome, t.marked, t.cleaned.map((o) => o.name ?? o.hash), t.accepted]),
+    [["sy1", "repaired", [RENAMED_TO, MANUAL], [RENAMED_FROM, DELETED], []], ["sy2", "repaired", [MANUAL], [deletedHash], []],
+     ["sy3", "repaired", [MANUAL], [DELETED], [RENAMED_TO]]],
+    "mtctl sync --mark-missing --clean-orphans [tenant, outcome, marked, cleaned, accepted]");
 
   syncAfter = { sync: ref(["sync", "--status"]), status: ref(["status"]), dry: ref(["migrate", "--tenants", SY.join(","), "--dry-run"]),
                 mine: mtctl(["sync", "--tenants", SY.join(",")]) };
