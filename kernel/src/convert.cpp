@@ -58,7 +58,8 @@ bool has_column(const std::vector<sdk::Column>& columns, const std::string& name
 std::vector<std::string> record_ids(pqxx::transaction_base& tx, const Tenant& tenant, const std::string& table,
                                     const std::vector<sdk::Column>& columns, const std::vector<sdk::Record>& records) {
     if (!has_column(columns, "id")) return {};
-    const auto rows = exec_params(tx, with_table("SELECT t.id::text, to_jsonb(t)->>'name', to_jsonb(t)->>'hash' "
+    const auto rows = exec_params(tx, with_table("SELECT t.id::text, coalesce(to_jsonb(t)->>'name', "
+                                                 "to_jsonb(t)->>'migration_name'), to_jsonb(t)->>'hash' "
                                                  "FROM {table} t ORDER BY t.id",
                                                  tenant.schema, table));
     if (rows.size() != records.size()) return {};

@@ -234,10 +234,13 @@ TenantSync compare_tracking(const TenantStatus& st, const MigrationFolder& folde
     });
 
     // Renamed: the only record with a file's hash names no file, and no record has the file's name.
+    // Only where the table has a `name` column: drizzle-multitenant reads those by name (a hash
+    // table's migration_name it ignores, and reads by hash as mtctl does).
     std::map<std::string, size_t> records_by_hash;
     for (const auto& r : st.records)
         if (r.hash) ++records_by_hash[*r.hash];
     for (const auto& r : st.records) {
+        if (!has_column(st.columns, "name")) break;
         if (!r.name || !r.hash || folder.find_by_name(*r.name) || records_by_hash[*r.hash] != 1) continue;
         const Migration* m = folder.find_by_hash(*r.hash);
         if (m && !by_name.count(m->name)) out.renamed.push_back(RenamedMigration{*r.name, m->name, r.hash, r.created_at_ms});
@@ -247,7 +250,7 @@ TenantSync compare_tracking(const TenantStatus& st, const MigrationFolder& folde
     });
 
     if (!st.columns.empty()) {
-        const bool names = has_column(st.columns, "name");
+        const bool names = has_column(st.columns, "name") || has_column(st.columns, "migration_name");
         const bool hashes = has_column(st.columns, "hash");
         const bool journal_times = st.format == "drizzle-kit" && folder.layout == FolderLayout::drizzle_kit;
         out.edits_detectable = hashes && (names || journal_times);

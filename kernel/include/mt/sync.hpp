@@ -27,9 +27,9 @@ struct EditedMigration {
 
 // A record that names a file no longer on disk but carries the hash of a file now under another
 // name (a renamed file with unchanged content). mtctl counts the migration as applied (by hash);
-// a tool that reads records by name (drizzle-multitenant reads any table with a `name` column so)
-// sees the new name as pending and the old one as an orphan, so sync reports it and, with
-// --mark-missing --clean-orphans, re-records it under the new name.
+// drizzle-multitenant reads a table with a `name` column by name and sees the new name as pending
+// and the old one as an orphan, so in such a table sync reports it and, with --mark-missing
+// --clean-orphans, re-records it under the new name.
 struct RenamedMigration {
     std::string from;                       // the recorded name
     std::string to;                         // the file's current name
