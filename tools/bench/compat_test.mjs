@@ -210,6 +210,8 @@ function assert(cond, msg) { if (!cond) throw new Failure(msg); }
 function eq(got, want, what) {
   assert(show(got) === show(want), `${what}:\n  got      ${show(got)}\n  expected ${show(want)}`);
 }
+// How the reference names a record: by name in the name format, else by hash (its identifier).
+const refIdentifier = (format, record) => (format === "name" ? record.name : record.hash);
 const byId = (list, key, id, what) => {
   const found = list.filter((x) => x[key] === id);
   assert(found.length === 1, `${what}: ${found.length} entries for tenant ${id} (expected 1) in ${show(list)}`);
@@ -277,6 +279,7 @@ const C_FORMATS = "format: drizzle-multitenant detects the tracking format mtctl
 const C_SYNC = "sync after a rename, a delete and a manual apply (the reference's name and hash tables): mtctl sync --mark-missing --clean-orphans, then drizzle-multitenant sees them in sync";
 const C_SYNC_RENAME = "sync after a rename in mtctl's own name table: drizzle-multitenant sees it in sync after mtctl's repair";
 const C_CONVERT_ROWS = "convert-format round trips keep each tracking row's id, name, hash and timestamp";
+const C_FLEET_END = "status and sync over the whole fleet at the end (renames, deletes, new files unrepaired): both tools agree tenant by tenant";
 const C_CONVERT_READ = "convert-format round trips: drizzle-multitenant reads the same applied set, missing and orphans after every step";
 
 // Case 1 -----------------------------------------------------------------------------------
@@ -434,7 +437,7 @@ async function caseSyncStatus() {
   const rows = [];
   for (const t of mine.tenants) {
     const r = byId(theirs.tenants, "id", t.id, "reference sync --status");
-    const a = { inSync: t.in_sync, missing: t.missing, orphans: t.orphans.map((o) => o.name ?? o.hash) };
+    const a = { inSync: t.in_sync, missing: t.missing, orphans: t.orphans.map((o) => refIdentifier(t.format, o)) };
     const b = { inSync: r.inSync, missing: r.missing, orphans: r.orphans };
     if (show(a) !== show(b) || t.edited.length !== 0) rows.push(`${t.id}: mtctl ${show(a)} edited ${t.edited.length}\n    reference ${show(b)}`);
   }
@@ -596,12 +599,48 @@ async function caseConvertRead() {
   assert(convertProblems.view.length === 0, convertProblems.view.join("\n"));
 }
 
+// Case 10 ----------------------------------------------------------------------------------
+// The whole fleet at the end: every tenant of every case, after the folder lost a file, renamed
+// one and gained one, most of them unrepaired. Each tool's status and sync, tenant by tenant, by
+// one rule: drizzle-multitenant sees what mtctl sees, plus, for each record mtctl reports as
+// renamed, the new name pending/missing and the old one an orphan; its `applied` counts rows
+// (mtctl's applied migrations plus its orphan records).
+async function caseFleetEnd() {
+  const order = names();
+  const inFolderOrder = (list) => [...list].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  const st = mtctl(["status", "--all"]), sy = mtctl(["sync", "--all"]);
+  const rst = ref(["status"]), rsy = ref(["sync", "--status"]);
+  eq(rst.tenants.map((t) => t.id), st.tenants.map((t) => t.id), "tenants in both status reports");
+  const rows = [];
+  let renamedSeen = 0, orphansSeen = 0;
+  for (const t of st.tenants) {
+    const s = byId(sy.tenants, "id", t.id, "mtctl sync");
+    const r = byId(rst.tenants, "id", t.id, "reference status");
+    const rs = byId(rsy.tenants, "id", t.id, "reference sync --status");
+    renamedSeen += s.renamed.length;
+    orphansSeen += s.orphans.length;
+    const want = {
+      applied: t.applied + t.orphans,
+      pending: inFolderOrder([...t.pending_migrations, ...s.renamed.map((x) => x.to)]),
+      missing: inFolderOrder([...s.missing, ...s.renamed.map((x) => x.to)]),
+      orphans: [...s.orphans.map((o) => refIdentifier(s.format, o)), ...s.renamed.map((x) => x.from)].sort(),
+      inSync: s.in_sync,
+    };
+    const got = { applied: r.applied, pending: r.pendingMigrations, missing: rs.missing, orphans: [...rs.orphans].sort(), inSync: rs.inSync };
+    if (show(got) !== show(want)) rows.push(`${t.id}: reference ${show(got)}\n    expected ${show(want)} (from mtctl)`);
+  }
+  assert(rows.length === 0, `${rows.length} of ${st.tenants.length} tenants disagree:\n  ${rows.join("\n  ")}`);
+  // The rule was exercised: renamed records (mtctl's unrepaired name tables) and orphans exist.
+  assert(renamedSeen > 0 && orphansSeen > 0, `expected renamed records and orphans in the fleet, found ${renamedSeen} and ${orphansSeen}`);
+}
+
 // ---------------------------------------------------------------------------------------------
 const started = Date.now();
 try {
   writeConfigs();
   await createDatabase();
 } catch (e) {
+  fs.rmSync(work, { recursive: true, force: true });
   fatal(`cannot create database ${dbName} through ${adminUrl.replace(/\/\/[^@]*@/, "//…@")}: ${e.message}`);
 }
 try {
@@ -618,6 +657,7 @@ try {
   await check(C_SYNC_RENAME, () => assertSyncedAfter(["sy3"]));
   await check(C_CONVERT_ROWS, caseConvertRows);
   await check(C_CONVERT_READ, caseConvertRead);
+  await check(C_FLEET_END, caseFleetEnd);
 } catch (e) {
   report("harness", false, (e && e.stack) || e);
 } finally {
