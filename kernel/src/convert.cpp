@@ -45,7 +45,6 @@ std::vector<sdk::Record> complete_records(const std::vector<sdk::Record>& record
     return out;
 }
 
-
 bool has_column(const std::vector<sdk::Column>& columns, const std::string& name) {
     for (const auto& c : columns)
         if (c.name == name) return true;

@@ -239,9 +239,9 @@ TenantSync compare_tracking(const TenantStatus& st, const MigrationFolder& folde
     std::map<std::string, size_t> records_by_hash;
     for (const auto& r : st.records)
         if (r.hash) ++records_by_hash[*r.hash];
+    const bool name_column = has_column(st.columns, "name");
     for (const auto& r : st.records) {
-        if (!has_column(st.columns, "name")) break;
-        if (!r.name || !r.hash || folder.find_by_name(*r.name) || records_by_hash[*r.hash] != 1) continue;
+        if (!name_column || !r.name || !r.hash || folder.find_by_name(*r.name) || records_by_hash[*r.hash] != 1) continue;
         const Migration* m = folder.find_by_hash(*r.hash);
         if (m && !by_name.count(m->name)) out.renamed.push_back(RenamedMigration{*r.name, m->name, r.hash, r.created_at_ms});
     }
