@@ -55,7 +55,8 @@ json tenant_of(const json& doc, const std::string& id) {
 }
 
 std::string rows(const Project& p, const std::string& schema = "tenant_a") {
-    return p.scalar("SELECT string_agg(coalesce(to_jsonb(t)->>'name', '-') || ':' || coalesce(to_jsonb(t)->>'hash', '-'), "
+    return p.scalar("SELECT string_agg(coalesce(to_jsonb(t)->>'name', to_jsonb(t)->>'migration_name', '-') || ':' || "
+                    "coalesce(to_jsonb(t)->>'hash', '-'), "
                     "',' ORDER BY id) FROM " + schema + ".__drizzle_migrations t");
 }
 
@@ -114,16 +115,41 @@ TEST_CASE("sync: a renamed file in a name table is one missing migration and one
 }
 
 TEST_CASE("sync: a renamed file with unchanged content stays applied where the table keeps hashes", "[sync][pg]") {
+    // Applied for mtctl (by hash). drizzle-multitenant reads a table with a `name` column by name,
+    // so there sync reports the rename and both repair flags re-record it under the new name; hash
+    // tables (name in migration_name) it reads by hash, as mtctl does: nothing to report.
     const auto format = GENERATE(as<std::string>{}, "name", "hash", "drizzle-kit");
     Project p;
     three_migrations(p);
     p.set("migrations.default_format", format);
     p.tenants({"a"});
     run_json(p, "migrate --all");
+    const std::string hash = hash_of(p, "0001_posts");
     std::filesystem::rename(p.dir() / "drizzle/tenant/0001_posts.sql", p.dir() / "drizzle/tenant/0001_articles.sql");
-    const auto t = tenant_of(run_json(p, "sync"), "a");
+    const auto doc = run_json(p, "sync");
+    const auto t = tenant_of(doc, "a");
     CHECK(t["format"] == format);
-    CHECK(t["in_sync"] == true);
+    CHECK(t["missing"].empty());
+    CHECK(t["orphans"].empty());
+    CHECK(run_json(p, "migrate --all")["summary"]["migrations_applied"] == 0);
+    if (format != "name") {
+        CHECK(t["in_sync"] == true);
+        CHECK(t["renamed"].empty());
+        CHECK(doc["summary"]["renamed"] == 0);
+        return;
+    }
+    CHECK(t["in_sync"] == false);
+    CHECK(t["renamed"] == json::array({json{{"from", "0001_posts"}, {"to", "0001_articles"}}}));
+    CHECK(doc["summary"]["renamed"] == 1);
+    CHECK(run_json(p, "sync --mark-missing")["summary"]["accepted"] == 0);
+    const auto fixed = run_json(p, "sync --mark-missing --clean-orphans");
+    CHECK(tenant_of(fixed, "a")["outcome"] == "repaired");
+    CHECK(tenant_of(fixed, "a")["accepted"] == json::array({"0001_articles"}));
+    CHECK(rows(p).find("0001_articles:" + hash) != std::string::npos);
+    CHECK(rows(p).find("0001_posts") == std::string::npos);
+    CHECK(p.scalar("SELECT count(*) FROM tenant_a.__drizzle_migrations") == "3");
+    CHECK(tenant_of(run_json(p, "sync"), "a")["in_sync"] == true);
+    CHECK(run_json(p, "migrate --all")["summary"]["migrations_applied"] == 0);
 }
 
 TEST_CASE("sync: a deleted file leaves an orphan record in every format", "[sync][pg]") {
@@ -158,7 +184,7 @@ TEST_CASE("sync: a deleted file leaves an orphan record in every format", "[sync
 }
 
 TEST_CASE("sync: an edited file is one edited migration where the record carries name and hash", "[sync][pg]") {
-    // mtenant's tables keep both: name tables a hash column, hash and drizzle-kit tables a name column.
+    // mtenant's tables keep both: name tables a hash column, hash and drizzle-kit tables a migration_name column.
     const auto format = GENERATE(as<std::string>{}, "name", "hash", "drizzle-kit");
     Project p;
     three_migrations(p);

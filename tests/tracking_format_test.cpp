@@ -28,8 +28,9 @@ std::string columns_of(const Project& p, const std::string& schema) {
 TEST_CASE("each format's table is created, detected and used", "[format][pg]") {
     const auto [format, layout] = GENERATE(table<std::string, std::string>({
         {"name", "id integer, name character varying, applied_at timestamp with time zone, hash text"},
-        {"hash", "id integer, hash text, created_at timestamp with time zone, name character varying"},
-        {"drizzle-kit", "id integer, hash text, created_at bigint, name character varying"},
+        // Not `name`: drizzle-multitenant would take a table with a `name` column for its name format.
+        {"hash", "id integer, hash text, created_at timestamp with time zone, migration_name character varying"},
+        {"drizzle-kit", "id integer, hash text, created_at bigint, migration_name character varying"},
     }));
     Project p;
     three_migrations(p);
@@ -80,8 +81,7 @@ TEST_CASE("a fixed format refuses a table of another layout and says how to conv
     p.set("migrations.format", "hash");
     const auto doc = run_json(p, "migrate --all", 1);
     CHECK(doc["tenants"][0]["error"].get<std::string>().find("convert-format") != std::string::npos);
-    // A hash table has a nullable name column that `name` could read, but `hash` is its best
-    // match: a fixed `name` format must refuse it too (reading it as `name` would lose the hashes).
+    // A fixed `name` format must refuse a hash table too (reading it as `name` would lose the hashes).
     p.set("migrations.format", "name");
     p.migration("0003_more", "CREATE TABLE more (id int);");
     p.tenants({"b"});
@@ -120,7 +120,8 @@ TEST_CASE("convert-format round-trips name -> hash -> drizzle-kit -> name lossle
     p.tenants({"a", "b"});
     run_json(p, "migrate --all");
     const auto names = [&](const std::string& schema) {
-        return p.scalar("SELECT string_agg(name, ',' ORDER BY id) FROM " + schema + ".__drizzle_migrations");
+        return p.scalar("SELECT string_agg(coalesce(to_jsonb(t)->>'name', to_jsonb(t)->>'migration_name'), ',' ORDER BY id) "
+                        "FROM " + schema + ".__drizzle_migrations t");
     };
     const std::string expected = "0000_users,0001_posts,0002_seed";
     REQUIRE(names("tenant_a") == expected);
@@ -179,4 +180,25 @@ TEST_CASE("convert-format refuses what it cannot do losslessly and changes nothi
     CHECK(run_json(p, "convert-format --all --from hash --to drizzle-kit", 1)["summary"]["failed"] == 1);
     // An unknown format is a usage error before anything runs.
     CHECK(p.mtctl("convert-format --all --to yaml").exit_code == 2);
+}
+
+TEST_CASE("hash and drizzle-kit tables from earlier versions keep their nullable name column working", "[format][pg]") {
+    const auto [format, ddl] = GENERATE(table<std::string, std::string>({
+        {"hash", "CREATE TABLE tenant_a.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL UNIQUE, "
+                 "created_at timestamptz DEFAULT now(), name varchar(255))"},
+        {"drizzle-kit", "CREATE TABLE tenant_a.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL, "
+                        "created_at bigint, name varchar(255))"},
+    }));
+    Project p;
+    three_migrations(p);
+    p.tenants({"a"});
+    p.exec(ddl);
+    const auto doc = run_json(p, "migrate --all");
+    CHECK(doc["tenants"][0]["format"] == format);
+    CHECK(doc["summary"]["migrations_applied"] == 3);
+    CHECK(p.scalar("SELECT string_agg(name, ',' ORDER BY id) FROM tenant_a.__drizzle_migrations") ==
+          "0000_users,0001_posts,0002_seed");
+    const auto status = run_json(p, "status");
+    CHECK(status["tenants"][0]["state"] == "up-to-date");
+    CHECK(status["tenants"][0]["applied"] == 3);
 }

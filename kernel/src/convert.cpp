@@ -45,6 +45,55 @@ std::vector<sdk::Record> complete_records(const std::vector<sdk::Record>& record
     return out;
 }
 
+bool has_column(const std::vector<sdk::Column>& columns, const std::string& name) {
+    for (const auto& c : columns)
+        if (c.name == name) return true;
+    return false;
+}
+
+// The `id` of each listed record, read in id order and paired by position with the list (every
+// in-tree format lists in id order); empty when the table has no id column or a row does not carry
+// the identifiers its record was listed with (a format listing in another order).
+std::vector<std::string> record_ids(pqxx::transaction_base& tx, const Tenant& tenant, const std::string& table,
+                                    const std::vector<sdk::Column>& columns, const std::vector<sdk::Record>& records) {
+    if (!has_column(columns, "id")) return {};
+    const auto rows = exec_params(tx, with_table("SELECT t.id::text, coalesce(to_jsonb(t)->>'name', "
+                                                 "to_jsonb(t)->>'migration_name'), to_jsonb(t)->>'hash' "
+                                                 "FROM {table} t ORDER BY t.id",
+                                                 tenant.schema, table));
+    if (rows.size() != records.size()) return {};
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < records.size(); ++i) {
+        const auto& r = records[i];
+        const auto name = rows[i][1].is_null() ? std::nullopt : std::optional<std::string>(rows[i][1].c_str());
+        const auto hash = rows[i][2].is_null() ? std::nullopt : std::optional<std::string>(rows[i][2].c_str());
+        if ((r.name && name != r.name) || (r.hash && hash != r.hash)) return {};
+        ids.push_back(rows[i][0].as<std::string>());
+    }
+    return ids;
+}
+
+// Gives the rewritten rows (inserted in list order, so in id order) their former ids, and moves
+// the id sequence past them, so that a conversion keeps ids as they were, gaps included.
+void restore_ids(pqxx::transaction_base& tx, const Tenant& tenant, const std::string& table,
+                 const std::vector<std::string>& ids) {
+    std::string old_ids = "{";
+    for (const auto& id : ids) old_ids += (old_ids.size() > 1 ? "," : "") + id;
+    old_ids += "}";
+    // Negative first: no intermediate state collides with a row not yet renumbered.
+    exec_params(tx, with_table("UPDATE {table} t SET id = -m.old_id FROM ("
+                               "SELECT o.old_id, n.id AS new_id FROM unnest($1::bigint[]) WITH ORDINALITY AS o(old_id, i) "
+                               "JOIN (SELECT id, row_number() OVER (ORDER BY id) AS i FROM {table}) n USING (i)) m "
+                               "WHERE t.id = m.new_id",
+                               tenant.schema, table),
+                {old_ids});
+    exec_params(tx, with_table("UPDATE {table} SET id = -id WHERE id < 0", tenant.schema, table));
+    exec_params(tx, "SELECT setval(s, m) FROM (SELECT pg_get_serial_sequence($1, 'id') AS s, "
+                    "(SELECT max(id) FROM " + with_table("{table}", tenant.schema, table) + ") AS m) x "
+                    "WHERE s IS NOT NULL AND m IS NOT NULL",
+                {quote_qualified(tenant.schema, table)});
+}
+
 }  // namespace
 
 MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
@@ -90,7 +139,9 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
                 }
                 SqlSession sql(tx);
                 const TrackingTable current{tenant.schema, target.table, table.columns};
-                const auto records = complete_records(source->list(sql, current), folder, to);
+                const auto listed = source->list(sql, current);
+                const auto records = complete_records(listed, folder, to);
+                const auto ids = record_ids(tx, tenant, target.table, table.columns, listed);
                 for (const auto& r : records) result.applied.push_back(r.name.value_or(r.hash.value_or("")));
                 if (options.dry_run) {
                     result.outcome = TenantOutcome::would_migrate;
@@ -100,6 +151,7 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
                 to.create(sql, TrackingTable{tenant.schema, target.table, {}});
                 const auto columns = read_tables(tx, {tenant.schema}, target.table).at(0).columns;
                 if (!records.empty()) to.record(sql, TrackingTable{tenant.schema, target.table, columns}, records);
+                if (!ids.empty() && has_column(columns, "id")) restore_ids(tx, tenant, target.table, ids);
                 tx.commit();
                 result.outcome = TenantOutcome::migrated;
                 result.format = format_label(to.name());

@@ -73,6 +73,12 @@ RepairPlan plan_repair(TenantSync& t, const MigrationFolder& folder, const SyncO
             plan.record.push_back(sdk::Record{m->name, m->hash, e.recorded_at_ms, m->when});
             t.accepted.push_back(e.name);
         }
+        for (const auto& r : t.renamed) {
+            const Migration* m = folder.find_by_name(r.to);
+            plan.remove.push_back(sdk::Record{r.from, r.hash, r.recorded_at_ms, std::nullopt});
+            plan.record.push_back(sdk::Record{m->name, m->hash, r.recorded_at_ms, m->when});
+            t.accepted.push_back(r.to);
+        }
     }
     return plan;
 }
@@ -99,6 +105,7 @@ void count(SyncReport& report) {
         report.missing += t.missing.size();
         report.orphans += t.orphans.size();
         report.edited += t.edited.size();
+        report.renamed += t.renamed.size();
         report.marked += t.marked.size();
         report.cleaned += t.cleaned.size();
         report.accepted += t.accepted.size();
@@ -226,8 +233,24 @@ TenantSync compare_tracking(const TenantStatus& st, const MigrationFolder& folde
         return folder_index(folder, a.name) < folder_index(folder, b.name);
     });
 
+    // Renamed: the only record with a file's hash names no file, and no record has the file's name.
+    // Only where the table has a `name` column: drizzle-multitenant reads those by name (a hash
+    // table's migration_name it ignores, and reads by hash as mtctl does).
+    std::map<std::string, size_t> records_by_hash;
+    for (const auto& r : st.records)
+        if (r.hash) ++records_by_hash[*r.hash];
+    const bool name_column = has_column(st.columns, "name");
+    for (const auto& r : st.records) {
+        if (!name_column || !r.name || !r.hash || folder.find_by_name(*r.name) || records_by_hash[*r.hash] != 1) continue;
+        const Migration* m = folder.find_by_hash(*r.hash);
+        if (m && !by_name.count(m->name)) out.renamed.push_back(RenamedMigration{*r.name, m->name, r.hash, r.created_at_ms});
+    }
+    std::stable_sort(out.renamed.begin(), out.renamed.end(), [&](const RenamedMigration& a, const RenamedMigration& b) {
+        return folder_index(folder, a.to) < folder_index(folder, b.to);
+    });
+
     if (!st.columns.empty()) {
-        const bool names = has_column(st.columns, "name");
+        const bool names = has_column(st.columns, "name") || has_column(st.columns, "migration_name");
         const bool hashes = has_column(st.columns, "hash");
         const bool journal_times = st.format == "drizzle-kit" && folder.layout == FolderLayout::drizzle_kit;
         out.edits_detectable = hashes && (names || journal_times);

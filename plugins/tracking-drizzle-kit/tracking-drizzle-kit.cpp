@@ -1,7 +1,10 @@
 // tracking-drizzle-kit: drizzle-orm's own migrator layout (id serial, hash text, created_at bigint),
 // created_at being the journal's `when` (else the source record's time, else the apply time in ms), so drizzle-orm's migrator sees a
-// table written here as up to date. Tables created here also carry a nullable `name` column, which
-// drizzle-orm ignores, so conversions from the name format stay lossless.
+// table written here as up to date. Tables created here also carry a nullable `migration_name`
+// column, which drizzle-orm ignores, so conversions from the name format stay lossless. It is not
+// called `name`: drizzle-multitenant takes any table with a `name` column for its name format, and
+// then records rows without a hash. Tables from earlier versions with a nullable `name` column are
+// read and written the same way.
 #include <mt/sdk/plugin.hpp>
 
 namespace {
@@ -27,12 +30,13 @@ public:
                                 "id serial PRIMARY KEY, "
                                 "hash text NOT NULL, "
                                 "created_at bigint, "
-                                "name varchar(255))",
+                                "migration_name varchar(255))",
                                 table.schema, table.name));
     }
 
     std::string_view list_query() const override {
-        return "SELECT to_jsonb(t)->>'name', t.hash::text, t.created_at::bigint FROM {table} t ORDER BY t.id";
+        return "SELECT coalesce(to_jsonb(t)->>'migration_name', to_jsonb(t)->>'name'), t.hash::text, t.created_at::bigint "
+               "FROM {table} t ORDER BY t.id";
     }
 
     uint32_t identifies_by() const override { return MT_IDENTIFIES_HASH; }
@@ -40,14 +44,19 @@ public:
     void record(Sql& sql, const Table& table, const std::vector<Record>& records) override {
         for (const auto& r : records)
             if (!r.hash) throw Error("the drizzle-kit format needs each migration's hash");
-        const char* statement = table.column("name")
+        const char* statement = table.column("migration_name")
+            ? "INSERT INTO {table} (hash, migration_name, created_at) "
+              "SELECT e.r->>'hash', e.r->>'name', "
+              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, floor(extract(epoch FROM now()) * 1000)::bigint) "
+              "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i"
+            : table.column("name")
             ? "INSERT INTO {table} (hash, name, created_at) "
               "SELECT e.r->>'hash', e.r->>'name', "
-              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, (extract(epoch FROM now()) * 1000)::bigint) "
+              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, floor(extract(epoch FROM now()) * 1000)::bigint) "
               "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i"
             : "INSERT INTO {table} (hash, created_at) "
               "SELECT e.r->>'hash', "
-              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, (extract(epoch FROM now()) * 1000)::bigint) "
+              "COALESCE((e.r->>'when_ms')::bigint, (e.r->>'created_at_ms')::bigint, floor(extract(epoch FROM now()) * 1000)::bigint) "
               "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i";
         sql.exec(sql.with_table(statement, table.schema, table.name), {records_json(records)});
     }

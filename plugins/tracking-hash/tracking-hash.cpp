@@ -1,6 +1,9 @@
 // tracking-hash: one row per migration identified by the SHA-256 of its file, with a timestamptz.
-// Tables created here also carry a nullable `name` column (a recorded name also identifies a
-// migration, so an edited file shows as edited rather than as missing plus orphan).
+// Tables created here also carry a nullable `migration_name` column (a recorded name also
+// identifies a migration, so an edited file shows as edited rather than as missing plus orphan).
+// It is not called `name`: drizzle-multitenant takes any table with a `name` column for its name
+// format, and then records rows without a hash. Tables from earlier versions with a nullable
+// `name` column are read and written the same way.
 #include <mt/sdk/plugin.hpp>
 
 namespace {
@@ -32,12 +35,13 @@ public:
                                 "id serial PRIMARY KEY, "
                                 "hash text NOT NULL UNIQUE, "
                                 "created_at timestamptz DEFAULT now(), "
-                                "name varchar(255))",
+                                "migration_name varchar(255))",
                                 table.schema, table.name));
     }
 
     std::string_view list_query() const override {
-        return "SELECT to_jsonb(t)->>'name', t.hash::text, (extract(epoch FROM t.created_at) * 1000)::bigint "
+        return "SELECT coalesce(to_jsonb(t)->>'migration_name', to_jsonb(t)->>'name'), t.hash::text, "
+               "floor(extract(epoch FROM t.created_at) * 1000)::bigint "
                "FROM {table} t ORDER BY t.id";
     }
 
@@ -46,13 +50,18 @@ public:
     void record(Sql& sql, const Table& table, const std::vector<Record>& records) override {
         for (const auto& r : records)
             if (!r.hash) throw Error("the hash format needs each migration's hash");
-        const char* statement = table.column("name")
+        const char* statement = table.column("migration_name")
+            ? "INSERT INTO {table} (hash, migration_name, created_at) "
+              "SELECT e.r->>'hash', e.r->>'name', "
+              "COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), date_trunc('milliseconds', now())) "
+              "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i"
+            : table.column("name")
             ? "INSERT INTO {table} (hash, name, created_at) "
               "SELECT e.r->>'hash', e.r->>'name', "
-              "COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), now()) "
+              "COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), date_trunc('milliseconds', now())) "
               "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i"
             : "INSERT INTO {table} (hash, created_at) "
-              "SELECT e.r->>'hash', COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), now()) "
+              "SELECT e.r->>'hash', COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), date_trunc('milliseconds', now())) "
               "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i";
         sql.exec(sql.with_table(statement, table.schema, table.name), {records_json(records)});
     }

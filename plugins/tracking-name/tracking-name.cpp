@@ -27,7 +27,7 @@ public:
     }
 
     std::string_view list_query() const override {
-        return "SELECT t.name::text, to_jsonb(t)->>'hash', (extract(epoch FROM t.applied_at) * 1000)::bigint "
+        return "SELECT t.name::text, to_jsonb(t)->>'hash', floor(extract(epoch FROM t.applied_at) * 1000)::bigint "
                "FROM {table} t ORDER BY t.id";
     }
 
@@ -39,10 +39,10 @@ public:
         const char* statement = table.column("hash")
             ? "INSERT INTO {table} (name, hash, applied_at) "
               "SELECT e.r->>'name', e.r->>'hash', "
-              "COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), now()) "
+              "COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), date_trunc('milliseconds', now())) "
               "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i"
             : "INSERT INTO {table} (name, applied_at) "
-              "SELECT e.r->>'name', COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), now()) "
+              "SELECT e.r->>'name', COALESCE(to_timestamp((e.r->>'created_at_ms')::bigint / 1000.0), date_trunc('milliseconds', now())) "
               "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i";
         sql.exec(sql.with_table(statement, table.schema, table.name), {records_json(records)});
     }

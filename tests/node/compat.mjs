@@ -280,21 +280,19 @@ async function tenantVariant() {
       assert(r.status === 0, r.describe);
       let doc;
       try { doc = JSON.parse(r.stdout); } catch (e) { throw new Error(`stdout is not one JSON document (${e.message})\n${r.describe}`); }
-      const found = [];
-      (function walk(x) {
-        if (Array.isArray(x)) x.forEach(walk);
-        else if (x && typeof x === "object") {
-          if (x.schema === "tenant_gamma" || x.tenant === "gamma" || x.id === "gamma") found.push(x);
-          Object.values(x).forEach(walk);
-        }
-      })(doc);
-      assert(found.length > 0, `no entry for tenant gamma / schema tenant_gamma in:\n${r.stdout.slice(0, 2000)}`);
-      const t = found[0];
-      const pending = Array.isArray(t.pending) ? t.pending.length : t.pending;
-      assert("state" in t || "pending" in t, `entry has neither state nor pending: ${show(t)}`);
-      if ("state" in t) assert(t.state === "up-to-date", `state is ${show(t.state)}, expected "up-to-date": ${show(t)}`);
-      if ("pending" in t) assert(pending === 0, `pending is ${show(t.pending)}, expected none: ${show(t)}`);
-      if ("format" in t) assert(t.format === "drizzle-kit", `format is ${show(t.format)}, expected "drizzle-kit": ${show(t)}`);
+      // mtctl status --json (SPEC §7): {"tenants": [{id, schema, server, format, applied, pending,
+      // orphans, state, pending_migrations, orphan_records}], "summary": {...}}; every field is required.
+      assert(Array.isArray(doc.tenants), `no "tenants" array in:\n${r.stdout.slice(0, 2000)}`);
+      assert(doc.tenants.length === 1, `expected exactly one tenant (gamma), got ${doc.tenants.length}: ${show(doc.tenants)}`);
+      const t = doc.tenants[0];
+      const want = { id: "gamma", schema: "tenant_gamma", format: "drizzle-kit", applied: all.length, pending: 0,
+                     orphans: 0, state: "up-to-date", pending_migrations: [], orphan_records: [] };
+      for (const [key, value] of Object.entries(want)) {
+        assert(key in t, `the entry has no "${key}" field: ${show(t)}`);
+        assert(same(t[key], value), `${key} is ${show(t[key])}, expected ${show(value)}: ${show(t)}`);
+      }
+      assert(doc.summary && doc.summary["up-to-date"] === 1 && doc.summary.total === 1,
+        `summary is ${show(doc.summary)}, expected total 1 and "up-to-date" 1`);
     }, [t7]);
   } finally {
     await teardown(env);

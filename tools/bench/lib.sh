@@ -32,15 +32,16 @@ wait_quiet() {
 # package.json / package-lock.json, installed with `npm ci` into NODE_DIR unless already there.
 install_reference() {
     local src=$1 dir=$2 v
-    command -v node >/dev/null || die "node not found (Node 20 runs the reference; or --skip-reference)"
-    command -v npm >/dev/null || die "npm not found (or --skip-reference)"
+    command -v node >/dev/null || die "node not found (Node 20 runs drizzle-multitenant)"
+    command -v npm >/dev/null || die "npm not found (it installs drizzle-multitenant)"
     mkdir -p "$dir"
     if ! cmp -s "$src/package-lock.json" "$dir/package-lock.json" \
         || ! cmp -s "$src/package.json" "$dir/package.json" \
         || [[ ! -d "$dir/node_modules/drizzle-multitenant" ]]; then
         log "installing drizzle-multitenant 1.3.5 (npm ci) into $dir"
         cp "$src/package.json" "$src/package-lock.json" "$dir/"
-        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2) \
+            || die "npm ci failed in $dir (is the npm registry reachable? see npm's output above)"
     fi
     v=$(node -p "require('$dir/node_modules/drizzle-multitenant/package.json').version")
     [[ "$v" == 1.3.5 ]] || die "expected drizzle-multitenant 1.3.5 in $dir, found $v"

@@ -52,8 +52,11 @@ json tenant_sync_json(const mt::TenantSync& t) {
                           {"recorded_hash", e.recorded_hash ? json(*e.recorded_hash) : json(nullptr)},
                           {"file_hash", e.file_hash},
                           {"matched_by", e.matched_by}});
+    json renamed = json::array();
+    for (const auto& r : t.renamed) renamed.push_back({{"from", r.from}, {"to", r.to}});
     j["orphans"] = orphans;
     j["edited"] = edited;
+    j["renamed"] = renamed;
     j["edits_detectable"] = t.edits_detectable;
     j["marked"] = t.marked;
     j["cleaned"] = cleaned;
@@ -75,6 +78,7 @@ void render_details(const Output& out, const mt::TenantSync& t, bool dry_run) {
     for (const auto& e : t.edited)
         out.info("  edited:  " + e.name + " (recorded " + short_hash(e.recorded_hash) + ", file " +
                  short_hash(e.file_hash) + "; matched by " + e.matched_by + ")");
+    for (const auto& r : t.renamed) out.info("  renamed: " + r.from + " -> " + r.to + " (same content)");
     const std::string verb = dry_run ? "would " : "";
     const size_t width = verb.size() + 9;
     if (!t.marked.empty()) out.info("  " + pad(verb + "mark:", width) + joined(t.marked));
@@ -126,6 +130,7 @@ int cmd_sync(const Invocation& inv, const Output& out) {
                 {"missing", report.missing},
                 {"orphans", report.orphans},
                 {"edited", report.edited},
+                {"renamed", report.renamed},
                 {"repaired", report.repaired},
                 {"failed", report.failed},
                 {"marked", report.marked},
@@ -164,7 +169,8 @@ int cmd_sync(const Invocation& inv, const Output& out) {
                            std::to_string(report.total) + " tenants, " + std::to_string(report.in_sync) +
                            " in sync, " + std::to_string(report.out_of_sync) + " out of sync (" +
                            std::to_string(report.missing) + " missing, " + std::to_string(report.orphans) +
-                           " orphans, " + std::to_string(report.edited) + " edited)";
+                           " orphans, " + std::to_string(report.edited) + " edited" +
+                           (report.renamed ? ", " + std::to_string(report.renamed) + " renamed" : std::string()) + ")";
         if (options.repairs())
             line += "; " + std::string(options.dry_run ? "would mark " : "marked ") + std::to_string(report.marked) +
                     ", " + (options.dry_run ? "clean " : "cleaned ") + std::to_string(report.cleaned) + ", " +
@@ -178,7 +184,7 @@ int cmd_sync(const Invocation& inv, const Output& out) {
         if (!options.repairs() && report.out_of_sync)
             out.info("next: apply pending migrations with mtctl migrate; record ones applied by other means with "
                      "mtctl sync --mark-missing; delete records of removed files with mtctl sync --clean-orphans; "
-                     "both flags together also accept edited files (add --dry-run to preview)");
+                     "both flags together also accept edited and renamed files (add --dry-run to preview)");
     }
     return report.failed ? 1 : 0;
 }

@@ -25,6 +25,18 @@ struct EditedMigration {
     std::optional<int64_t> recorded_at_ms;  // the record's timestamp, kept when the edit is accepted
 };
 
+// A record that names a file no longer on disk but carries the hash of a file now under another
+// name (a renamed file with unchanged content). mtctl counts the migration as applied (by hash);
+// drizzle-multitenant reads a table with a `name` column by name and sees the new name as pending
+// and the old one as an orphan, so in such a table sync reports it and, with --mark-missing
+// --clean-orphans, re-records it under the new name.
+struct RenamedMigration {
+    std::string from;                       // the recorded name
+    std::string to;                         // the file's current name
+    std::optional<std::string> hash;        // the recorded (and the file's) hash
+    std::optional<int64_t> recorded_at_ms;  // the record's timestamp, kept when the rename is accepted
+};
+
 enum class SyncOutcome { in_sync, out_of_sync, repaired, would_repair, failed };
 std::string to_string(SyncOutcome);
 
@@ -35,6 +47,7 @@ struct TenantSync {
     std::vector<std::string> missing;     // on disk, not recorded (edited ones excluded), in apply order
     std::vector<sdk::Record> orphans;     // records matching no file (records paired as edited excluded)
     std::vector<EditedMigration> edited;
+    std::vector<RenamedMigration> renamed;
     // false when the table keeps too little to notice an edited file (a name table without a hash
     // column; a hash table without names whose timestamps are apply times): an edited file then
     // shows as nothing (name) or as one missing migration plus one orphan (hash).
@@ -43,12 +56,12 @@ struct TenantSync {
     SyncOutcome outcome = SyncOutcome::in_sync;
     std::vector<std::string> marked;      // recorded by --mark-missing (with --dry-run: would be)
     std::vector<sdk::Record> cleaned;     // deleted by --clean-orphans (with --dry-run: would be)
-    std::vector<std::string> accepted;    // edited migrations re-recorded with the file's hash (both flags)
+    std::vector<std::string> accepted;    // edited (renamed) migrations re-recorded with the file's hash (name) (both flags)
     std::string error;
     std::string sqlstate;
     double duration_ms = 0;
 
-    bool in_sync() const { return missing.empty() && orphans.empty() && edited.empty(); }
+    bool in_sync() const { return missing.empty() && orphans.empty() && edited.empty() && renamed.empty(); }
 };
 
 struct SyncOptions {
@@ -65,7 +78,7 @@ struct SyncOptions {
 struct SyncReport {
     std::vector<TenantSync> tenants;
     size_t total = 0, in_sync = 0, out_of_sync = 0, repaired = 0, failed = 0;
-    size_t missing = 0, orphans = 0, edited = 0;  // as found (before any repair)
+    size_t missing = 0, orphans = 0, edited = 0, renamed = 0;  // as found (before any repair)
     size_t marked = 0, cleaned = 0, accepted = 0;
     double duration_ms = 0;
 };
