@@ -1,9 +1,9 @@
 // Faults injected at a known point of a migration run (SPEC §6.3: a crash or kill at any moment
 // leaves every tenant before or after each migration, and a rerun finishes the job).
 //
-// The test holds a lock on tenant_c2's accounts table that migration 0001 (or the no-transaction
-// 0003) needs; with --concurrency 1 and tenants taken in id order, mtctl has then finished c0 and
-// c1, waits inside c2's migration, and has not started c3..c5. The test sees that wait in
+// The test holds a lock on a table of tenant_c2 that migration 0001 (or the no-transaction 0003)
+// needs; with --concurrency 1 and tenants taken in id order, mtctl has then finished c0 and c1,
+// waits inside c2's migration, and has not started c3..c5. The test sees that wait in
 // pg_stat_activity before it injects the fault, so every count below is exact.
 #include "support/blocked_backend.hpp"
 #include "support/daemon.hpp"
@@ -32,9 +32,8 @@ std::string schema_of(const std::string& id) { return "tenant_" + id; }
 
 // Every tenant already has accounts and events tables (the application's data) when the run
 // starts, so the test can lock one in tenant_c2 before mtctl gets there: accounts stops 0001,
-// events stops 0003. Each migration leaves a row in log: a
-// migration applied twice breaks log's primary key, one applied in part shows as a row without its
-// record or the reverse.
+// events stops 0003. Each migration leaves a row in log: a migration applied twice breaks log's
+// primary key, one applied in part shows as a row without its record or the reverse.
 void fleet(Project& p, bool with_index) {
     p.set("database.application_name", kApplication);
     // The test's lock, not lock_timeout, ends mtctl's wait: the fault comes first.
