@@ -337,3 +337,25 @@ TEST_CASE("a -- mt:no-transaction migration terminated inside CREATE INDEX CONCU
     check_all_done(db, kWithIndex);
     rerun_completes(p, db, 0, kWithIndex);
 }
+
+TEST_CASE("kill -9 of mtctl inside a -- mt:no-transaction migration leaves it unrecorded until a rerun finishes it",
+          "[migrate][crash][pg][serial]") {
+    Project p;
+    fleet(p, true);
+    Observer db(p.url());
+    HeldTableLock app(p.url(), "tenant_c2", "events", "ROW EXCLUSIVE");
+    Daemon run = start_migrate(p);
+    const int backend = db.wait_for_blocked(run, kApplication, app.pid(), kIndexStatement);
+
+    CHECK(run.stop(SIGKILL) == 128 + SIGKILL);
+    // The orphaned backend goes on with the index once the lock is gone; nobody is left to record it.
+    app.release();
+    db.wait_until_gone(backend);
+    const auto c2 = state_of(db, "c2");
+    CHECK(c2.recorded == std::vector<std::string>(kWithIndex.begin(), kWithIndex.begin() + 3));
+    for (const char* id : {"c0", "c1"}) check_tenant(db, id, 4, kWithIndex);
+    for (const char* id : {"c3", "c4", "c5"}) check_tenant(db, id, -1, kWithIndex);
+
+    // The file is idempotent (IF NOT EXISTS), as the engine asks of such files: the rerun records it once.
+    rerun_completes(p, db, 1 + 3 * 4, kWithIndex);
+}
