@@ -2,6 +2,7 @@
 // a real PostgreSQL. Tenant isolation, the 400/404/503 refusals, public routes, /health/db flipping
 // to 503 while the database is stopped, /metrics scraped.
 #include "support/http.hpp"
+#include "support/wait.hpp"
 
 #include <mt/adapter/httplib.hpp>
 #include <mt/errors.hpp>
@@ -72,7 +73,8 @@ public:
         port_ = server_.bind_to_any_port("127.0.0.1");
         REQUIRE(port_ > 0);
         thread_ = std::thread([this] { server_.listen_after_bind(); });
-        while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        wait_until([this] { return server_.is_running(); }, "the httplib server to run", kDefaultDeadline,
+                   std::chrono::milliseconds(1));
     }
     ~HttplibService() {
         server_.stop();
@@ -185,8 +187,9 @@ TEST_CASE("httplib adapter: 400 without a tenant id or with an invalid one, 404 
         CHECK(service.manager().stats().pools_created == pools_before);
 
         tenants_with_tasks(p, {"initech"});
-        std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past the miss-reload interval
-        r = tenant_get(port, "initech");
+        // A miss reloads the directory once miss_refresh_interval has passed; until then it is a 404.
+        wait_until([&] { return (r = tenant_get(port, "initech")).status != 404; },
+                   "a miss to reload the directory and find initech");
         CHECK(r.status == 200);
         CHECK(titles(r) == std::vector<std::string>{"initech's first task"});
     }

@@ -4,6 +4,7 @@
 // the read timeout, 16 keep-alive clients posting plus 64 idle connections do not delay a fresh
 // request by a second, and a throwing handler answers 500 with no exception text anywhere.
 #include "support/http.hpp"
+#include "support/wait.hpp"
 
 #include <mt/adapter/beast.hpp>
 #include <mt/adapter/httplib.hpp>
@@ -232,8 +233,7 @@ public:
         port_ = server_.bind_to_any_port("127.0.0.1");
         REQUIRE(port_ > 0);
         thread_ = std::thread([this] { server_.listen_after_bind(); });
-        for (int i = 0; i < 2000 && !server_.is_running(); ++i) std::this_thread::sleep_for(1ms);
-        REQUIRE(server_.is_running());
+        REQUIRE(poll_until([this] { return server_.is_running(); }, kDefaultDeadline, 1ms));
     }
     ~HttplibFrontDoor() {
         server_.stop();
@@ -516,24 +516,23 @@ public:
             ::_exit(127);
         }
         const std::string marker = "listening on 127.0.0.1:";
-        for (int i = 0; i < 750 && port_ == 0; ++i) {
+        poll_until([&] {
             const std::string out = read_file(dir_ / "out");
             if (const auto at = out.find(marker); at != std::string::npos && out.find('\n', at) != std::string::npos) {
                 port_ = std::stoi(out.substr(at + marker.size()));
-            } else if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-                pid_ = 0;
-                FAIL("http-service exited before listening: " << read_file(dir_ / "err"));
-            } else {
-                std::this_thread::sleep_for(20ms);
+                return true;
             }
-        }
-        if (port_ == 0) FAIL("http-service did not listen within 15 s: " << read_file(dir_ / "err"));
+            if (::waitpid(pid_, nullptr, WNOHANG) == pid_) pid_ = 0;
+            return pid_ == 0;
+        });
+        if (pid_ == 0) FAIL("http-service exited before listening: " << read_file(dir_ / "err"));
+        if (port_ == 0)
+            FAIL("http-service did not listen within " << kDefaultDeadline.count() << " ms: " << read_file(dir_ / "err"));
     }
     ~SampleService() {
         if (pid_ <= 0) return;
         ::kill(pid_, SIGTERM);
-        for (int i = 0; i < 500 && ::waitpid(pid_, nullptr, WNOHANG) == 0; ++i) std::this_thread::sleep_for(20ms);
-        if (::waitpid(pid_, nullptr, WNOHANG) == 0) {
+        if (!poll_until([this] { return ::waitpid(pid_, nullptr, WNOHANG) != 0; }, 10s)) {
             ::kill(pid_, SIGKILL);
             ::waitpid(pid_, nullptr, 0);
         }
@@ -595,7 +594,7 @@ TEST_CASE("a plain httplib::Server with 8 threads does not answer within 1 s beh
     const int port = plain.bind_to_any_port("127.0.0.1");
     REQUIRE(port > 0);
     std::thread loop([&] { plain.listen_after_bind(); });
-    for (int i = 0; i < 2000 && !plain.is_running(); ++i) std::this_thread::sleep_for(1ms);
+    CHECK(poll_until([&] { return plain.is_running(); }, kDefaultDeadline, 1ms));  // not REQUIRE: loop must be joined
     std::vector<int> idle;
     for (int i = 0; i < 64; ++i) idle.push_back(connect_loopback(port));
     {

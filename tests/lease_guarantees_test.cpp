@@ -59,8 +59,13 @@ TEST_CASE("a write whose connection breaks after it was sent throws OutcomeUnkno
     auto lease = manager.tenant("a");
     lease.query("SELECT 1");
     const auto opened = manager.stats().connections_opened;
-    const std::string statement = with_params ? "INSERT INTO items SELECT $1 FROM pg_sleep(1)"
-                                              : "INSERT INTO items SELECT 'w' FROM pg_sleep(1)";
+    // The statement waits on an advisory lock the test holds, so the cut lands while it runs
+    // however slow the machine (a pg_sleep window could close first).
+    pqxx::connection holder(p.url());
+    pqxx::work held(holder);
+    held.exec("SELECT pg_advisory_xact_lock(7100)");
+    const std::string statement = with_params ? "INSERT INTO items SELECT $1 FROM pg_advisory_xact_lock(7100)"
+                                              : "INSERT INTO items SELECT 'w' FROM pg_advisory_xact_lock(7100)";
     std::optional<mt::OutcomeUnknown> caught;
     std::string other_error;
     std::thread writer([&] {
@@ -72,11 +77,13 @@ TEST_CASE("a write whose connection breaks after it was sent throws OutcomeUnkno
             other_error = e.what();
         }
     });
-    const std::string running = "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() "
-                                "AND state = 'active' AND query LIKE '%FROM pg_sleep(1)%' AND pid <> pg_backend_pid()";
-    wait_for(p, running);
+    const std::string waiting = "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND state = 'active' AND wait_event_type = 'Lock' "
+                                "AND query LIKE '%FROM pg_advisory_xact_lock(7100)%' AND pid <> pg_backend_pid()";
+    wait_for(p, waiting);
     proxy.cut();
     writer.join();
+    held.commit();  // the server's statement goes on without its client
     CHECK(other_error.empty());
     REQUIRE(caught.has_value());
     CHECK(caught->tenant == "a");
@@ -87,7 +94,7 @@ TEST_CASE("a write whose connection breaks after it was sent throws OutcomeUnkno
     // Not re-sent: no connection was opened for a retry; the server ran the statement once.
     CHECK(manager.stats().connections_opened == opened);
     wait_for(p, "SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
-                "AND query LIKE '%FROM pg_sleep(1)%' AND pid <> pg_backend_pid()");
+                "AND query LIKE '%FROM pg_advisory_xact_lock(7100)%' AND pid <> pg_backend_pid()");
     // Autocommit statements committed on the server; in transaction mode a parameterised statement
     // runs inside BEGIN … COMMIT, and the server rolls it back when the client is gone.
     const std::string expected = mode == "transaction" && with_params ? "0" : "1";

@@ -1,4 +1,5 @@
 // mtctl migrate / status / tenant create / drop against a real PostgreSQL (SPEC §6, §7).
+#include "support/blocked_backend.hpp"
 #include "support/mtctl_json.hpp"
 #include "support/project.hpp"
 
@@ -278,10 +279,34 @@ TEST_CASE("a -- mt:no-transaction migration runs outside a transaction (CREATE I
     CHECK(doc["summary"]["migrations_applied"] == 14);
     CHECK(p.scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 'tenant_b' AND indexname = 'users_email_idx'") == "1");
     CHECK(count(p, "tenant_b.__drizzle_migrations") == "7");
-    // The session-level lock and search_path were released.
-    // (Only this test's database: other tests running in parallel hold their own locks.)
-    CHECK(p.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                   "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == "0");
+}
+
+TEST_CASE("inside a -- mt:no-transaction migration mtctl holds that tenant's session-level lock and no other",
+          "[migrate][locks][pg][serial]") {
+    Project p;
+    p.set("database.application_name", "mtctl-lock-test");
+    p.set("migrations.lock_timeout", "10m");  // the test's lock ends the wait, not lock_timeout
+    six_migrations(p);
+    p.tenants({"a", "b"});
+    run_json(p, "migrate --all");
+    p.migration("0006_concurrent_idx",
+                "-- mt:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);");
+    // An application's open write transaction on b's users: CREATE INDEX CONCURRENTLY waits for it
+    // to end, so mtctl is paused inside b's file, after a's on the same connection.
+    Observer db(p.url());
+    HeldTableLock app(p.url(), "tenant_b", "users", "ROW EXCLUSIVE");
+    Daemon run(shell_quote(MT_MTCTL) + " --no-color --no-progress --json migrate --all --concurrency 1", p.dir());
+    const int backend = db.wait_for_blocked(run, "mtctl-lock-test", app.pid(), "CREATE INDEX CONCURRENTLY");
+    // No transaction is open around CREATE INDEX CONCURRENTLY, so the one advisory lock held is the
+    // session-level one: b's; a's was released, not left to the end of the session.
+    CHECK(db.tenant_locks_of(backend) == std::pair<std::string, int>{"tenant_b", 1});
+    CHECK(count(p, "tenant_a.__drizzle_migrations") == "7");
+    CHECK(count(p, "tenant_b.__drizzle_migrations") == "6");
+
+    app.release();
+    REQUIRE(run.wait() == 0);
+    CHECK(json::parse(run.out())["summary"]["migrations_applied"] == 2);
+    CHECK(count(p, "tenant_b.__drizzle_migrations") == "7");
 }
 
 TEST_CASE("tenant drop refuses without --force and drops with it", "[tenant][pg]") {

@@ -4,6 +4,7 @@
 // connection string is shown, the password reads "***". PGPASSWORD and .pgpass are never echoed.
 #include "support/daemon.hpp"
 #include "support/http.hpp"
+#include "support/wait.hpp"
 
 #include <mt/errors.hpp>
 #include <mt/kernel.hpp>
@@ -42,19 +43,19 @@ public:
     using Daemon::Daemon;
 
     // The port of `mtctl --json serve --listen 127.0.0.1:0`, from the document it prints once
-    // listening; waits up to 15 s.
+    // listening.
     int serve_port() {
-        for (int i = 0; i < 750; ++i) {
-            const auto doc = json::parse(out(), nullptr, false);
-            if (doc.is_object() && doc.contains("listening")) {
-                const std::string addr = doc["listening"];
-                return std::stoi(addr.substr(addr.rfind(':') + 1));
-            }
-            if (!running()) FAIL("mtctl serve exited before listening; stdout: " << out() << "\nstderr: " << err());
-            std::this_thread::sleep_for(20ms);
+        json doc;
+        const bool printed = poll_until([&] {
+            doc = json::parse(out(), nullptr, false);
+            return (doc.is_object() && doc.contains("listening")) || !running();
+        });
+        if (!doc.is_object() || !doc.contains("listening")) {
+            if (printed) FAIL("mtctl serve exited before listening; stdout: " << out() << "\nstderr: " << err());
+            FAIL("mtctl serve printed no listening address in " << kDefaultDeadline.count() << " ms; stderr: " << err());
         }
-        FAIL("mtctl serve printed no listening address in 15 s; stderr: " << err());
-        return 0;
+        const std::string addr = doc["listening"];
+        return std::stoi(addr.substr(addr.rfind(':') + 1));
     }
 
 };
@@ -202,15 +203,16 @@ TEST_CASE("no password reaches any output of mtctl, serve or the kernel, in any 
     }
     const std::string no_password = "postgresql://secret_user@127.0.0.1:" + port + "/app";
     // The reload is asynchronous: wait until the server asks secret_user for a password.
-    for (auto deadline = std::chrono::steady_clock::now() + 10s;;) {
-        try {
-            pqxx::connection probe(no_password);
-        } catch (const pqxx::broken_connection& e) {
-            if (std::string(e.what()).find("no password supplied") != std::string::npos) break;
-        }
-        if (std::chrono::steady_clock::now() > deadline) FAIL("pg_hba.conf reload did not take effect in 10 s");
-        std::this_thread::sleep_for(50ms);
-    }
+    wait_until(
+        [&] {
+            try {
+                pqxx::connection probe(no_password);
+            } catch (const pqxx::broken_connection& e) {
+                return std::string(e.what()).find("no password supplied") != std::string::npos;
+            }
+            return false;
+        },
+        "the pg_hba.conf reload to make the server ask secret_user for a password");
 
     Project p(server.url_for("app"));
     p.set("plugins.load", "tracking-name, tracking-hash, tracking-drizzle-kit, discovery-sql, retry-exponential, "

@@ -4,6 +4,7 @@
 #include "support/daemon.hpp"
 #include "support/http.hpp"
 #include "support/pgbouncer.hpp"
+#include "support/wait.hpp"
 
 #include <mt/redact.hpp>
 
@@ -34,18 +35,21 @@ class Serve {
 public:
     explicit Serve(const Project& p, const std::string& flags = "")
         : process_(shell_quote(MT_MTCTL) + " --no-color --json serve --listen 127.0.0.1:0 " + flags, p.dir()) {
-        for (int i = 0; i < 750 && port_ == 0; ++i) {
+        bool exited = false;
+        poll_until([&] {
             const auto doc = json::parse(process_.out(), nullptr, false);
             if (doc.is_object() && doc.contains("listening")) {
                 const std::string addr = doc["listening"];
                 port_ = std::stoi(addr.substr(addr.rfind(':') + 1));
-            } else if (!process_.running()) {
-                FAIL("mtctl serve exited before listening; stdout: " << process_.out() << "\nstderr: " << process_.err());
-            } else {
-                std::this_thread::sleep_for(20ms);
+                return true;
             }
-        }
-        if (port_ == 0) FAIL("mtctl serve printed no listening address in 15 s; stderr: " << process_.err());
+            exited = !process_.running();
+            return exited;
+        });
+        if (exited) FAIL("mtctl serve exited before listening; stdout: " << process_.out() << "\nstderr: " << process_.err());
+        if (port_ == 0)
+            FAIL("mtctl serve printed no listening address in " << kDefaultDeadline.count()
+                                                                << " ms; stderr: " << process_.err());
     }
     int port() const { return port_; }
     Daemon& process() { return process_; }
@@ -110,13 +114,11 @@ public:
                                  " --storage.tsdb.path=" + shell_quote((dir_ / "data").string()) +
                                  " --web.listen-address=127.0.0.1:" + std::to_string(port),
                              dir_.path());
-            for (int i = 0; i < 300 && process_->running(); ++i) {
-                if (http_get(port, "/-/ready").status == 200) {
-                    port_ = port;
-                    break;
-                }
-                std::this_thread::sleep_for(100ms);
-            }
+            // When it exits instead (another process took the port first), the next attempt picks another port.
+            if (poll_until([&] { return !process_->running() || http_get(port, "/-/ready").status == 200; },
+                           kDefaultDeadline, 100ms) &&
+                process_->running())
+                port_ = port;
             if (port_ == 0) {
                 log = process_->err();
                 process_.reset();
@@ -215,16 +217,15 @@ TEST_CASE("a real Prometheus server scrapes mtctl serve", "[serve][prometheus][p
     Prometheus prometheus(serve.port());
 
     json up, tenants, pending;
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    bool scraped = false;
-    while (!scraped && std::chrono::steady_clock::now() < deadline) {
-        up = prometheus.query("up{job=\"mtctl-serve\"}");
-        tenants = prometheus.query("mt_tenants");
-        pending = prometheus.query("mt_tenant_pending_migrations");
-        scraped = by_label(up, "job") == std::map<std::string, std::string>{{"mtctl-serve", "1"}} && !tenants.empty() &&
-                  pending.size() == 3;
-        if (!scraped) std::this_thread::sleep_for(250ms);
-    }
+    const bool scraped = poll_until(
+        [&] {
+            up = prometheus.query("up{job=\"mtctl-serve\"}");
+            tenants = prometheus.query("mt_tenants");
+            pending = prometheus.query("mt_tenant_pending_migrations");
+            return by_label(up, "job") == std::map<std::string, std::string>{{"mtctl-serve", "1"}} &&
+                   !tenants.empty() && pending.size() == 3;
+        },
+        kDefaultDeadline, 250ms);
     INFO("up: " << up.dump() << "\nmt_tenants: " << tenants.dump() << "\npending: " << pending.dump()
                 << "\nprometheus log:\n" << prometheus.log());
     REQUIRE(scraped);
@@ -515,11 +516,11 @@ TEST_CASE("mtctl serve listens on loopback when --listen names no host", "[serve
     fleet(p);
     Daemon serve(shell_quote(MT_MTCTL) + " --no-color --json serve --listen :0", p.dir());
     std::string listening;
-    for (int i = 0; i < 750 && listening.empty() && serve.running(); ++i) {
+    poll_until([&] {
         const auto doc = json::parse(serve.out(), nullptr, false);
         if (doc.is_object() && doc.contains("listening")) listening = doc["listening"];
-        else std::this_thread::sleep_for(20ms);
-    }
+        return !listening.empty() || !serve.running();
+    });
     INFO(serve.err());
     REQUIRE_FALSE(listening.empty());
     CHECK(listening.rfind("127.0.0.1:", 0) == 0);

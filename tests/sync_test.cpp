@@ -2,6 +2,7 @@
 // format; --mark-missing and --clean-orphans alone and together, under the migrate lock; --dry-run.
 #include "support/mtctl_json.hpp"
 #include "support/project.hpp"
+#include "support/wait.hpp"
 
 #include <mt/migration_folder.hpp>
 
@@ -400,13 +401,11 @@ TEST_CASE("sync repairs under migrate's advisory lock and re-reads the table und
     lock.exec("SELECT pg_advisory_xact_lock(hashtext(current_database()), hashtext('tenant_a'))");
     RunResult result;
     std::thread repair([&] { result = p.mtctl("--json sync --mark-missing"); });
-    bool waiting = false;
-    for (int i = 0; i < 200 && !waiting; ++i) {
-        waiting = p.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                           "AND wait_event = 'advisory' AND datname = current_database()") == "1";
-        if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    CHECK(waiting);
+    // A CHECK, not a FAIL: the thread must still be joined below.
+    CHECK(poll_until([&] {
+        return p.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND wait_event = 'advisory' AND datname = current_database()") == "1";
+    }));
     // Meanwhile the lock holder records the missing migration itself, then releases the lock.
     lock.exec("INSERT INTO tenant_a.__drizzle_migrations (hash, created_at) VALUES ('" + hash_of(p, "0002_seed") +
               "', 1)");

@@ -4,6 +4,7 @@
 // a miss and on refresh_routes(), a moved tenant's new leases go to its new server while leases
 // held across the move finish on the old one, and the directory gate looks on the tenant's server.
 #include "support/project.hpp"
+#include "support/wait.hpp"
 
 #include <mt/errors.hpp>
 #include <mt/ident.hpp>
@@ -227,15 +228,9 @@ TEST_CASE("the directory gate finds a tenant only where its leases go: its own s
     // Created on eu1 after the gate loaded: found on a later miss, and its lease opens on eu1.
     s.create_schema("b", std::string("eu1"));
     s.add("c", std::string("eu1"));
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    bool b = false, c = false;
-    while (!(b && c) && std::chrono::steady_clock::now() < deadline) {
-        b = directory.contains("b");
-        c = directory.contains("c");
-        if (!(b && c)) std::this_thread::sleep_for(20ms);
-    }
-    CHECK(b);
-    CHECK(c);
+    // Within the deadline only a miss can reload (the background refresh is every 30 s).
+    wait_until([&] { return directory.contains("b") && directory.contains("c"); },
+               "misses to reload the directory and find b and c on eu1", 20s);
     auto lease = manager.tenant("c");
     CHECK(items_db(lease) == s.eu1.name());
 

@@ -4,7 +4,10 @@
 #   tools/pg.sh start          initdb if needed, start on a free port, print the env (idempotent)
 #   tools/pg.sh env            print the export lines:   eval "$(tools/pg.sh env)"
 #   tools/pg.sh status         say whether it runs; exit 0 when running, 3 when not
-#   tools/pg.sh stop [--purge] stop it; --purge also deletes its data, log and port file
+#   tools/pg.sh stop [--purge] [--immediate]
+#                              stop it; --purge also deletes its data, log and port file;
+#                              --immediate stops as a crash would (no shutdown checkpoint, crash
+#                              recovery at the next start)
 #
 # Only `export ...` lines go to stdout (so `eval "$(tools/pg.sh start)"` works); everything else
 # goes to stderr. The server listens on 127.0.0.1 only, trusts every local connection, and runs
@@ -32,7 +35,7 @@ PG_SETTINGS="-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=of
 
 log() { printf 'pg: %s\n' "$*" >&2; }
 die() { printf 'pg: error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 # A Unix socket path must fit in 107 bytes and PostgreSQL's option parsing dislikes spaces and
 # quotes: a deep or odd build tree falls back to a folder under /tmp named after the cluster, so it
@@ -203,17 +206,18 @@ cmd_status() {
 }
 
 cmd_stop() {
-  local purge=0
+  local purge=0 mode=fast
   while [ $# -gt 0 ]; do
     case $1 in
       --purge) purge=1 ;;
+      --immediate) mode=immediate ;;
       *) usage >&2; die "unknown argument to stop: $1" ;;
     esac
     shift
   done
   if is_running; then
-    log "stopping (data $PG_DATA)"
-    as_owner "$PG_BIN/pg_ctl" stop -w -t 60 -m fast -D "$PG_DATA" >/dev/null
+    log "stopping, $mode mode (data $PG_DATA)"
+    as_owner "$PG_BIN/pg_ctl" stop -w -t 60 -m "$mode" -D "$PG_DATA" >/dev/null
   else
     log "not running"
   fi

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <mutex>
 #include <thread>
 
@@ -35,6 +36,40 @@ std::string joined_statements(const Migration& m) {
 }
 
 sdk::Record record_for(const Migration& m) { return sdk::Record{m.name, m.hash, std::nullopt, m.when}; }
+
+bool identifier_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$'; }
+
+// Whether `name` occurs in the file's statements as a whole word, ignoring case.
+bool names(const Migration& m, const std::string& name) {
+    std::string lower_name;
+    for (char c : name) lower_name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const auto& statement : m.statements) {
+        std::string text;
+        for (char c : statement) text += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        for (auto at = text.find(lower_name); at != std::string::npos; at = text.find(lower_name, at + 1)) {
+            const size_t end = at + lower_name.size();
+            if ((at == 0 || !identifier_char(text[at - 1])) && (end == text.size() || !identifier_char(text[end])))
+                return true;
+        }
+    }
+    return false;
+}
+
+// Invalid indexes in the schema that a `-- mt:no-transaction` file names: what an interrupted
+// CREATE INDEX CONCURRENTLY leaves behind, and what its IF NOT EXISTS would then skip, so that the
+// file would be recorded with a broken index.
+std::vector<std::string> invalid_indexes_named_by(pqxx::transaction_base& tx, const std::string& schema,
+                                                  const Migration& m) {
+    std::vector<std::string> found;
+    const auto r = exec_params(tx,
+                               "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                               " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                               " WHERE n.nspname = $1 AND NOT i.indisvalid ORDER BY c.relname",
+                               {schema});
+    for (const auto& row : r)
+        if (names(m, row[0].as<std::string>())) found.push_back(row[0].as<std::string>());
+    return found;
+}
 
 struct MigrationFailure : OperationError {
     MigrationFailure(std::string migration, const std::string& what, std::string state)
@@ -229,12 +264,28 @@ private:
             current_ = m->name;
             const auto start = Clock::now();
             try {
+                // A leftover of an interrupted run of this file (the tenant's lock rules out another
+                // run building it now): dropped so that the file builds it again.
+                for (const auto& index : invalid_indexes_named_by(tx, schema, *m)) {
+                    spdlog::warn("tenant {}: dropping invalid index {} left by an interrupted run of {}",
+                                 result.tenant.id, quote_qualified(schema, index), m->file.filename().string());
+                    tx.exec(with_idents("DROP INDEX CONCURRENTLY IF EXISTS {schema}.{index}",
+                                        {{"schema", schema}, {"index", index}}));
+                }
                 for (const auto& s : m->statements) tx.exec(s);
             } catch (const pqxx::sql_error& e) {
                 // The connection serves other tenants next: leave no session search_path behind.
                 tx.exec("RESET search_path");
                 emit(result, *m, start, false, e.what());
                 throw MigrationFailure(m->name, m->file.filename().string() + ": " + e.what(), e.sqlstate());
+            }
+            if (const auto left = invalid_indexes_named_by(tx, schema, *m); !left.empty()) {
+                const std::string error = m->file.filename().string() + ": index " + quote_qualified(schema, left[0]) +
+                                          " is invalid after the file ran, so it was not recorded; drop the index "
+                                          "with DROP INDEX CONCURRENTLY and rerun";
+                tx.exec("RESET search_path");
+                emit(result, *m, start, false, error);
+                throw MigrationFailure(m->name, error, "");
             }
             emit(result, *m, start, true, {});
             tx.exec("RESET search_path");

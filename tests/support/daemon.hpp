@@ -3,6 +3,7 @@
 #pragma once
 
 #include "support/pg.hpp"
+#include "support/wait.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -13,7 +14,6 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
-#include <thread>
 
 namespace mt::test {
 
@@ -48,13 +48,22 @@ public:
         return false;
     }
 
+    pid_t pid() const { return pid_; }
+
+    // Waits for the process to exit on its own and returns its exit status (128 + signal when
+    // killed by one); fails the test when it still runs after `within`.
+    int wait(std::chrono::milliseconds within = kDefaultDeadline) {
+        if (!poll_until([&] { return !running(); }, within))
+            FAIL("still running after " << within.count() << " ms; its stderr so far:\n" << err());
+        return exit_code_;
+    }
+
     // Sends `signal`, waits up to 10 s for the exit (then SIGKILL) and returns the exit status
     // (128 + signal when killed by one).
     int stop(int signal = SIGTERM) {
         if (!running()) return exit_code_;
         ::kill(pid_, signal);
-        for (int i = 0; i < 500 && running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        if (running()) {
+        if (!poll_until([&] { return !running(); }, std::chrono::seconds(10))) {
             ::kill(pid_, SIGKILL);
             int status = 0;
             ::waitpid(pid_, &status, 0);

@@ -163,6 +163,12 @@ void PrivateServer::stop() {
     REQUIRE(r.exit_code == 0);
 }
 
+void PrivateServer::crash() {
+    const auto r = run(pg_script(dir_, port_, "stop --immediate"));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+}
+
 void PrivateServer::start() {
     const auto r = run(pg_script(dir_, port_, "start"));
     INFO(r.err);

@@ -79,6 +79,9 @@ public:
     const std::string& admin_url() const { return admin_url_; }
     std::string url_for(const std::string& dbname) const;
     void stop();
+    // Stops it in immediate mode, as a crash would: backends die without a shutdown checkpoint
+    // and the next start() runs crash recovery.
+    void crash();
     void start();  // on the same port as before
 
 private:

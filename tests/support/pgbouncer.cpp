@@ -1,5 +1,7 @@
 #include "support/pgbouncer.hpp"
 
+#include "support/wait.hpp"
+
 #include <catch2/catch.hpp>
 #include <pqxx/pqxx>
 
@@ -85,17 +87,19 @@ PgBouncer::PgBouncer(PgBouncerOptions options) {
             stop();
             continue;
         }
-        for (int i = 0; i < 50 && port_ == 0; ++i) {
-            try {
-                pqxx::connection probe("postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/postgres");
+        poll_until(
+            [&] {
+                try {
+                    pqxx::connection probe("postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/postgres");
+                } catch (const std::exception&) {
+                    return false;
+                }
                 // Answered by our PgBouncer, not by whatever took the port meanwhile.
                 const auto pid = read_file(dir_ / "pgbouncer.pid");
                 if (!pid.empty() && alive(std::stoi(pid))) port_ = port;
-                break;
-            } catch (const std::exception&) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            }
-        }
+                return true;
+            },
+            std::chrono::seconds(10), std::chrono::milliseconds(100));
         if (port_ == 0) {
             log = read_file(dir_ / "pgbouncer.log");
             stop();
@@ -121,8 +125,7 @@ void PgBouncer::stop() {
     if (text.empty()) return;
     const pid_t pid = std::stoi(text);
     ::kill(pid, SIGTERM);
-    for (int i = 0; i < 100 && alive(pid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (alive(pid)) ::kill(pid, SIGKILL);
+    if (!poll_until([&] { return !alive(pid); }, std::chrono::seconds(10))) ::kill(pid, SIGKILL);
 }
 
 }  // namespace mt::test

@@ -4,6 +4,7 @@
 #include <mt/errors.hpp>
 #include <mt/redact.hpp>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -82,6 +83,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (!isatty(STDERR_FILENO)) inv.globals.color = false;
+    // stdout carries the one --json document (or the table): the kernel's warnings go to stderr.
+    spdlog::set_default_logger(spdlog::stderr_color_mt("mtctl"));
     spdlog::set_level(inv.globals.verbose ? spdlog::level::debug : spdlog::level::warn);
     spdlog::set_pattern("%^[%l]%$ %v");
     Output out(inv.globals);
