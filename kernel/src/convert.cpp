@@ -52,6 +52,7 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
     const auto start = std::chrono::steady_clock::now();
     const TrackingFormat& to = kernel.tracking_format(options.to);
     const TrackingFormat* from = options.from ? &kernel.tracking_format(*options.from) : nullptr;
+    require_reachable(kernel, tenants);
 
     MigrateReport report;
     report.tenants.resize(tenants.size());
