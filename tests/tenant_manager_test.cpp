@@ -125,11 +125,19 @@ TEST_CASE("per-tenant mode evicts the least recently used pool and in-flight lea
     CHECK(backends_settled(p, 3) == 3);
     CHECK(owner(held) == "a");  // still works after its pool was evicted
     held.release();
-    // The evicted pool closes its connection once its lease comes back.
-    CHECK(backends_settled(p, 2) == 2);
+    // The evicted pool's connection, back from its lease, is kept as a spare (the manager holds
+    // fewer than max_pools × pool_size = 8 backends), not closed and not duplicated.
+    CHECK(backends_settled(p, 3) == 3);
     { auto b = manager.tenant("b"); }  // b was used after a: still alive, its connection reused
     CHECK(manager.stats().evictions == 1);
-    CHECK(backends_settled(p, 2) == 2);
+    CHECK(backends(p) == 3);
+    // a's new pool (evicting c, now the least recently used) takes the spare: no new backend.
+    {
+        auto a = manager.tenant("a");
+        CHECK(owner(a) == "a");
+    }
+    CHECK(manager.stats().evictions == 2);
+    CHECK(backends_settled(p, 3) == 3);
 }
 
 TEST_CASE("backends reach pool_size per pool and never more, max_pools × pool_size in all", "[manager][pg]") {
@@ -167,10 +175,12 @@ TEST_CASE("backends reach pool_size per pool and never more, max_pools × pool_s
         auto c = manager.tenant("c");
         CHECK(owner(c) == "c");
     }
-    // per-tenant: c's pool evicts a's (max_pools 2, a used least recently), whose idle connections
-    // close: b's three and c's one remain. One pool: c reuses one of its three.
-    const size_t after = mode == "per-tenant" ? 3 + 1 : 3;
+    // per-tenant: c's pool evicts a's (max_pools 2, a used least recently); a's three idle
+    // backends stay as spares (6 = max_pools × pool_size, not more) and c's pool takes one of them.
+    // One pool: c reuses one of its three.
+    const size_t after = mode == "per-tenant" ? 6 : 3;
     CHECK(backends_settled(p, after) == after);
+    if (mode == "per-tenant") CHECK(manager.stats().evictions == 1);
 }
 
 TEST_CASE("per-tenant pools unused for pool_idle_timeout are evicted", "[manager][pg]") {
