@@ -137,7 +137,52 @@ TEST_CASE("doctor fails the connection check when the server cannot be reached",
     CHECK(status(report, "connection") == "fail");
     CHECK(status(report, "discovery") == "skip");
     CHECK(status(report, "pooler") == "skip");
-    CHECK_FALSE(contains(check(report, "connection"), "password"));
+    CHECK(contains(check(report, "connection"), "cannot connect to postgresql://postgres@127.0.0.1:1/nowhere"));
+}
+
+TEST_CASE("doctor connects with a password it never prints, and fails a wrong one without printing it",
+          "[doctor][secrets][pg]") {
+    // Password authentication for real: without the password the server refuses the role, so a
+    // passing connection check proves the URL's password was used.
+    PrivateServer server;
+    const std::string password = "Dr7pw-Kq3vZ";
+    server.add_password_role("doctor_user", password);
+    {
+        pqxx::connection admin(server.admin_url());
+        pqxx::nontransaction tx(admin);
+        tx.exec0("CREATE DATABASE app");
+    }
+    const std::string host = "127.0.0.1:" + std::to_string(server.port());
+    Project p("postgresql://doctor_user:" + password + "@" + host + "/app");
+    healthy(p);
+    const auto no_password = [&](const std::string& what, const std::string& text, const std::string& secret) {
+        INFO(what << ":\n" << text);
+        CHECK(text.find(secret) == std::string::npos);
+    };
+
+    const auto report = doctor(p, 0);
+    CHECK(status(report, "connection") == "ok");
+    CHECK(contains(check(report, "connection"), "postgresql://doctor_user:***@" + host + "/app"));
+    CHECK(status(report, "discovery") == "ok");
+    no_password("doctor --json", report.dump(), password);
+    const auto human = p.mtctl("doctor");
+    CHECK(human.exit_code == 0);
+    CHECK(human.out.find("postgresql://doctor_user:***@" + host + "/app") != std::string::npos);
+    no_password("doctor stdout", human.out, password);
+    no_password("doctor stderr", human.err, password);
+
+    const std::string wrong = "Wr0ng-Xv8pQ";
+    p.set("database.url", "postgresql://doctor_user:" + wrong + "@" + host + "/app");
+    p.set("database.connect_timeout", "2s");
+    const auto refused = doctor(p, 1);
+    CHECK(status(refused, "connection") == "fail");
+    CHECK(contains(check(refused, "connection"), "password authentication failed for user \\\"doctor_user\\\""));
+    CHECK(contains(check(refused, "connection"), "postgresql://doctor_user:***@" + host + "/app"));
+    no_password("doctor --json, wrong password", refused.dump(), wrong);
+    const auto refused_human = p.mtctl("doctor");
+    CHECK(refused_human.exit_code == 1);
+    no_password("doctor stdout, wrong password", refused_human.out, wrong);
+    no_password("doctor stderr, wrong password", refused_human.err, wrong);
 }
 
 TEST_CASE("doctor fails an unreachable extra server", "[doctor][pg]") {

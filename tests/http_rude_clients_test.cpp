@@ -509,12 +509,8 @@ public:
                                   shell_quote((p.dir() / "multitenant.ini").string()) + " --listen 127.0.0.1:0 >" +
                                   shell_quote((dir_ / "out").string()) + " 2>" + shell_quote((dir_ / "err").string()) +
                                   " </dev/null";
-        pid_ = ::fork();
+        pid_ = spawn_shell(shell);
         REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            ::execl("/bin/sh", "sh", "-c", shell.c_str(), static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
         const std::string marker = "listening on 127.0.0.1:";
         poll_until([&] {
             const std::string out = read_file(dir_ / "out");

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <thread>
 
 using namespace mt::test;
@@ -41,6 +42,26 @@ std::string catalog_snapshot(const Project& p) {
         " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
         "   AND n.nspname NOT LIKE 'pg_toast%'"
         " UNION ALL SELECT nspname FROM pg_namespace) s");
+}
+
+// catalog_snapshot plus what a side effect could change without adding a relation: every
+// column (type, nullability, default), every table's rows and every sequence's position.
+std::string full_snapshot(const Project& p) {
+    return catalog_snapshot(p) + "\n" +
+           p.scalar(
+               "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ("
+               " SELECT n.nspname || '.' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)"
+               "   || CASE WHEN a.attnotnull THEN ' not null' ELSE ' null' END"
+               "   || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') AS x"
+               " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+               " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+               " WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v')"
+               "   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
+               " UNION ALL SELECT t.schemaname || '.' || t.tablename || ' rows: ' ||"
+               "   query_to_xml(format('SELECT * FROM %I.%I ORDER BY 1', t.schemaname, t.tablename), true, false, '')::text"
+               " FROM pg_tables t WHERE t.schemaname NOT IN ('pg_catalog', 'information_schema')"
+               " UNION ALL SELECT schemaname || '.' || sequencename || ' at ' || coalesce(last_value::text, 'start')"
+               " FROM pg_sequences) s");
 }
 
 }  // namespace
@@ -113,6 +134,41 @@ TEST_CASE("migrate --dry-run has no side effect at all", "[migrate][pg]") {
     CHECK(doc["tenants"][0]["migrations"].size() == 6);
     CHECK(catalog_snapshot(p) == before);
     CHECK(p.scalar("SELECT to_regclass('tenant_a.__drizzle_migrations')::text").empty());
+}
+
+TEST_CASE("migrate --dry-run changes no column, row or sequence on a partly migrated fleet", "[migrate][pg]") {
+    Project p;
+    six_migrations(p);
+    p.tenants({"done", "half", "ahead", "fresh"});
+    run_json(p, "migrate --tenant done");
+    run_json(p, "migrate --tenant half --to 0002_orders_user_idx");
+    // ahead: every migration plus one recorded from a newer release (its file is not here yet).
+    run_json(p, "migrate --tenant ahead");
+    p.exec("INSERT INTO tenant_ahead.__drizzle_migrations (name) VALUES ('0009_from_the_future')");
+    p.exec("INSERT INTO tenant_half.users (email) VALUES ('kept@example.com')");
+    const auto before = full_snapshot(p);
+    REQUIRE(before.find("tenant_half.__drizzle_migrations rows:") != std::string::npos);
+    REQUIRE(before.find("tenant_half.users.email text not null") != std::string::npos);
+    REQUIRE(before.find("kept@example.com") != std::string::npos);
+
+    const auto doc = run_json(p, "migrate --all --dry-run");
+    CHECK(doc["dry_run"] == true);
+    std::map<std::string, json> by_id;
+    for (const auto& t : doc["tenants"]) by_id[t["id"].get<std::string>()] = t;
+    CHECK(by_id["done"]["outcome"] == "up-to-date");
+    CHECK(by_id["ahead"]["outcome"] == "up-to-date");
+    CHECK(by_id["half"]["outcome"] == "would-migrate");
+    CHECK(by_id["half"]["migrations"] == json::array({"0003_users_name", "0004_seed", "0005_backfill"}));
+    CHECK(by_id["fresh"]["outcome"] == "would-migrate");
+    CHECK(by_id["fresh"]["migrations"].size() == 6);
+    CHECK(full_snapshot(p) == before);
+    // Also through the other paths that plan before acting.
+    run_json(p, "migrate --all --dry-run --to 0004_seed");
+    run_json(p, "migrate --all --dry-run --mark-applied");
+    CHECK(full_snapshot(p) == before);
+    // The snapshot sees what a real run changes.
+    run_json(p, "migrate --tenant half");
+    CHECK(full_snapshot(p) != before);
 }
 
 TEST_CASE("migrate --mark-applied records pending migrations without executing them", "[migrate][pg]") {

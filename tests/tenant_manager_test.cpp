@@ -42,6 +42,18 @@ size_t backends(const Project& p) {
                                "AND application_name = 'mtenant'"));
 }
 
+// The manager's backends once the count settles at `expected` (a closed connection's backend leaves
+// pg_stat_activity a moment after the close); the last count seen when it does not within 10 s.
+size_t backends_settled(const Project& p, size_t expected) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    size_t n = backends(p);
+    while (n != expected && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        n = backends(p);
+    }
+    return n;
+}
+
 }  // namespace
 
 TEST_CASE("a lease for tenant A never sees tenant B's rows, in every pool mode", "[manager][pg]") {
@@ -110,12 +122,66 @@ TEST_CASE("per-tenant mode evicts the least recently used pool and in-flight lea
     const auto s = manager.stats();
     CHECK(s.pools_active == 2);
     CHECK(s.evictions == 1);
+    // One connection per lease taken one at a time: b's and c's idle ones, and a's in flight.
+    CHECK(backends_settled(p, 3) == 3);
     CHECK(owner(held) == "a");  // still works after its pool was evicted
     held.release();
-    { auto b = manager.tenant("b"); }  // b was used after a: still alive
+    // The evicted pool's connection, back from its lease, is kept as a spare (the manager holds
+    // fewer than max_pools × pool_size = 8 backends), not closed and not duplicated.
+    CHECK(backends_settled(p, 3) == 3);
+    { auto b = manager.tenant("b"); }  // b was used after a: still alive, its connection reused
     CHECK(manager.stats().evictions == 1);
-    // Backends stay bounded: live pools plus a few spares.
-    CHECK(backends(p) <= 2 + 2 * 10);
+    CHECK(backends(p) == 3);
+    // a's new pool (evicting c, now the least recently used) takes the spare: no new backend.
+    {
+        auto a = manager.tenant("a");
+        CHECK(owner(a) == "a");
+    }
+    CHECK(manager.stats().evictions == 2);
+    CHECK(backends_settled(p, 3) == 3);
+}
+
+TEST_CASE("backends reach pool_size per pool and never more, max_pools × pool_size in all", "[manager][pg]") {
+    const std::string mode = GENERATE("per-tenant", "shared", "transaction");
+    Project p;
+    p.set("database.pool_mode", mode);
+    p.set("database.pool_size", "3");
+    p.set("database.max_pools", "2");
+    p.set("database.connect_timeout", "300ms");
+    tenants_with_rows(p, {"a", "b", "c"});
+    mt::Kernel kernel(p.manifest_input());
+    mt::TenantManager manager(kernel);
+    std::vector<mt::TenantLease> held;
+    for (int i = 0; i < 3; ++i) {
+        held.push_back(manager.tenant("a"));
+        CHECK(owner(held.back()) == "a");
+    }
+    CHECK(backends_settled(p, 3) == 3);
+    CHECK_THROWS_AS(manager.tenant("a"), mt::PoolTimeout);  // a fourth would exceed pool_size
+    CHECK(backends(p) == 3);
+    if (mode == "per-tenant") {
+        // b has a pool of its own: three more.
+        for (int i = 0; i < 3; ++i) held.push_back(manager.tenant("b"));
+        CHECK(backends_settled(p, 6) == 6);
+        CHECK_THROWS_AS(manager.tenant("b"), mt::PoolTimeout);
+        CHECK(backends(p) == 6);
+    } else {
+        // One pool for every tenant: b waits for a's connections like a does.
+        CHECK_THROWS_AS(manager.tenant("b"), mt::PoolTimeout);
+        CHECK(backends(p) == 3);
+    }
+    held.clear();
+    // Released connections stay pooled (idle), not closed and not multiplied.
+    {
+        auto c = manager.tenant("c");
+        CHECK(owner(c) == "c");
+    }
+    // per-tenant: c's pool evicts a's (max_pools 2, a used least recently); a's three idle
+    // backends stay as spares (6 = max_pools × pool_size, not more) and c's pool takes one of them.
+    // One pool: c reuses one of its three.
+    const size_t after = mode == "per-tenant" ? 6 : 3;
+    CHECK(backends_settled(p, after) == after);
+    if (mode == "per-tenant") CHECK(manager.stats().evictions == 1);
 }
 
 TEST_CASE("per-tenant pools unused for pool_idle_timeout are evicted", "[manager][pg]") {

@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <map>
+
 using namespace mt::test;
 using nlohmann::json;
 
@@ -21,6 +23,29 @@ std::string columns_of(const Project& p, const std::string& schema) {
     return p.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) "
                     "FROM information_schema.columns WHERE table_schema = '" + schema +
                     "' AND table_name = '__drizzle_migrations'");
+}
+
+// Every tracking row of a schema as "id|name|hash|created_at" lines in id order, whatever the
+// layout: created_at in epoch milliseconds (what the drizzle-kit layout can hold) from applied_at,
+// a timestamptz created_at or drizzle-kit's bigint; "-" for a column the layout does not have.
+// Timestamps to the whole millisecond, truncated as the tracking formats (and drizzle-orm's JS Dates) do.
+std::string tracking_rows(const Project& p, const std::string& schema, bool with_hash = true) {
+    return p.scalar(
+        "SELECT string_agg(concat_ws('|', j->>'id', coalesce(j->>'name', j->>'migration_name', '-'), " +
+        std::string(with_hash ? "coalesce(j->>'hash', '-')" : "'-'") +
+        ", CASE WHEN jsonb_typeof(j->'created_at') = 'number' THEN j->>'created_at' "
+        "  ELSE floor(extract(epoch FROM coalesce(j->>'applied_at', j->>'created_at')::timestamptz) * 1000)::bigint::text END), "
+        "E'\\n' ORDER BY (j->>'id')::int) FROM (SELECT to_jsonb(t) AS j FROM " +
+        schema + ".__drizzle_migrations t) s");
+}
+
+// The same with the timestamp as stored to the microsecond, for layouts that keep a timestamptz.
+std::string tracking_rows_exact(const Project& p, const std::string& schema) {
+    return p.scalar(
+        "SELECT string_agg(concat_ws('|', j->>'id', coalesce(j->>'name', j->>'migration_name', '-'), coalesce(j->>'hash', '-'), "
+        "(coalesce(j->>'applied_at', j->>'created_at')::timestamptz AT TIME ZONE 'UTC')::text), "
+        "E'\\n' ORDER BY (j->>'id')::int) FROM (SELECT to_jsonb(t) AS j FROM " +
+        schema + ".__drizzle_migrations t) s");
 }
 
 }  // namespace
@@ -119,17 +144,42 @@ TEST_CASE("convert-format round-trips name -> hash -> drizzle-kit -> name lossle
     three_migrations(p);
     p.tenants({"a", "b"});
     run_json(p, "migrate --all");
+    // b's ids have a hole and are not in file order: 0001_posts was recorded again last.
+    p.exec("DELETE FROM tenant_b.__drizzle_migrations WHERE name = '0001_posts'");
+    run_json(p, "migrate --all --mark-applied");
+    // Timestamps with microseconds, distinct per row, so that a rounding or a swap shows.
+    p.exec("UPDATE tenant_a.__drizzle_migrations SET applied_at = '2024-03-01 10:00:00.123456+00'::timestamptz + id * "
+           "interval '1 hour 0.000789 s'");
+    p.exec("UPDATE tenant_b.__drizzle_migrations SET applied_at = '2023-07-15 08:30:00.654321+00'::timestamptz - id * "
+           "interval '1 day 0.000123 s'");
     const auto names = [&](const std::string& schema) {
         return p.scalar("SELECT string_agg(coalesce(to_jsonb(t)->>'name', to_jsonb(t)->>'migration_name'), ',' ORDER BY id) "
                         "FROM " + schema + ".__drizzle_migrations t");
     };
-    const std::string expected = "0000_users,0001_posts,0002_seed";
-    REQUIRE(names("tenant_a") == expected);
+    REQUIRE(names("tenant_a") == "0000_users,0001_posts,0002_seed");
+    REQUIRE(names("tenant_b") == "0000_users,0002_seed,0001_posts");
+    REQUIRE(p.scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM tenant_b.__drizzle_migrations") == "1,3,4");
+    const std::map<std::string, std::string> original = {{"tenant_a", tracking_rows(p, "tenant_a")},
+                                                         {"tenant_b", tracking_rows(p, "tenant_b")}};
+    const std::map<std::string, std::string> exact = {{"tenant_a", tracking_rows_exact(p, "tenant_a")},
+                                                      {"tenant_b", tracking_rows_exact(p, "tenant_b")}};
+    CHECK(original.at("tenant_a").find("|-|") == std::string::npos);  // every row has its hash already
 
     const auto dry = run_json(p, "convert-format --all --to hash --dry-run");
     CHECK(dry["tenants"][0]["outcome"] == "would-migrate");
     CHECK(run_json(p, "status")["tenants"][0]["format"] == "name");
+    for (const auto& [schema, rows] : exact) CHECK(tracking_rows_exact(p, schema) == rows);
 
+    // Between the two timestamptz layouts nothing is lost, to the microsecond.
+    for (const std::string to : {"hash", "name"}) {
+        INFO("to " << to);
+        CHECK(run_json(p, "convert-format --all --to " + to)["summary"]["failed"] == 0);
+        for (const auto& [schema, rows] : exact) {
+            INFO(schema);
+            CHECK(tracking_rows_exact(p, schema) == rows);
+        }
+    }
+    // Through drizzle-kit's bigint created_at, to the millisecond (what that layout holds).
     for (const std::string to : {"hash", "drizzle-kit", "name", "drizzle-kit", "hash", "name"}) {
         INFO("to " << to);
         const auto doc = run_json(p, "convert-format --all --to " + to);
@@ -141,15 +191,21 @@ TEST_CASE("convert-format round-trips name -> hash -> drizzle-kit -> name lossle
             CHECK(t["applied"] == 3);
             CHECK(t["orphans"] == 0);
         }
-        CHECK(names("tenant_a") == expected);
+        for (const auto& [schema, rows] : original) {
+            INFO(schema);
+            CHECK(tracking_rows(p, schema) == rows);
+        }
     }
-    // The converted table works for every later command: a new migration applies once.
+    // The converted table works for every later command: a new migration applies once, and its
+    // row takes the next id after the kept ones.
     p.migration("0003_after", "ALTER TABLE users ADD COLUMN after_convert int;");
     CHECK(run_json(p, "migrate --all")["summary"]["migrations_applied"] == 2);
+    CHECK(p.scalar("SELECT id FROM tenant_b.__drizzle_migrations WHERE name = '0003_after'") == "5");
     CHECK(run_json(p, "convert-format --all --to hash")["summary"]["failed"] == 0);
     p.migration("0004_after_hash", "ALTER TABLE users ADD COLUMN after_hash int;");
     CHECK(run_json(p, "migrate --all")["summary"]["migrations_applied"] == 2);
     CHECK(run_json(p, "status")["tenants"][0]["applied"] == 5);
+    CHECK(p.scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM tenant_b.__drizzle_migrations") == "1,3,4,5,6");
 }
 
 TEST_CASE("converting a table drizzle-multitenant made keeps later migrations working", "[format][convert][pg]") {
@@ -160,7 +216,21 @@ TEST_CASE("converting a table drizzle-multitenant made keeps later migrations wo
     p.exec("CREATE TABLE tenant_a.__drizzle_migrations (id serial PRIMARY KEY, name varchar(255) NOT NULL UNIQUE, "
            "applied_at timestamptz DEFAULT now())");
     run_json(p, "migrate --all");
+    const auto before = tracking_rows(p, "tenant_a", false);
+    const auto before_exact = p.scalar("SELECT string_agg(id || '|' || name || '|' || applied_at::text, ',' ORDER BY id) "
+                                       "FROM tenant_a.__drizzle_migrations");
     run_json(p, "convert-format --all --from name --to hash");
+    // Same ids, names and timestamps (to the microsecond: both layouts are timestamptz), and each
+    // row's hash is its file's, the one drizzle-multitenant's table could not hold.
+    CHECK(tracking_rows(p, "tenant_a", false) == before);
+    CHECK(p.scalar("SELECT string_agg(id || '|' || migration_name || '|' || created_at::text, ',' ORDER BY id) "
+                   "FROM tenant_a.__drizzle_migrations") == before_exact);
+    Project reference;
+    three_migrations(reference);
+    reference.tenants({"r"});
+    run_json(reference, "migrate --all");
+    CHECK(p.scalar("SELECT string_agg(hash, ',' ORDER BY id) FROM tenant_a.__drizzle_migrations") ==
+          reference.scalar("SELECT string_agg(hash, ',' ORDER BY id) FROM tenant_r.__drizzle_migrations"));
     p.migration("0003_more", "ALTER TABLE users ADD COLUMN more int;");
     CHECK(run_json(p, "migrate --all")["summary"]["migrations_applied"] == 1);
     CHECK(p.scalar("SELECT count(*) FROM tenant_a.__drizzle_migrations") == "4");
@@ -172,7 +242,9 @@ TEST_CASE("convert-format refuses what it cannot do losslessly and changes nothi
     p.tenants({"a"});
     run_json(p, "migrate --all");
     p.exec("INSERT INTO tenant_a.__drizzle_migrations (name) VALUES ('0007_deleted_file')");
+    const auto before = tracking_rows_exact(p, "tenant_a");
     const auto doc = run_json(p, "convert-format --all --to hash", 1);
+    CHECK(tracking_rows_exact(p, "tenant_a") == before);
     CHECK(doc["tenants"][0]["error"].get<std::string>().find("0007_deleted_file") != std::string::npos);
     CHECK(run_json(p, "status")["tenants"][0]["format"] == "name");
     CHECK(p.scalar("SELECT count(*) FROM tenant_a.__drizzle_migrations") == "4");
@@ -180,6 +252,7 @@ TEST_CASE("convert-format refuses what it cannot do losslessly and changes nothi
     CHECK(run_json(p, "convert-format --all --from hash --to drizzle-kit", 1)["summary"]["failed"] == 1);
     // An unknown format is a usage error before anything runs.
     CHECK(p.mtctl("convert-format --all --to yaml").exit_code == 2);
+    CHECK(tracking_rows_exact(p, "tenant_a") == before);
 }
 
 TEST_CASE("hash and drizzle-kit tables from earlier versions keep their nullable name column working", "[format][pg]") {

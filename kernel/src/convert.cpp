@@ -6,6 +6,7 @@
 #include "fleet_queries.hpp"
 
 #include <mt/errors.hpp>
+#include <mt/ident.hpp>
 #include <mt/migrate.hpp>
 #include <mt/sql_session.hpp>
 
@@ -45,10 +46,42 @@ std::vector<sdk::Record> complete_records(const std::vector<sdk::Record>& record
     return out;
 }
 
-bool has_column(const std::vector<sdk::Column>& columns, const std::string& name) {
+const sdk::Column* column_named(const std::vector<sdk::Column>& columns, const std::string& name) {
     for (const auto& c : columns)
-        if (c.name == name) return true;
-    return false;
+        if (c.name == name) return &c;
+    return nullptr;
+}
+
+// The first timestamptz column (name's applied_at, hash's created_at), or nullptr.
+const sdk::Column* timestamptz_column(const std::vector<sdk::Column>& columns) {
+    for (const auto& c : columns)
+        if (c.type == "timestamp with time zone") return &c;
+    return nullptr;
+}
+
+// Records carry no row id and their timestamps in milliseconds: the rewritten table gets each
+// row's old id back (by position: both tables list rows in id order and a format records them in
+// the order given) and, between two timestamptz layouts, the exact old timestamp, so a conversion
+// and its reverse give back the same rows. Layouts without an id column keep their own numbering.
+void restore_row_identity(pqxx::work& tx, const Tenant& tenant, const std::string& table,
+                          const std::vector<sdk::Column>& old_columns, const std::vector<sdk::Column>& new_columns) {
+    if (!column_named(old_columns, "id") || !column_named(new_columns, "id")) return;
+    const auto* old_ts = timestamptz_column(old_columns);
+    const auto* new_ts = timestamptz_column(new_columns);
+    const bool copy_ts = old_ts && new_ts;
+    // Negate first so that no id is ever held by two rows while they are renumbered.
+    tx.exec(with_table("UPDATE {table} SET id = -id", tenant.schema, table));
+    tx.exec(with_table("UPDATE {table} t SET id = o.id" +
+                           (copy_ts ? ", " + quote_ident(new_ts->name) + " = o.ts" : std::string()) +
+                           " FROM (SELECT k, id, ts FROM pg_temp.mt_convert_old) o"
+                           " JOIN (SELECT id, row_number() OVER (ORDER BY id DESC) AS k FROM {table}) n USING (k)"
+                           " WHERE t.id = n.id",
+                       tenant.schema, table));
+    const std::string qualified = quote_qualified(tenant.schema, table);
+    exec_params(tx,
+                "SELECT setval(s, m, true) FROM (SELECT pg_get_serial_sequence($1, 'id') AS s, (SELECT max(id) FROM " +
+                    qualified + ") AS m) x WHERE s IS NOT NULL AND m IS NOT NULL",
+                {qualified});
 }
 
 // The `id` of each listed record, read in id order and paired by position with the list (every
@@ -56,7 +89,7 @@ bool has_column(const std::vector<sdk::Column>& columns, const std::string& name
 // the identifiers its record was listed with (a format listing in another order).
 std::vector<std::string> record_ids(pqxx::transaction_base& tx, const Tenant& tenant, const std::string& table,
                                     const std::vector<sdk::Column>& columns, const std::vector<sdk::Record>& records) {
-    if (!has_column(columns, "id")) return {};
+    if (!column_named(columns, "id")) return {};
     const auto rows = exec_params(tx, with_table("SELECT t.id::text, coalesce(to_jsonb(t)->>'name', "
                                                  "to_jsonb(t)->>'migration_name'), to_jsonb(t)->>'hash' "
                                                  "FROM {table} t ORDER BY t.id",
@@ -73,27 +106,6 @@ std::vector<std::string> record_ids(pqxx::transaction_base& tx, const Tenant& te
     return ids;
 }
 
-// Gives the rewritten rows (inserted in list order, so in id order) their former ids, and moves
-// the id sequence past them, so that a conversion keeps ids as they were, gaps included.
-void restore_ids(pqxx::transaction_base& tx, const Tenant& tenant, const std::string& table,
-                 const std::vector<std::string>& ids) {
-    std::string old_ids = "{";
-    for (const auto& id : ids) old_ids += (old_ids.size() > 1 ? "," : "") + id;
-    old_ids += "}";
-    // Negative first: no intermediate state collides with a row not yet renumbered.
-    exec_params(tx, with_table("UPDATE {table} t SET id = -m.old_id FROM ("
-                               "SELECT o.old_id, n.id AS new_id FROM unnest($1::bigint[]) WITH ORDINALITY AS o(old_id, i) "
-                               "JOIN (SELECT id, row_number() OVER (ORDER BY id) AS i FROM {table}) n USING (i)) m "
-                               "WHERE t.id = m.new_id",
-                               tenant.schema, table),
-                {old_ids});
-    exec_params(tx, with_table("UPDATE {table} SET id = -id WHERE id < 0", tenant.schema, table));
-    exec_params(tx, "SELECT setval(s, m) FROM (SELECT pg_get_serial_sequence($1, 'id') AS s, "
-                    "(SELECT max(id) FROM " + with_table("{table}", tenant.schema, table) + ") AS m) x "
-                    "WHERE s IS NOT NULL AND m IS NOT NULL",
-                {quote_qualified(tenant.schema, table)});
-}
-
 }  // namespace
 
 MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
@@ -101,6 +113,7 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
     const auto start = std::chrono::steady_clock::now();
     const TrackingFormat& to = kernel.tracking_format(options.to);
     const TrackingFormat* from = options.from ? &kernel.tracking_format(*options.from) : nullptr;
+    require_reachable(kernel, tenants);
 
     MigrateReport report;
     report.tenants.resize(tenants.size());
@@ -147,11 +160,24 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
                     result.outcome = TenantOutcome::would_migrate;
                     return true;
                 }
+                const auto* old_ts = timestamptz_column(table.columns);
+                // Only when every listed record is paired with its row (see record_ids): a format that
+                // lists in another order keeps the new numbering rather than mislabelled rows.
+                const bool has_id = !ids.empty();
+                if (has_id)
+                    tx.exec(with_table("CREATE TEMP TABLE mt_convert_old ON COMMIT DROP AS SELECT row_number() OVER "
+                                       "(ORDER BY id) AS k, id, " +
+                                           (old_ts ? quote_ident(old_ts->name) : std::string("NULL::timestamptz")) +
+                                           " AS ts FROM {table}",
+                                       tenant.schema, target.table));
                 tx.exec(with_table("DROP TABLE {table}", tenant.schema, target.table));
                 to.create(sql, TrackingTable{tenant.schema, target.table, {}});
                 const auto columns = read_tables(tx, {tenant.schema}, target.table).at(0).columns;
                 if (!records.empty()) to.record(sql, TrackingTable{tenant.schema, target.table, columns}, records);
-                if (!ids.empty() && has_column(columns, "id")) restore_ids(tx, tenant, target.table, ids);
+                if (has_id) {
+                    restore_row_identity(tx, tenant, target.table, table.columns, columns);
+                    tx.exec("DROP TABLE pg_temp.mt_convert_old");
+                }
                 tx.commit();
                 result.outcome = TenantOutcome::migrated;
                 result.format = format_label(to.name());

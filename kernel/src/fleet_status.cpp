@@ -166,6 +166,10 @@ std::map<std::optional<std::string>, std::vector<size_t>> group_by_server(const 
     return groups;
 }
 
+void require_reachable(const Kernel& kernel, const std::vector<Tenant>& tenants) {
+    for (const auto& [server, indices] : group_by_server(tenants)) kernel.connect(server);
+}
+
 void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<TenantStatus*>& statuses,
                  const MigrationFolder& folder, const TrackingTarget& target) {
     std::vector<std::string> schemas;

@@ -500,8 +500,10 @@ TenantMigrateResult create_tenant(const Kernel& kernel, const Tenant& tenant, co
                 try {
                     if (!m.statements.empty()) tx.exec(joined_statements(m));
                 } catch (const pqxx::sql_error& e) {
-                    throw MigrationFailure(m.name, m.file.filename().string() + ": " + e.what() +
-                                                       " (tenant not created)", e.sqlstate());
+                    std::string error = e.what();
+                    while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
+                    throw MigrationFailure(m.name, m.file.filename().string() + ": " + error + " (tenant " +
+                                                       tenant.id + " not created)", e.sqlstate());
                 }
                 records.push_back(record_for(m));
                 result.applied.push_back(m.name);
@@ -525,7 +527,7 @@ TenantMigrateResult create_tenant(const Kernel& kernel, const Tenant& tenant, co
             pqxx::work tx(*conn);
             tx.exec(with_idents("DROP SCHEMA IF EXISTS {schema} CASCADE", {{"schema", tenant.schema}}));
             tx.commit();
-            throw MigrationFailure(result.failed_migration, result.error + " (tenant not created)", result.sqlstate);
+            throw MigrationFailure(result.failed_migration, result.error + " (tenant " + tenant.id + " not created)", result.sqlstate);
         }
     }
     result.duration_ms = ms_since(start);

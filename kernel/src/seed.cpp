@@ -161,6 +161,7 @@ SeedReport seed(const Kernel& kernel, const std::vector<Tenant>& tenants, const 
                 const SeedOptions& options) {
     const auto start = std::chrono::steady_clock::now();
     const std::string sql = read_seed_file(file);
+    require_reachable(kernel, tenants);
     SeedReport report;
     report.file = file;
     report.tenants.resize(tenants.size());

@@ -22,14 +22,8 @@ public:
     Daemon(const std::string& command_line, const std::filesystem::path& cwd) {
         const std::string shell = "exec " + command_line + " >" + shell_quote((dir_ / "out").string()) + " 2>" +
                                   shell_quote((dir_ / "err").string()) + " </dev/null";
-        const std::string where = cwd.string();
-        pid_ = ::fork();
+        pid_ = spawn_shell(shell, cwd);
         REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            if (::chdir(where.c_str()) != 0) ::_exit(127);
-            ::execl("/bin/sh", "sh", "-c", shell.c_str(), static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
     }
     ~Daemon() { stop(SIGKILL); }
     Daemon(const Daemon&) = delete;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <pqxx/pqxx>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace mt::test {
@@ -48,6 +49,24 @@ private:
 void write_file(const std::filesystem::path& p, const std::string& content);
 std::string read_file(const std::filesystem::path& p);
 
+// MT_CONFIG and MT_SECTION__KEY (MT_*__*) name a manifest or override its keys: a test's children
+// never inherit them from whoever runs the suite, so a developer with MT_DATABASE__URL set never
+// runs tests against that database. A test that wants one sets it in the command line itself.
+bool is_manifest_variable(const std::string& name);
+// This process's environment without the manifest's variables, as NAME=VALUE entries.
+std::vector<std::string> child_environment();
+// Unsets the manifest's variables in this process (main.cpp, before any test runs).
+void scrub_manifest_environment();
+// Forks `/bin/sh -c command_line` in cwd (when given) with child_environment(); returns the pid.
+pid_t spawn_shell(const std::string& command_line, const std::filesystem::path& cwd = {});
+
+// The low end of the kernel's ephemeral port range (/proc/sys/net/ipv4/ip_local_port_range),
+// where outgoing connections take their local ports from.
+int ephemeral_port_low();
+// A loopback TCP port below the ephemeral range that nothing listens on right now, so that a
+// server a test starts there never races an outgoing connection for it.
+int free_port_below_ephemeral_range();
+
 struct RunResult {
     int exit_code = -1;
     std::string out;  // stdout
@@ -78,11 +97,15 @@ public:
     PrivateServer& operator=(const PrivateServer&) = delete;
     const std::string& admin_url() const { return admin_url_; }
     std::string url_for(const std::string& dbname) const;
+    int port() const { return port_; }
     void stop();
     // Stops it in immediate mode, as a crash would: backends die without a shutdown checkpoint
     // and the next start() runs crash recovery.
     void crash();
     void start();  // on the same port as before
+    // Creates a LOGIN SUPERUSER role that must authenticate with scram-sha-256 over TCP (postgres
+    // keeps trust for the setup) and waits until the server asks that role for a password.
+    void add_password_role(const std::string& role, const std::string& password);
 
 private:
     TempDir dir_;

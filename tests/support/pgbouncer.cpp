@@ -41,19 +41,7 @@ bool alive(pid_t pid) {
 
 }  // namespace
 
-int free_loopback_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-    ::close(fd);
-    REQUIRE(ok);
-    return ntohs(addr.sin_port);
-}
+int free_loopback_port() { return free_port_below_ephemeral_range(); }
 
 PgBouncer::PgBouncer(PgBouncerOptions options) {
     if (run("command -v pgbouncer").exit_code != 0)

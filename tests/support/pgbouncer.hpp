@@ -37,8 +37,9 @@ private:
     int port_ = 0;
 };
 
-// A loopback TCP port nothing listens on right now (the system's pick); the caller binds it soon
-// and retries on the rare race with another process.
+// A loopback TCP port nothing listens on right now, below the ephemeral range
+// (free_port_below_ephemeral_range); the caller binds it soon and retries on the rare race with
+// another process.
 int free_loopback_port();
 
 }  // namespace mt::test

@@ -33,6 +33,7 @@ die() {
 . "$BENCH_DIR/lib.sh"
 
 [[ -x "$MTCTL" ]] || die "mtctl not found or not executable at $MTCTL (build it: cmake --build build --target mtctl; or set MT_MTCTL)"
+MTCTL=$(cd "$(dirname "$MTCTL")" && pwd)/$(basename "$MTCTL")  # the driver runs in its own folder
 MT_TEST_DATABASE_URL=${MT_TEST_DATABASE_URL:-${DATABASE_URL:-}}
 [[ -n "$MT_TEST_DATABASE_URL" ]] || die "no database: set MT_TEST_DATABASE_URL (or DATABASE_URL), e.g. eval \"\$(tools/pg.sh start)\""
 install_reference "$BENCH_DIR/node" "$NODE_DIR"
