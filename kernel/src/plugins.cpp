@@ -2,6 +2,8 @@
 #include <mt/plugins.hpp>
 #include <mt/sql_session.hpp>
 
+#include "plugin_inspect.hpp"
+
 // Boost 1.74's library_info headers use std::vector and std::string without including them.
 #include <string>
 #include <vector>
@@ -112,8 +114,9 @@ bool dynamic_table_exports(const fs::path& file, std::string_view symbol) {
     return false;
 }
 
-// Decides, without running any of the file's code, whether it is a library exporting the entry.
-void check_entry_symbol(const fs::path& file) {
+}  // namespace
+
+void detail::check_entry_symbol(const fs::path& file) {
     const std::string where = file.string();
     std::error_code ec;
     if (!fs::exists(file, ec)) throw PluginError(where, "inspect", "no such file");
@@ -133,6 +136,8 @@ void check_entry_symbol(const fs::path& file) {
                       "does not export " MT_ENTRY_SYMBOL ": not an mtenant plugin (a plugin declares itself with "
                       "MT_PLUGIN(...) from <mt/sdk/plugin.hpp>)");
 }
+
+namespace {
 
 // dlopen's own words are the useful part of Boost's message.
 std::string dlopen_reason(const std::exception& e) {
@@ -193,7 +198,7 @@ std::shared_ptr<Library> open_library(const fs::path& given) {
     fs::path file = fs::absolute(given, ec).lexically_normal();
     if (ec) file = given;
     const std::string where = file.string();
-    check_entry_symbol(file);
+    detail::check_entry_symbol(file);
 
     auto lib = std::make_shared<Library>();
     lib->file = file;
