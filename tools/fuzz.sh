@@ -69,7 +69,11 @@ if [ "$build" -eq 1 ]; then
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
     "${launcher[@]}" >/dev/null
   build_start=$SECONDS
-  cmake --build "$FUZZ_BUILD_DIR" -j"${JOBS:-$(nproc)}" --target "${targets[@]/#/fuzz_}"
+  # One aggregate target lets make compile every target's sources in parallel; a list of targets
+  # would be built one after another.
+  build_targets=("${targets[@]/#/fuzz_}")
+  [ ${#targets[@]} -ne ${#ALL_TARGETS[@]} ] || build_targets=(fuzz_targets)
+  cmake --build "$FUZZ_BUILD_DIR" -j"${JOBS:-$(nproc)}" --target "${build_targets[@]}"
   log "built in $((SECONDS - build_start)) s"
 fi
 

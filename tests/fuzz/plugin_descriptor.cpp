@@ -91,10 +91,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     std::vector<std::vector<mt_str>> keys(d.nfactories);
     std::vector<mt_factory> factories(d.nfactories);
+    std::vector<int32_t> kinds(d.nfactories);  // as a C plugin may write them: any int
     for (size_t i = 0; i < d.nfactories; ++i) {
         mt_factory& f = factories[i];
         f.struct_size = struct_size(in, sizeof(mt_factory));
-        f.kind = static_cast<mt_kind>(in.ConsumeBool() ? in.ConsumeIntegralInRange<int>(1, 5) : in.ConsumeIntegral<int>());
+        kinds[i] = in.ConsumeBool() ? in.ConsumeIntegralInRange<int32_t>(1, 5) : in.ConsumeIntegral<int32_t>();
+        std::memcpy(&f.kind, &kinds[i], sizeof kinds[i]);
         f.name = strings.make(in);
         const size_t nkeys = in.ConsumeIntegralInRange<size_t>(0, 3);
         for (size_t k = 0; k < nkeys; ++k) keys[i].push_back(strings.make(in));
@@ -120,8 +122,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::set<std::string_view> names;
     for (size_t i = 0; valid && i < d.nfactories; ++i) {
         const mt_factory& f = factories[i];
-        valid = f.struct_size >= sizeof(mt_factory) && f.kind >= MT_KIND_TRACKING_FORMAT &&
-                f.kind <= MT_KIND_REQUEST_TENANT_EXTRACTOR && !view(f.name).empty() && f.create && f.destroy && f.vtable &&
+        valid = f.struct_size >= sizeof(mt_factory) && kinds[i] >= MT_KIND_TRACKING_FORMAT &&
+                kinds[i] <= MT_KIND_REQUEST_TENANT_EXTRACTOR && !view(f.name).empty() && f.create && f.destroy && f.vtable &&
                 (f.nconfig_keys == 0 || f.config_keys) && names.insert(view(f.name)).second;
     }
 
@@ -142,7 +144,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::check(info.factories.size() == d.nfactories, "PluginInfo lists every factory");
     for (size_t i = 0; i < d.nfactories; ++i) {
         const auto& fi = info.factories[i];
-        fuzz::check(fi.kind == factories[i].kind && fi.name == view(factories[i].name) &&
+        fuzz::check(static_cast<int32_t>(fi.kind) == kinds[i] && fi.name == view(factories[i].name) &&
                         fi.config_keys.size() == factories[i].nconfig_keys,
                     "PluginInfo's factory is the descriptor's", fi.name);
         for (size_t k = 0; k < fi.config_keys.size(); ++k)

@@ -86,17 +86,13 @@ void only_config_errors(const std::string& key, F&& f) {
 }
 
 mt::PluginRegistry& registry() {
-    static mt::PluginRegistry r = [] {
-        mt::PluginRegistry reg({MT_PLUGIN_DIR});
+    static mt::PluginRegistry* r = [] {
+        auto* reg = new mt::PluginRegistry({MT_PLUGIN_DIR});  // lives for the whole run
+        reg->load("retry-exponential");
+        reg->load("log-debug");
         return reg;
     }();
-    static bool loaded = [] {
-        r.load("retry-exponential");
-        r.load("log-debug");
-        return true;
-    }();
-    (void)loaded;
-    return r;
+    return *r;
 }
 
 void check_retry(const std::map<std::string, std::string>& config) {
