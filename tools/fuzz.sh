@@ -85,7 +85,7 @@ run_target() {
   mkdir -p "$work" "$findings"
   rm -f "$findings"/crash-* "$findings"/leak-* "$findings"/timeout-* "$findings"/oom-*
   [ -d "$seeds" ] && cp -n "$seeds"/* "$work"/ 2>/dev/null || true
-  local args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+  local args=(-max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1
               -artifact_prefix="$findings/")
   [ -f "$dict" ] && args+=(-dict="$dict")
   local rc=0
