@@ -7,7 +7,6 @@
 #include <mt/request.hpp>
 #include <mt/sdk/plugin.hpp>
 
-#include "support/extractor.hpp"
 #include "support/pg.hpp"
 
 #include <catch2/catch.hpp>
@@ -116,16 +115,6 @@ TEST_CASE("inspect reads a malformed ELF file without trusting its offsets", "[f
         INFO(passes);
         CHECK(inspect_error(seed("plugin_file", passes)).stage != "inspect");
     }
-}
-
-TEST_CASE("extract-subdomain refuses a tenant label that is not a host name label", "[fuzz][extract]") {
-    mt::test::ExtractorUnderTest ex("extract-subdomain", {{"base_domain", "app.example.com"}});
-    // Returned as tenant ids before (seeds tests/fuzz/corpus/extractors/subdomain_space, subdomain_at).
-    for (const char* host : {"a b.app.example.com", "x@evil.app.example.com", "a/b.app.example.com", "a%2e.app.example.com"}) {
-        INFO(host);
-        CHECK_THAT(ex(mt::test::with_host(host)), Contains("<error: host's tenant label holds a character"));
-    }
-    CHECK(ex(mt::test::with_host("Acme-1_x.app.example.com")) == "acme-1_x");
 }
 
 TEST_CASE("a journal entry whose when does not fit 64 bits is refused, not wrapped", "[fuzz][migrations]") {
