@@ -28,6 +28,7 @@ PACKAGES=(
   libcpp-httplib-dev libcrypt-dev
   postgresql-15 postgresql-client-15 pgbouncer prometheus
   nodejs npm wrk curl time
+  clang-16 libclang-rt-16-dev llvm-16
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

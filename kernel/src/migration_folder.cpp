@@ -161,6 +161,10 @@ nlohmann::ordered_json parse_journal(const fs::path& journal) {
         if (when == entry.end() || !when->is_number_integer())
             throw MigrationFolderError(file, where + ".when: missing or not an integer (milliseconds since "
                                                      "the epoch, as drizzle-kit writes it)");
+        // Read as int64 later: a larger unsigned value would come back wrapped (negative).
+        if (when->is_number_unsigned() && when->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+            throw MigrationFolderError(file, where + ".when: " + when->dump() +
+                                                 " is larger than a 64-bit integer holds; write milliseconds since the epoch");
         if (!tags.insert(t).second)
             throw MigrationFolderError(file, where + ".tag: '" + t + "' appears twice; each entry needs its own tag");
     }

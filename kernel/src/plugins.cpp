@@ -2,11 +2,8 @@
 #include <mt/plugins.hpp>
 #include <mt/sql_session.hpp>
 
-// Boost 1.74's library_info headers use std::vector and std::string without including them.
-#include <string>
-#include <vector>
+#include "plugin_inspect.hpp"
 
-#include <boost/dll/library_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <spdlog/logger.h>
 #include <spdlog/spdlog.h>
@@ -76,10 +73,17 @@ private:
 
 // ---- inspect ------------------------------------------------------------------------------
 
-// Boost 1.74's library_info reads only .symtab, which `strip` removes from installed libraries; the
-// dynamic symbol table is what dlsym actually searches, so a stripped plugin is judged by it.
-bool dynamic_table_exports(const fs::path& file, std::string_view symbol) {
+// What a file's bytes say about the entry symbol, read without running any of its code.
+enum class EntryExport { not_elf, foreign, absent, present };
+
+// The dynamic symbol table is what dlsym searches (and what `strip` leaves), so it alone decides.
+// Every offset and size is checked against the file: the file may be anything. Boost.DLL's
+// library_info was used before and is not: Boost 1.74 trusts the file's offsets and sizes
+// (reads past its buffers, allocates what a section header claims; found by
+// tests/fuzz/plugin_file.cpp).
+EntryExport entry_export(const fs::path& file, std::string_view symbol) {
     std::ifstream in(file, std::ios::binary);
+    if (!in) throw PluginError(file.string(), "inspect", "cannot be read");
     std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     auto fits = [&](uint64_t offset, uint64_t size) { return offset <= bytes.size() && size <= bytes.size() - offset; };
     auto read = [&](auto& out, uint64_t offset) {
@@ -88,51 +92,55 @@ bool dynamic_table_exports(const fs::path& file, std::string_view symbol) {
         return true;
     };
     ElfW(Ehdr) header{};
-    if (!read(header, 0) || std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0) return false;
-    if (header.e_ident[EI_CLASS] != (sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32)) return false;
-    if (header.e_shentsize != sizeof(ElfW(Shdr))) return false;
+    if (!read(header, 0) || std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0) return EntryExport::not_elf;
+    if (header.e_ident[EI_CLASS] != (sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32)) return EntryExport::foreign;
+    if (header.e_shentsize != sizeof(ElfW(Shdr))) return EntryExport::absent;
     for (uint64_t i = 0; i < header.e_shnum; ++i) {
         ElfW(Shdr) table{};
         if (!read(table, header.e_shoff + i * sizeof(ElfW(Shdr))) || table.sh_type != SHT_DYNSYM) continue;
+        // ELF allows one dynamic symbol table; reading only the first keeps a hostile file linear.
         ElfW(Shdr) names{};
         if (table.sh_link >= header.e_shnum || !read(names, header.e_shoff + table.sh_link * sizeof(ElfW(Shdr))) ||
             !fits(names.sh_offset, names.sh_size))
-            return false;
+            return EntryExport::absent;
         for (uint64_t off = 0; off + sizeof(ElfW(Sym)) <= table.sh_size; off += sizeof(ElfW(Sym))) {
             ElfW(Sym) sym{};
-            if (!read(sym, table.sh_offset + off)) return false;
+            if (!read(sym, table.sh_offset + off)) return EntryExport::absent;
             if (sym.st_shndx == SHN_UNDEF || ELF64_ST_VISIBILITY(sym.st_other) != STV_DEFAULT) continue;
             const auto bind = ELF64_ST_BIND(sym.st_info);
             if ((bind != STB_GLOBAL && bind != STB_WEAK) || sym.st_name >= names.sh_size) continue;
             const char* name = bytes.data() + names.sh_offset + sym.st_name;
             const size_t room = names.sh_size - sym.st_name;
-            if (std::string_view(name, ::strnlen(name, room)) == symbol) return true;
+            if (std::string_view(name, ::strnlen(name, room)) == symbol) return EntryExport::present;
         }
+        return EntryExport::absent;
     }
-    return false;
+    return EntryExport::absent;
 }
 
-// Decides, without running any of the file's code, whether it is a library exporting the entry.
-void check_entry_symbol(const fs::path& file) {
+}  // namespace
+
+void detail::check_entry_symbol(const fs::path& file) {
     const std::string where = file.string();
     std::error_code ec;
     if (!fs::exists(file, ec)) throw PluginError(where, "inspect", "no such file");
     if (!fs::is_regular_file(file, ec)) throw PluginError(where, "inspect", "not a regular file");
-    std::vector<std::string> symbols;
-    try {
-        boost::dll::library_info info(file);
-        symbols = info.symbols();
-    } catch (const std::ios_base::failure&) {
-        throw PluginError(where, "inspect", "not a shared library (too short or unreadable to be an ELF file)");
-    } catch (const std::exception& e) {
-        throw PluginError(where, "inspect", std::string("not a shared library for this system (") + e.what() + ")");
+    switch (entry_export(file, MT_ENTRY_SYMBOL)) {
+        case EntryExport::present: return;
+        case EntryExport::not_elf:
+            throw PluginError(where, "inspect", "not a shared library (too short or not an ELF file)");
+        case EntryExport::foreign:
+            throw PluginError(where, "inspect",
+                              std::string("not a shared library for this system (ELF class is not ") +
+                                  (sizeof(void*) == 8 ? "64" : "32") + "-bit)");
+        case EntryExport::absent: break;
     }
-    if (std::find(symbols.begin(), symbols.end(), MT_ENTRY_SYMBOL) != symbols.end()) return;
-    if (dynamic_table_exports(file, MT_ENTRY_SYMBOL)) return;
     throw PluginError(where, "inspect",
                       "does not export " MT_ENTRY_SYMBOL ": not an mtenant plugin (a plugin declares itself with "
                       "MT_PLUGIN(...) from <mt/sdk/plugin.hpp>)");
 }
+
+namespace {
 
 // dlopen's own words are the useful part of Boost's message.
 std::string dlopen_reason(const std::exception& e) {
@@ -173,8 +181,13 @@ void check_descriptor(const std::string& where, const mt_plugin_descriptor* d) {
         if (f.struct_size < sizeof(mt_factory))
             throw PluginError(where, "abi", which + " is " + std::to_string(f.struct_size) + " bytes, expected " +
                                                 std::to_string(sizeof(mt_factory)));
-        if (f.kind < MT_KIND_TRACKING_FORMAT || f.kind > MT_KIND_REQUEST_TENANT_EXTRACTOR)
-            throw PluginError(where, "abi", which + " has unknown kind " + std::to_string(static_cast<int>(f.kind)));
+        // A C plugin may store any int in the enum field; reading it as mt_kind first would be
+        // undefined behaviour for a value outside the enum (found by tests/fuzz/plugin_descriptor.cpp).
+        int32_t kind = 0;
+        static_assert(sizeof kind == sizeof f.kind);
+        std::memcpy(&kind, &f.kind, sizeof kind);
+        if (kind < MT_KIND_TRACKING_FORMAT || kind > MT_KIND_REQUEST_TENANT_EXTRACTOR)
+            throw PluginError(where, "abi", which + " has unknown kind " + std::to_string(kind));
         if (sdk::view(f.name).empty()) throw PluginError(where, "abi", which + " has no name");
         if (!f.create || !f.destroy || !f.vtable)
             throw PluginError(where, "abi", "factory " + std::string(sdk::view(f.name)) +
@@ -193,7 +206,7 @@ std::shared_ptr<Library> open_library(const fs::path& given) {
     fs::path file = fs::absolute(given, ec).lexically_normal();
     if (ec) file = given;
     const std::string where = file.string();
-    check_entry_symbol(file);
+    detail::check_entry_symbol(file);
 
     auto lib = std::make_shared<Library>();
     lib->file = file;

@@ -39,8 +39,8 @@ struct PluginInfo {
     std::vector<FactoryInfo> factories;
 };
 
-// Reads a file's descriptor without creating anything: checks the entry symbol with
-// library_info before any plugin code runs, loads rtld_now|rtld_local, calls the entry, copies the
+// Reads a file's descriptor without creating anything: checks the entry symbol in the file's ELF
+// dynamic symbol table before any plugin code runs, loads rtld_now|rtld_local, calls the entry, copies the
 // descriptor and checks the ABI. Throws PluginError(file, stage, reason), stage being one of
 // inspect, load, abi.
 PluginInfo inspect_plugin(const std::filesystem::path& file);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -81,18 +82,28 @@ inline std::string json_quote(std::string_view s) {
     return out;
 }
 
-// Parses "250ms", "5s", "2m", "1h" (a bare number is milliseconds). Throws std::invalid_argument.
+// Parses "250ms", "5s", "2m", "1h" (a bare number is milliseconds). Throws std::invalid_argument,
+// also for a value whose milliseconds do not fit 64 bits: callers catch only that, and a wrapped
+// count would be a negative or tiny duration.
 inline std::chrono::milliseconds parse_duration(std::string_view text) {
     size_t i = 0;
     while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
     if (i == 0) throw std::invalid_argument("expected a duration such as 250ms, 5s, 2m or 1h");
-    long long n = std::stoll(std::string(text.substr(0, i)));
-    std::string_view unit = text.substr(i);
-    if (unit.empty() || unit == "ms") return std::chrono::milliseconds(n);
-    if (unit == "s") return std::chrono::seconds(n);
-    if (unit == "m") return std::chrono::minutes(n);
-    if (unit == "h") return std::chrono::hours(n);
-    throw std::invalid_argument("unknown duration unit '" + std::string(unit) + "' (use ms, s, m or h)");
+    const std::string_view unit = text.substr(i);
+    long long per_unit = 0;
+    if (unit.empty() || unit == "ms") per_unit = 1;
+    else if (unit == "s") per_unit = 1000;
+    else if (unit == "m") per_unit = 60 * 1000;
+    else if (unit == "h") per_unit = 60 * 60 * 1000;
+    else throw std::invalid_argument("unknown duration unit '" + std::string(unit) + "' (use ms, s, m or h)");
+    const long long most = std::numeric_limits<long long>::max() / per_unit;
+    long long n = 0;
+    for (char c : text.substr(0, i)) {
+        if (n > (most - (c - '0')) / 10)
+            throw std::invalid_argument("duration '" + std::string(text) + "' is too large");
+        n = n * 10 + (c - '0');
+    }
+    return std::chrono::milliseconds(n * per_unit);
 }
 
 // The [plugin.NAME] section as given to create(); keys were checked against the factory's list.
