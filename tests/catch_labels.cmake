@@ -8,6 +8,8 @@
 # (--list-test-names-only, which never wraps a name), so no wrapped console output is parsed.
 # Tag convention (tests/README.md): [serial] or a tag in SERIAL_TAGS -> RUN_SERIAL;
 # [lock-NAME] -> RESOURCE_LOCK NAME.
+cmake_minimum_required(VERSION 3.20)
+
 if(NOT EXISTS "${TEST_EXECUTABLE}")
   message(FATAL_ERROR "catch_labels: no test executable at ${TEST_EXECUTABLE}")
 endif()
