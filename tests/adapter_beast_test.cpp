@@ -274,7 +274,7 @@ TEST_CASE("beast adapter: /health/db and /metrics", "[adapter][pg]") {
     CHECK(samples.at("mt_pools_active") == 1);
 }
 
-TEST_CASE("beast adapter: 503 while the database is stopped, /health/db flips, and both recover", "[adapter][pg]") {
+TEST_CASE("beast adapter: 503 while the database is stopped, /health/db flips, and both recover", "[adapter][pg][serial]") {
     PrivateServer server;
     Project p(server.admin_url());
     configure_http(p);

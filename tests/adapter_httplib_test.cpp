@@ -269,7 +269,7 @@ TEST_CASE("httplib adapter: /health/db and /metrics", "[adapter][pg]") {
           1);
 }
 
-TEST_CASE("httplib adapter: 503 while the database is stopped, /health/db flips, and both recover", "[adapter][pg]") {
+TEST_CASE("httplib adapter: 503 while the database is stopped, /health/db flips, and both recover", "[adapter][pg][serial]") {
     PrivateServer server;
     Project p(server.admin_url());
     configure_http(p);

@@ -453,12 +453,12 @@ TEST_CASE("beast front door: a huge header or too many headers are 431", "[http]
 }
 
 TEST_CASE("httplib front door: a slowloris client is cut off after the read timeout, an idle one after the idle timeout",
-          "[http][rude][pg]") {
+          "[http][rude][pg][serial]") {
     slow_client<HttplibFrontDoor, adapter::ServerOptions>();
 }
 
 TEST_CASE("beast front door: a slowloris client is cut off after the read timeout, an idle one after the idle timeout",
-          "[http][rude][pg]") {
+          "[http][rude][pg][serial]") {
     slow_client<BeastFrontDoor, mtb::ServerOptions>();
 }
 
@@ -473,12 +473,12 @@ TEST_CASE("beast front door: a throwing handler answers 500 with no exception te
 }
 
 TEST_CASE("httplib front door: 16 keep-alive clients and 64 idle connections do not delay a fresh request by 1 s",
-          "[http][rude][pg]") {
+          "[http][rude][pg][serial]") {
     crowded<HttplibFrontDoor>("httplib");
 }
 
 TEST_CASE("beast front door: 16 keep-alive clients and 64 idle connections do not delay a fresh request by 1 s",
-          "[http][rude][pg]") {
+          "[http][rude][pg][serial]") {
     crowded<BeastFrontDoor>("beast");
 }
 
@@ -545,7 +545,7 @@ private:
 }  // namespace
 
 TEST_CASE("sample service: 16 keep-alive clients and 64 idle connections do not delay a fresh request by 1 s",
-          "[http][rude][sample][pg]") {
+          "[http][rude][sample][pg][serial]") {
     Project p;
     http_project(p);
     SampleService sample(p);  // default --threads 8
@@ -583,7 +583,7 @@ TEST_CASE("sample service: POST /tasks with a NUL in the title is 400 naming the
 // Why the adapters have their own servers: plain cpp-httplib gives each connection a thread from
 // its pool until the connection's keep-alive timeout, so 64 silent connections starve 8 threads.
 // This is the failure the tests above would catch.
-TEST_CASE("a plain httplib::Server with 8 threads does not answer within 1 s behind 64 idle connections", "[http][rude]") {
+TEST_CASE("a plain httplib::Server with 8 threads does not answer within 1 s behind 64 idle connections", "[http][rude][serial]") {
     httplib::Server plain;
     plain.new_task_queue = [] { return new httplib::ThreadPool(8); };
     plain.Get("/ping", [](const httplib::Request&, httplib::Response& res) { res.set_content("pong", "text/plain"); });

@@ -16,7 +16,7 @@
 using namespace mt::test;
 using namespace std::chrono_literals;
 
-TEST_CASE("the tenant directory loads once, and reloads on a miss at most once per interval", "[adapter][pg]") {
+TEST_CASE("the tenant directory loads once, and reloads on a miss at most once per interval", "[adapter][pg][serial]") {
     Project p;
     p.tenants({"acme", "Globex"});
     p.exec("CREATE SCHEMA other; CREATE SCHEMA \"tenant_a b\"; CREATE SCHEMA tenant_");  // not tenant schemas

@@ -6,7 +6,8 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
-#include <regex>
+#include <memory>
+#include <string_view>
 #include <thread>
 
 namespace mt {
@@ -25,15 +26,21 @@ std::string conninfo_quote(const std::string& s) {
     return out + "'";
 }
 
+// Whether the connection string itself sets key, by libpq's own parse (URL and key=value forms
+// alike). No std::regex here: connections open on many threads, and building a regex there races
+// on libstdc++'s ctype<char>::narrow cache (TSan, issue 11).
+bool sets_param(const PQconninfoOption* parsed, std::string_view key) {
+    for (const PQconninfoOption* option = parsed; option->keyword; ++option)
+        if (key == option->keyword) return option->val != nullptr;
+    return false;
+}
+
 // Adds key=value unless the connection string already sets key.
-std::string with_param(const std::string& conn, const std::string& key, const std::string& value) {
-    if (is_url(conn)) {
-        const auto q = conn.find('?');
-        if (q != std::string::npos && std::regex_search(conn.substr(q), std::regex("[?&]" + key + "=")))
-            return conn;
-        return conn + (q == std::string::npos ? "?" : "&") + key + "=" + detail::percent_encode(value);
-    }
-    if (std::regex_search(conn, std::regex("(^|\\s)" + key + "\\s*="))) return conn;
+std::string with_param(const std::string& conn, const PQconninfoOption* parsed, const std::string& key,
+                       const std::string& value) {
+    if (sets_param(parsed, key)) return conn;
+    if (is_url(conn))
+        return conn + (conn.find('?') == std::string::npos ? "?" : "&") + key + "=" + detail::percent_encode(value);
     return conn + (conn.empty() ? "" : " ") + key + "=" + conninfo_quote(value);
 }
 
@@ -117,10 +124,10 @@ std::string Kernel::connection_string(const std::optional<std::string>& server) 
     PQconninfoOption* parsed = PQconninfoParse(conn.c_str(), &parse_error);
     if (parse_error) PQfreemem(parse_error);
     if (!parsed) return conn;
-    PQconninfoFree(parsed);
-    conn = with_param(conn, "application_name", manifest_.database.application_name);
+    const std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> options(parsed, PQconninfoFree);
+    conn = with_param(conn, parsed, "application_name", manifest_.database.application_name);
     const auto timeout_s = std::max<long long>(1, (manifest_.database.connect_timeout.count() + 999) / 1000);
-    return with_param(conn, "connect_timeout", std::to_string(timeout_s));
+    return with_param(conn, parsed, "connect_timeout", std::to_string(timeout_s));
 }
 
 std::unique_ptr<pqxx::connection> Kernel::connect(const std::optional<std::string>& server) const {
