@@ -238,6 +238,8 @@ TEST_CASE("a PostgreSQL crash inside a migration with retries off and --fail-fas
     CHECK(doc["summary"]["succeeded"] == 2);
     CHECK(doc["summary"]["failed"] == 1);
     CHECK(doc["summary"]["skipped"] == 3);
+    // c0 and c1's three each, and c2's 0000_log, committed before its failure.
+    CHECK(doc["summary"]["migrations_applied"] == 2 * 3 + 1);
     const auto c2 = tenant_entry(doc, "c2");
     CHECK(c2["outcome"] == "failed");
     CHECK(c2["failed_migration"] == "0001_note");
@@ -290,6 +292,7 @@ TEST_CASE("pg_terminate_backend inside a migration with retries off fails that t
     const auto doc = document(run);
     CHECK(doc["summary"]["succeeded"] == 5);
     CHECK(doc["summary"]["failed"] == 1);
+    CHECK(doc["summary"]["migrations_applied"] == 5 * 3 + 1);  // c2's 0000_log counts: it committed
     const auto c2 = tenant_entry(doc, "c2");
     CHECK(c2["outcome"] == "failed");
     CHECK(c2["failed_migration"] == "0001_note");

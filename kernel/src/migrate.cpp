@@ -344,7 +344,9 @@ void summarise(MigrateReport& report, Clock::time_point start) {
         if (t.outcome == TenantOutcome::failed) ++report.failed;
         else if (t.outcome == TenantOutcome::skipped) ++report.skipped;
         else ++report.succeeded;
-        if (t.outcome == TenantOutcome::migrated) report.migrations_applied += t.applied.size();
+        // A failed tenant's list holds what committed before its failure: applied all the same.
+        if (t.outcome == TenantOutcome::migrated || t.outcome == TenantOutcome::failed)
+            report.migrations_applied += t.applied.size();
     }
     report.duration_ms = ms_since(start);
 }
