@@ -17,7 +17,8 @@
 # Environment:
 #   BUILD_DIR      build tree (default: <repo>/build); the cluster lives in $BUILD_DIR/pg
 #   PG_BIN         PostgreSQL binaries (default: /usr/lib/postgresql/15/bin)
-#   PG_PORT_BASE   first port to probe (default: 55432); the first free one is used
+#   PG_PORT_BASE   first port to probe (default: 25432, below the ephemeral port range so no
+#                  client socket holds it); the first free one is used
 #   PG_EXTRA_OPTS  extra server options appended to the defaults, e.g. "-c log_statement=all"
 set -euo pipefail
 
@@ -26,7 +27,7 @@ BUILD_DIR=${BUILD_DIR:-$REPO_ROOT/build}
 case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-PG_PORT_BASE=${PG_PORT_BASE:-55432}
+PG_PORT_BASE=${PG_PORT_BASE:-25432}
 PG_ROOT=$BUILD_DIR/pg
 PG_DATA=$PG_ROOT/data
 PG_LOG=$PG_ROOT/postgres.log
@@ -35,7 +36,7 @@ PG_SETTINGS="-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=of
 
 log() { printf 'pg: %s\n' "$*" >&2; }
 die() { printf 'pg: error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 # A Unix socket path must fit in 107 bytes and PostgreSQL's option parsing dislikes spaces and
 # quotes: a deep or odd build tree falls back to a folder under /tmp named after the cluster, so it
