@@ -56,7 +56,7 @@ TEST_CASE("each bad plugin named in the manifest exits 2 naming the file, the st
     const std::string dir = fixture_dir().string() + "/";
     const std::string kernel_abi = std::to_string(MT_ABI_MAJOR) + "." + std::to_string(MT_ABI_MINOR);
     const std::vector<Bad> bad = {
-        {"not-elf", dir + "not-elf.so", "inspect", "not a shared library for this system"},
+        {"not-elf", dir + "not-elf.so", "inspect", "not a shared library (too short or not an ELF file)"},
         {"fixture-no-entry", dir + "fixture-no-entry.so", "inspect",
          "does not export mt_plugin_entry_v1: not an mtenant plugin"},
         // dlerror's own text names the file again.
