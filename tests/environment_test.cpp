@@ -70,10 +70,7 @@ TEST_CASE("mtctl run by a test does not see the caller's MT_DATABASE__URL, MT_CO
     CHECK(env.out.find("MT_TEST_DATABASE_URL=") != std::string::npos);  // not a manifest variable: kept
     {
         Daemon d("env", p.dir());
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (d.running() && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        REQUIRE_FALSE(d.running());
+        d.wait(std::chrono::seconds(10));
         CHECK(d.out().find("PATH=") != std::string::npos);
         CHECK(d.out().find("MT_DATABASE__URL") == std::string::npos);
         CHECK(d.out().find("MT_CONFIG") == std::string::npos);

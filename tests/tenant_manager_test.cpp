@@ -3,6 +3,7 @@
 #include "support/http.hpp"
 #include "support/project.hpp"
 #include "support/wait.hpp"
+#include "support/wait.hpp"
 
 #include <mt/errors.hpp>
 #include <mt/ident.hpp>
@@ -45,12 +46,8 @@ size_t backends(const Project& p) {
 // The manager's backends once the count settles at `expected` (a closed connection's backend leaves
 // pg_stat_activity a moment after the close); the last count seen when it does not within 10 s.
 size_t backends_settled(const Project& p, size_t expected) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    size_t n = backends(p);
-    while (n != expected && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        n = backends(p);
-    }
+    size_t n = 0;
+    poll_until([&] { return (n = backends(p)) == expected; }, std::chrono::seconds(10), std::chrono::milliseconds(20));
     return n;
 }
 

@@ -84,26 +84,23 @@ void restore_row_identity(pqxx::work& tx, const Tenant& tenant, const std::strin
                 {qualified});
 }
 
-// The `id` of each listed record, read in id order and paired by position with the list (every
-// in-tree format lists in id order); empty when the table has no id column or a row does not carry
-// the identifiers its record was listed with (a format listing in another order).
-std::vector<std::string> record_ids(pqxx::transaction_base& tx, const Tenant& tenant, const std::string& table,
-                                    const std::vector<sdk::Column>& columns, const std::vector<sdk::Record>& records) {
-    if (!column_named(columns, "id")) return {};
-    const auto rows = exec_params(tx, with_table("SELECT t.id::text, coalesce(to_jsonb(t)->>'name', "
-                                                 "to_jsonb(t)->>'migration_name'), to_jsonb(t)->>'hash' "
-                                                 "FROM {table} t ORDER BY t.id",
+// Whether the table's rows, read in id order, carry the identifiers of the listed records position
+// by position (every in-tree format lists in id order): only then can the rewritten rows be given
+// their former ids by position. False without an id column or for a format listing in another order.
+bool rows_pair_with(pqxx::transaction_base& tx, const Tenant& tenant, const std::string& table,
+                    const std::vector<sdk::Column>& columns, const std::vector<sdk::Record>& records) {
+    if (!column_named(columns, "id")) return false;
+    const auto rows = exec_params(tx, with_table("SELECT coalesce(to_jsonb(t)->>'name', to_jsonb(t)->>'migration_name'), "
+                                                 "to_jsonb(t)->>'hash' FROM {table} t ORDER BY t.id",
                                                  tenant.schema, table));
-    if (rows.size() != records.size()) return {};
-    std::vector<std::string> ids;
+    if (rows.size() != records.size()) return false;
     for (size_t i = 0; i < records.size(); ++i) {
         const auto& r = records[i];
-        const auto name = rows[i][1].is_null() ? std::nullopt : std::optional<std::string>(rows[i][1].c_str());
-        const auto hash = rows[i][2].is_null() ? std::nullopt : std::optional<std::string>(rows[i][2].c_str());
-        if ((r.name && name != r.name) || (r.hash && hash != r.hash)) return {};
-        ids.push_back(rows[i][0].as<std::string>());
+        const auto name = rows[i][0].is_null() ? std::nullopt : std::optional<std::string>(rows[i][0].c_str());
+        const auto hash = rows[i][1].is_null() ? std::nullopt : std::optional<std::string>(rows[i][1].c_str());
+        if ((r.name && name != r.name) || (r.hash && hash != r.hash)) return false;
     }
-    return ids;
+    return true;
 }
 
 }  // namespace
@@ -154,16 +151,15 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
                 const TrackingTable current{tenant.schema, target.table, table.columns};
                 const auto listed = source->list(sql, current);
                 const auto records = complete_records(listed, folder, to);
-                const auto ids = record_ids(tx, tenant, target.table, table.columns, listed);
                 for (const auto& r : records) result.applied.push_back(r.name.value_or(r.hash.value_or("")));
                 if (options.dry_run) {
                     result.outcome = TenantOutcome::would_migrate;
                     return true;
                 }
                 const auto* old_ts = timestamptz_column(table.columns);
-                // Only when every listed record is paired with its row (see record_ids): a format that
-                // lists in another order keeps the new numbering rather than mislabelled rows.
-                const bool has_id = !ids.empty();
+                // Only when every listed record is paired with its row: a format that lists in
+                // another order keeps the new numbering rather than mislabelled rows.
+                const bool has_id = rows_pair_with(tx, tenant, target.table, table.columns, listed);
                 if (has_id)
                     tx.exec(with_table("CREATE TEMP TABLE mt_convert_old ON COMMIT DROP AS SELECT row_number() OVER "
                                        "(ORDER BY id) AS k, id, " +

@@ -1,4 +1,5 @@
 #include "support/pg.hpp"
+#include "support/wait.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -297,15 +298,17 @@ void PrivateServer::add_password_role(const std::string& role, const std::string
     }
     // The reload is asynchronous: wait until the server asks the role for a password.
     const std::string no_password = "postgresql://" + role + "@127.0.0.1:" + std::to_string(port_) + "/postgres";
-    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);;) {
-        try {
-            pqxx::connection probe(no_password);
-        } catch (const pqxx::broken_connection& e) {
-            if (std::string(e.what()).find("no password supplied") != std::string::npos) return;
-        }
-        if (std::chrono::steady_clock::now() > deadline) FAIL("pg_hba.conf reload did not take effect in 10 s");
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    const bool asks = poll_until(
+        [&] {
+            try {
+                pqxx::connection probe(no_password);
+            } catch (const pqxx::broken_connection& e) {
+                return std::string(e.what()).find("no password supplied") != std::string::npos;
+            }
+            return false;
+        },
+        std::chrono::seconds(10), std::chrono::milliseconds(20));
+    if (!asks) FAIL("pg_hba.conf reload did not take effect in 10 s");
 }
 
 }  // namespace mt::test
