@@ -5,10 +5,10 @@
 #include "support/wait.hpp"
 
 #include <mt/adapter/httplib.hpp>
-#include <mt/errors.hpp>
-#include <mt/kernel.hpp>
-#include <mt/tenant_context.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/runtime/tenant_context.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <catch2/catch.hpp>
 

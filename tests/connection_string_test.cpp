@@ -4,7 +4,7 @@
 // (issue 11); the tsan suite (tools/sanitize.sh tsan) runs the threaded case below.
 #include "support/pg.hpp"
 
-#include <mt/kernel.hpp>
+#include <mt/context/kernel.hpp>
 
 #include <catch2/catch.hpp>
 

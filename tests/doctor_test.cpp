@@ -3,7 +3,7 @@
 #include "support/pgbouncer.hpp"
 #include "support/project.hpp"
 
-#include <mt/doctor.hpp>
+#include <mt/fleet/doctor.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -1,10 +1,10 @@
 // Regressions for what the fuzz targets (tests/fuzz, issue 11) found, run in the normal suite.
 // Each input is also in the target's committed seed corpus, so every fuzz run replays it too.
-#include <mt/errors.hpp>
-#include <mt/kernel.hpp>
-#include <mt/migration_folder.hpp>
-#include <mt/plugins.hpp>
-#include <mt/request.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/tracking/migration_folder.hpp>
+#include <mt/plugin_host/plugins.hpp>
+#include <mt/runtime/request.hpp>
 #include <mt/sdk/plugin.hpp>
 
 #include "support/pg.hpp"

@@ -5,10 +5,10 @@
 #include "support/pgbouncer.hpp"
 #include "support/project.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/ident.hpp>
-#include <mt/kernel.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/base/ident.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <catch2/catch.hpp>
 

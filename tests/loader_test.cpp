@@ -1,8 +1,8 @@
 // Plugin loader and registry (SPEC §3.2, §3.3, §10): real fixture .so files, each refused at the
 // stage the spec names, and the good one loaded, listed and used.
-#include <mt/errors.hpp>
-#include <mt/plugins.hpp>
-#include <mt/sql_session.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/plugin_host/plugins.hpp>
+#include <mt/plugin_host/sql_session.hpp>
 
 #include "support/pg.hpp"
 

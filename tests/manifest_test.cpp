@@ -1,7 +1,7 @@
 #include "support/pg.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/manifest.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/manifest.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,7 @@
 // SPEC §6.1: migration folders in drizzle-kit and plain layout, hashes equal to drizzle-orm's,
 // statement breakpoints, the no-transaction marker, and `mtctl generate`'s new files.
-#include <mt/errors.hpp>
-#include <mt/migration_folder.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/tracking/migration_folder.hpp>
 
 #include <catch2/catch.hpp>
 #include <chrono>

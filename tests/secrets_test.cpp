@@ -6,9 +6,9 @@
 #include "support/http.hpp"
 #include "support/wait.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/kernel.hpp>
-#include <mt/redact.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/base/redact.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

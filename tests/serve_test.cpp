@@ -6,7 +6,7 @@
 #include "support/pgbouncer.hpp"
 #include "support/wait.hpp"
 
-#include <mt/redact.hpp>
+#include <mt/base/redact.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

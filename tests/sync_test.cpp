@@ -4,7 +4,7 @@
 #include "support/project.hpp"
 #include "support/wait.hpp"
 
-#include <mt/migration_folder.hpp>
+#include <mt/tracking/migration_folder.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -4,10 +4,10 @@
 #include "support/http.hpp"
 #include "support/wait.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/kernel.hpp>
-#include <mt/tenant_directory.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/runtime/tenant_directory.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -5,11 +5,11 @@
 #include "support/wait.hpp"
 #include "support/wait.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/ident.hpp>
-#include <mt/kernel.hpp>
-#include <mt/metrics.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/base/ident.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/context/metrics.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -1,6 +1,6 @@
 #include <mt/adapter/beast.hpp>
 
-#include <mt/errors.hpp>
+#include <mt/base/errors.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>

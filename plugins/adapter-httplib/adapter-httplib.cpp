@@ -1,6 +1,6 @@
 #include <mt/adapter/httplib.hpp>
 
-#include <mt/errors.hpp>
+#include <mt/base/errors.hpp>
 
 #include <nlohmann/json.hpp>
 #include <openssl/err.h>

@@ -19,11 +19,11 @@
 // without the adapter (one fixed connection per server thread, schema named from X-Tenant-Id), and
 // GET /lease/tasks, through a lease from the manager but without extraction or tenant directory.
 #include <mt/adapter/httplib.hpp>
-#include <mt/errors.hpp>
-#include <mt/ident.hpp>
-#include <mt/kernel.hpp>
-#include <mt/tenant_context.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/base/ident.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/runtime/tenant_context.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>

@@ -5,8 +5,8 @@
 // It creates schemas tenant_acme, tenant_globex and tenant_initech with a `notes` table if they are
 // missing, writes one note per tenant through a lease, reads them back in each pool mode, and prints
 // the health report and the pool statistics.
-#include <mt/kernel.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <iostream>
 

@@ -1,5 +1,5 @@
 // Compiles: begin() and connection() on a named lease.
-#include <mt/tenant_manager.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 void use(mt::TenantManager& manager) {
     auto lease = manager.tenant("a");

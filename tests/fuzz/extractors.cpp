@@ -20,9 +20,9 @@
 //   bytes of it.
 #include "fuzz_support.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/kernel.hpp>
-#include <mt/request.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/runtime/request.hpp>
 
 #include <memory>
 

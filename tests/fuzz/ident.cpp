@@ -13,9 +13,9 @@
 //   std::regex, so a pattern or rule change that lets more through is a finding.
 #include "fuzz_support.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/ident.hpp>
-#include <mt/kernel.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/base/ident.hpp>
+#include <mt/context/kernel.hpp>
 
 #include <array>
 #include <memory>

@@ -17,8 +17,8 @@
 //   least 0, a template with {id}, an absolute tenant_dir, only declared plugin keys.
 #include "fuzz_support.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/manifest.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/manifest.hpp>
 
 #include <cstdlib>
 #include <map>

@@ -20,8 +20,8 @@
 //   Plain layout: numbered files first, in numeric order, then the rest by name.
 #include "fuzz_support.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/migration_folder.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/tracking/migration_folder.hpp>
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-// The descriptor checks of the plugin loader (kernel/src/plugins.cpp: check_descriptor, describe)
+// The descriptor checks of the plugin loader (kernel/src/plugin_host/plugins.cpp: check_descriptor, describe)
 // through mt::inspect_plugin on a real plugin file: a puppet plugin (descriptor_plugin.cpp) whose
 // entry returns a descriptor built from the input, so the whole path runs as for any plugin —
 // inspect, dlopen, the entry call, the ABI handshake, the copy into PluginInfo.
@@ -18,8 +18,8 @@
 //   PluginInfo (names, versions, kinds, config keys).
 #include "fuzz_support.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/plugins.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/plugin_host/plugins.hpp>
 
 #include <fuzzer/FuzzedDataProvider.h>
 

@@ -1,4 +1,4 @@
-// The loader's inspect stage (kernel/src/plugins.cpp: detail::check_entry_symbol) on arbitrary
+// The loader's inspect stage (kernel/src/plugin_host/plugins.cpp: detail::check_entry_symbol) on arbitrary
 // file contents: Boost.DLL's library_info and the kernel's own reader of the ELF dynamic symbol
 // table, which run on every file named in [plugins] load or given to `mtctl plugins inspect FILE`
 // before any of its code may run.
@@ -15,10 +15,10 @@
 // - A file it accepts starts with the ELF magic and holds the entry symbol's name.
 #include "fuzz_support.hpp"
 
-#include <mt/errors.hpp>
+#include <mt/base/errors.hpp>
 #include <mt/sdk/abi.h>
 
-#include "plugin_inspect.hpp"
+#include "plugin_host/plugin_inspect.hpp"
 
 #include <cstring>
 

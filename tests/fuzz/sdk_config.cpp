@@ -13,9 +13,9 @@
 //   a negative delay or one above max_delay, and stops at max_attempts.
 #include "fuzz_support.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/manifest.hpp>
-#include <mt/plugins.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/manifest.hpp>
+#include <mt/plugin_host/plugins.hpp>
 #include <mt/sdk/plugin.hpp>
 
 #include <limits>

@@ -2,9 +2,9 @@
 // hostile input; and the kernel's extractor chain (first that finds an id wins; ids validated).
 #include "support/extractor.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/kernel.hpp>
-#include <mt/request.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/runtime/request.hpp>
 
 #include <catch2/catch.hpp>
 

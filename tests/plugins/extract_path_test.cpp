@@ -2,7 +2,7 @@
 // pattern; percent-decoding; missing, malformed and hostile paths; configuration.
 #include "support/extractor.hpp"
 
-#include <mt/errors.hpp>
+#include <mt/base/errors.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -2,7 +2,7 @@
 // hostile hosts, and its configuration.
 #include "support/extractor.hpp"
 
-#include <mt/errors.hpp>
+#include <mt/base/errors.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,8 @@
 // log-debug (SPEC §8): the built plugin loaded through the real loader, writing to a file; every
 // line format, the slow-query flag, statements cut at 200 characters, secrets never written, and
 // the switches that silence query and pool lines.
-#include <mt/errors.hpp>
-#include <mt/plugins.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/plugin_host/plugins.hpp>
 
 #include "support/pg.hpp"
 

@@ -1,10 +1,10 @@
 // metrics-prometheus (SPEC §8): the built plugin loaded through the real loader, fed kernel events,
 // and its exposition parsed back: every metric name under the prefix, histograms, tenant labels
 // bounded by tenant_labels, the built-in /metrics endpoint, refused configs, and metrics_text().
-#include <mt/errors.hpp>
-#include <mt/kernel.hpp>
-#include <mt/metrics.hpp>
-#include <mt/plugins.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/context/metrics.hpp>
+#include <mt/plugin_host/plugins.hpp>
 
 #include "support/pg.hpp"
 

@@ -2,10 +2,10 @@
 // schedule, cap and jitter bounds, max_attempts, which failures it retries, the configs it refuses
 // (in-process and through mtctl), and end to end the retries the kernel makes with it against a
 // port where nothing listens and against real server errors.
-#include <mt/errors.hpp>
-#include <mt/kernel.hpp>
-#include <mt/metrics.hpp>
-#include <mt/plugins.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/context/metrics.hpp>
+#include <mt/plugin_host/plugins.hpp>
 
 #include "support/pgbouncer.hpp"  // free_loopback_port
 

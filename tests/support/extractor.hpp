@@ -3,7 +3,7 @@
 
 #include "support/pg.hpp"
 
-#include <mt/plugins.hpp>
+#include <mt/plugin_host/plugins.hpp>
 
 #include <map>
 #include <optional>

@@ -5,7 +5,7 @@
 
 #include "support/project.hpp"
 
-#include <mt/manifest.hpp>
+#include <mt/context/manifest.hpp>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>

@@ -3,8 +3,8 @@
 
 #include "support/pg.hpp"
 
-#include <mt/manifest.hpp>
-#include <mt/sql_session.hpp>
+#include <mt/context/manifest.hpp>
+#include <mt/plugin_host/sql_session.hpp>
 
 #include <optional>
 #include <string>

@@ -17,8 +17,8 @@
 //   --memory  open --pools tenant pools of --pool-connections connections each (all held at once,
 //             one query on each, then released to their pools) and report the RSS they add;
 //             with --raw the same number of bare libpqxx connections, for comparison.
-#include <mt/kernel.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <nlohmann/json.hpp>
 #include <sys/resource.h>

@@ -9,11 +9,11 @@
 // points at the wrong schema reads rows whose `tenant` column is not its own.
 //
 // tools/chaos/run.sh sets up the servers and calls this program; see docs/reliability.md.
-#include <mt/errors.hpp>
-#include <mt/ident.hpp>
-#include <mt/kernel.hpp>
-#include <mt/sql_session.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/base/ident.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/plugin_host/sql_session.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>

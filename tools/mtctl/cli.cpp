@@ -1,6 +1,6 @@
 #include "cli.hpp"
 
-#include <mt/errors.hpp>
+#include <mt/base/errors.hpp>
 
 #include <iostream>
 #include <sstream>

@@ -1,10 +1,10 @@
 // mtctl's command-line plumbing: global flags, per-command options, output and exit codes.
 #pragma once
 
-#include <mt/kernel.hpp>
-#include <mt/manifest.hpp>
-#include <mt/migrate.hpp>
-#include <mt/migration_folder.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/context/manifest.hpp>
+#include <mt/migrations/migrate.hpp>
+#include <mt/tracking/migration_folder.hpp>
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>

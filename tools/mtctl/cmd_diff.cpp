@@ -3,8 +3,8 @@
 // schema), 0 when every selected tenant's structure is identical.
 #include "cli.hpp"
 
-#include <mt/drift.hpp>
-#include <mt/errors.hpp>
+#include <mt/fleet/drift.hpp>
+#include <mt/base/errors.hpp>
 
 #include <cstdio>
 #include <iostream>

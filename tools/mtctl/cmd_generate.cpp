@@ -1,8 +1,8 @@
 // mtctl generate --name N [--shared]: the next migration file in the folder's layout.
 #include "cli.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/migration_folder.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/tracking/migration_folder.hpp>
 
 namespace mtctl {
 

@@ -1,7 +1,7 @@
 #include "cli.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <chrono>
 #include <ctime>

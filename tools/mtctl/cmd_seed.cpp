@@ -1,8 +1,8 @@
 // mtctl seed --file F: runs a SQL file in each selected tenant, one transaction per tenant.
 #include "cli.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/seed.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/fleet/seed.hpp>
 
 #include <iostream>
 

@@ -5,9 +5,9 @@
 #include "cli.hpp"
 
 #include <mt/adapter/httplib.hpp>
-#include <mt/errors.hpp>
-#include <mt/fleet_metrics.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/fleet/fleet_metrics.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>

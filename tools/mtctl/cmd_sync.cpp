@@ -3,8 +3,8 @@
 // (like status; the report says what is out of sync); 1 when a repair failed for a tenant.
 #include "cli.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/sync.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/fleet/sync.hpp>
 
 #include <cstdio>
 #include <iostream>

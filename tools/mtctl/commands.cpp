@@ -1,10 +1,10 @@
 #include "cli.hpp"
 
-#include <mt/clone.hpp>
-#include <mt/doctor.hpp>
-#include <mt/errors.hpp>
-#include <mt/migrate.hpp>
-#include <mt/plugins.hpp>
+#include <mt/fleet/clone.hpp>
+#include <mt/fleet/doctor.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/migrations/migrate.hpp>
+#include <mt/plugin_host/plugins.hpp>
 
 #include <cstdlib>
 #include <fstream>

@@ -1,8 +1,8 @@
 // mtctl: parses flags, calls one kernel function per command, renders a table or JSON.
 #include "cli.hpp"
 
-#include <mt/errors.hpp>
-#include <mt/redact.hpp>
+#include <mt/base/errors.hpp>
+#include <mt/base/redact.hpp>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>

@@ -23,9 +23,9 @@
 // and keep-alive, and its payload prepared.
 #pragma once
 
-#include <mt/request.hpp>
-#include <mt/tenant_context.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/runtime/request.hpp>
+#include <mt/runtime/tenant_context.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <boost/beast/http.hpp>
 

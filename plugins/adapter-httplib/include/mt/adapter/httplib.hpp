@@ -18,9 +18,9 @@
 // exception handler (500 {"error":"internal error"} once apply_limits or Server installed it).
 #pragma once
 
-#include <mt/request.hpp>
-#include <mt/tenant_context.hpp>
-#include <mt/tenant_manager.hpp>
+#include <mt/runtime/request.hpp>
+#include <mt/runtime/tenant_context.hpp>
+#include <mt/runtime/tenant_manager.hpp>
 
 #include <httplib.h>
 

@@ -1,0 +1,68 @@
+// Migration engine (SPEC §6): migrate / mark-applied /
+// convert-format over a work queue of tenants with `concurrency` workers per server.
+#pragma once
+
+#include <mt/context/kernel.hpp>
+#include <mt/tracking/migration_folder.hpp>
+#include <mt/tracking/status.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace mt {
+
+struct MigrateOptions {
+    int concurrency = 10;
+    bool dry_run = false;       // no side effect at all
+    bool mark_applied = false;  // record pending migrations without executing them
+    std::optional<std::string> to;  // stop after this migration (must exist in the folder)
+    bool fail_fast = false;
+    TransactionMode transaction = TransactionMode::per_migration;
+    std::chrono::milliseconds lock_timeout = std::chrono::seconds(10);
+    // Called after each tenant finishes (from worker threads, serialised).
+    std::function<void(size_t done, size_t total)> progress;
+};
+
+enum class TenantOutcome { migrated, up_to_date, would_migrate, failed, skipped };
+std::string to_string(TenantOutcome);
+
+struct TenantMigrateResult {
+    Tenant tenant;
+    TenantOutcome outcome = TenantOutcome::up_to_date;
+    std::string format;
+    std::vector<std::string> applied;  // applied (or recorded, or with --dry-run would be applied)
+    std::string failed_migration;
+    std::string error;
+    std::string sqlstate;
+    double duration_ms = 0;
+};
+
+struct MigrateReport {
+    std::vector<TenantMigrateResult> tenants;
+    size_t total = 0, succeeded = 0, failed = 0, skipped = 0;
+    size_t migrations_applied = 0;
+    double duration_ms = 0;
+};
+
+MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+                      const TrackingTarget& target, const MigrateOptions& options);
+
+// Creates the tenant's schema and applies every migration; on failure the schema is gone again.
+// Throws OperationError (schema exists, a migration failed).
+TenantMigrateResult create_tenant(const Kernel& kernel, const Tenant& tenant, const MigrationFolder& folder,
+                                  bool migrate_after);
+// DROP SCHEMA … CASCADE. Throws OperationError when the schema does not exist.
+void drop_tenant(const Kernel& kernel, const Tenant& tenant);
+
+struct ConvertOptions {
+    std::string to;
+    std::optional<std::string> from;
+    bool dry_run = false;
+    int concurrency = 10;
+};
+
+MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+                             const TrackingTarget& target, const ConvertOptions& options);
+
+}  // namespace mt

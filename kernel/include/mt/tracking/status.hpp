@@ -1,0 +1,55 @@
+// Fleet status (SPEC §6): where migrations are tracked and what each tenant's tracking table says
+// against the folder, read in a few batched queries per server. Read-only: the runtime's health
+// check and every fleet command use it; the migration engine (mt/migrations) builds on it.
+#pragma once
+
+#include <mt/context/kernel.hpp>
+#include <mt/tracking/migration_folder.hpp>
+
+#include <string>
+#include <vector>
+
+namespace mt {
+
+// Where migrations are tracked: each tenant schema's migrations.table, or the shared schema.
+struct TrackingTarget {
+    std::string table;
+    std::string format;          // auto | a format name
+    std::string default_format;  // created when a schema has no table yet (format = auto)
+    bool shared = false;         // the shared schema (migrate-shared)
+
+    static TrackingTarget tenants(const Manifest& m);
+    static TrackingTarget shared_schema(const Manifest& m);
+};
+
+// How a format is shown and accepted on the command line: "tracking-name" -> "name".
+std::string format_label(const std::string& factory_name);
+
+enum class TenantState { up_to_date, behind, missing_schema, no_table, unknown_format };
+std::string to_string(TenantState);
+
+struct TenantStatus {
+    Tenant tenant;
+    TenantState state = TenantState::up_to_date;
+    std::string format;                 // detected (or, with no table, the one that would be created)
+    std::vector<sdk::Column> columns;   // of the tracking table; empty when it does not exist
+    std::vector<sdk::Record> records;   // as read from the table, in id order
+    std::vector<std::string> applied;   // names of folder migrations recorded
+    std::vector<std::string> pending;   // names of folder migrations not recorded, in apply order
+    std::vector<sdk::Record> orphans;   // records that match no file in the folder
+    std::vector<std::string> edited;    // recorded by name, but the file's hash differs from the record's
+};
+
+struct FleetStatus {
+    std::vector<TenantStatus> tenants;
+    double duration_ms = 0;
+};
+
+// Reads every tenant's tracking table in a few batched queries per server.
+FleetStatus fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+                         const TrackingTarget& target);
+
+// Classifies one tenant's records against the folder (shared by status, migrate and sync).
+void classify(TenantStatus& status, const MigrationFolder& folder);
+
+}  // namespace mt

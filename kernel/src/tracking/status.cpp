@@ -1,0 +1,228 @@
+// Fleet status in a few batched queries: one for every tenant's tracking-table columns, then one
+// UNION ALL per format and chunk of tenants for the records. No round trip per tenant.
+#include "tracking/tables.hpp"
+
+#include <mt/base/errors.hpp>
+#include <mt/tracking/status.hpp>
+#include <mt/plugin_host/sql_session.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <map>
+#include <set>
+
+namespace mt {
+
+namespace {
+constexpr size_t kColumnChunk = 5000;  // schemas per catalog query
+constexpr size_t kRecordChunk = 250;   // tracking tables per UNION ALL query
+}  // namespace
+
+TrackingTarget TrackingTarget::tenants(const Manifest& m) {
+    return TrackingTarget{m.migrations.table, m.migrations.format, m.migrations.default_format, false};
+}
+
+TrackingTarget TrackingTarget::shared_schema(const Manifest& m) {
+    return TrackingTarget{m.migrations.shared_table, m.migrations.format, m.migrations.default_format, true};
+}
+
+std::string format_label(const std::string& factory_name) {
+    const std::string prefix = "tracking-";
+    return factory_name.rfind(prefix, 0) == 0 ? factory_name.substr(prefix.size()) : factory_name;
+}
+
+std::string to_string(TenantState s) {
+    switch (s) {
+        case TenantState::up_to_date: return "up-to-date";
+        case TenantState::behind: return "behind";
+        case TenantState::missing_schema: return "missing-schema";
+        case TenantState::no_table: return "no-table";
+        case TenantState::unknown_format: return "unknown-format";
+    }
+    return "?";
+}
+
+std::vector<TableInfo> read_tables(pqxx::transaction_base& tx, const std::vector<std::string>& schemas,
+                                   const std::string& table) {
+    std::vector<TableInfo> out(schemas.size());
+    for (size_t begin = 0; begin < schemas.size(); begin += kColumnChunk) {
+        const size_t end = std::min(schemas.size(), begin + kColumnChunk);
+        nlohmann::json names = nlohmann::json::array();
+        for (size_t i = begin; i < end; ++i) names.push_back(schemas[i]);
+        const auto rows = exec_params(
+            tx,
+            // One index lookup per schema (the OFFSET 0 fences keep the planner from flattening
+            // the LATERALs into hash joins): a plain join read every tracking table's columns in
+            // the database, ~15 ms per call at 1,000 tenants, which dominated per-migration steps.
+            "SELECT s.i, n.oid IS NOT NULL, c.oid IS NOT NULL, a.attname::text, "
+            "format_type(a.atttypid, a.atttypmod), a.attnotnull "
+            "FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS s(name, i) "
+            "LEFT JOIN LATERAL (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = s.name OFFSET 0) n ON true "
+            "LEFT JOIN LATERAL (SELECT oid FROM pg_catalog.pg_class "
+            "WHERE relnamespace = n.oid AND relname = $2 AND relkind IN ('r', 'p') OFFSET 0) c ON true "
+            "LEFT JOIN LATERAL (SELECT attname, atttypid, atttypmod, attnotnull, attnum FROM pg_catalog.pg_attribute "
+            "WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped OFFSET 0) a ON true "
+            "ORDER BY s.i, a.attnum",
+            {names.dump(), table});
+        for (const auto& row : rows) {
+            auto& info = out[begin + row[0].as<size_t>() - 1];
+            info.schema_exists = row[1].as<bool>();
+            info.table_exists = row[2].as<bool>();
+            if (!row[3].is_null())
+                info.columns.push_back(sdk::Column{row[3].c_str(), row[4].c_str(), row[5].as<bool>()});
+        }
+    }
+    return out;
+}
+
+std::vector<std::vector<sdk::Record>> read_records(pqxx::transaction_base& tx, const TrackingFormat& format,
+                                                   const std::vector<std::string>& schemas, const std::string& table) {
+    std::vector<std::vector<sdk::Record>> out(schemas.size());
+    const std::string list_query = format.list_query();
+    for (size_t begin = 0; begin < schemas.size(); begin += kRecordChunk) {
+        const size_t end = std::min(schemas.size(), begin + kRecordChunk);
+        std::string sql;
+        SqlParams params;
+        for (size_t i = begin; i < end; ++i) {
+            if (!sql.empty()) sql += " UNION ALL ";
+            params.push_back(std::to_string(i));
+            std::string select = with_table(list_query, schemas[i], table);
+            sql += "SELECT $" + std::to_string(params.size()) + "::int AS i, q.* FROM (" + select + ") q";
+        }
+        for (const auto& row : exec_params(tx, sql, params)) {
+            sdk::Record r;
+            if (!row[1].is_null()) r.name = row[1].c_str();
+            if (!row[2].is_null()) r.hash = row[2].c_str();
+            if (!row[3].is_null()) r.created_at_ms = row[3].as<int64_t>();
+            out[row[0].as<size_t>()].push_back(std::move(r));
+        }
+    }
+    return out;
+}
+
+std::string with_table(const std::string& statement, const std::string& schema, const std::string& table) {
+    const std::string qualified = quote_qualified(schema, table);
+    std::string out = statement;
+    for (size_t pos = out.find("{table}"); pos != std::string::npos; pos = out.find("{table}", pos + qualified.size()))
+        out.replace(pos, 7, qualified);
+    return out;
+}
+
+void classify(TenantStatus& st, const MigrationFolder& folder) {
+    st.applied.clear();
+    st.pending.clear();
+    st.orphans.clear();
+    st.edited.clear();
+    std::map<std::string, const sdk::Record*> by_name;
+    std::set<std::string> hashes;
+    for (const auto& r : st.records) {
+        if (r.name) by_name.emplace(*r.name, &r);
+        if (r.hash) hashes.insert(*r.hash);
+    }
+    std::set<std::string> disk_names, disk_hashes;
+    for (const auto& m : folder.migrations) {
+        disk_names.insert(m.name);
+        disk_hashes.insert(m.hash);
+        auto named = by_name.find(m.name);
+        if (named != by_name.end()) {
+            st.applied.push_back(m.name);
+            if (named->second->hash && *named->second->hash != m.hash && !hashes.count(m.hash))
+                st.edited.push_back(m.name);
+        } else if (hashes.count(m.hash)) {
+            st.applied.push_back(m.name);
+        } else {
+            st.pending.push_back(m.name);
+        }
+    }
+    for (const auto& r : st.records) {
+        const bool known = (r.name && disk_names.count(*r.name)) || (r.hash && disk_hashes.count(*r.hash));
+        if (!known) st.orphans.push_back(r);
+    }
+    if (st.state == TenantState::up_to_date || st.state == TenantState::behind)
+        st.state = st.pending.empty() ? TenantState::up_to_date : TenantState::behind;
+}
+
+const TrackingFormat* resolve_format(const Kernel& kernel, const TrackingTarget& target,
+                                     const std::vector<sdk::Column>& columns) {
+    if (target.format == "auto") return kernel.detect_format(columns);
+    // A fixed format must be the table's best match: `name` also accepts a hash table whose name
+    // column is nullable, but reading it as `name` would lose the hashes and re-run edited files.
+    const TrackingFormat& f = kernel.tracking_format(target.format);
+    const int score = f.detect(columns);
+    if (score <= 0) return nullptr;
+    // detect_format returns the first highest scorer, so a tie with another format keeps f.
+    const TrackingFormat* best = kernel.detect_format(columns);
+    return best == &f || best->detect(columns) == score ? &f : nullptr;
+}
+
+const TrackingFormat& creation_format(const Kernel& kernel, const TrackingTarget& target) {
+    return kernel.tracking_format(target.format == "auto" ? target.default_format : target.format);
+}
+
+std::map<std::optional<std::string>, std::vector<size_t>> group_by_server(const std::vector<Tenant>& tenants) {
+    std::map<std::optional<std::string>, std::vector<size_t>> groups;
+    for (size_t i = 0; i < tenants.size(); ++i) groups[tenants[i].server].push_back(i);
+    return groups;
+}
+
+void require_reachable(const Kernel& kernel, const std::vector<Tenant>& tenants) {
+    for (const auto& [server, indices] : group_by_server(tenants)) kernel.connect(server);
+}
+
+void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<TenantStatus*>& statuses,
+                 const MigrationFolder& folder, const TrackingTarget& target) {
+    std::vector<std::string> schemas;
+    schemas.reserve(statuses.size());
+    for (auto* st : statuses) schemas.push_back(st->tenant.schema);
+    const auto tables = read_tables(tx, schemas, target.table);
+
+    std::map<const TrackingFormat*, std::vector<size_t>> by_format;
+    for (size_t i = 0; i < statuses.size(); ++i) {
+        auto& st = *statuses[i];
+        st.columns = tables[i].columns;
+        st.records.clear();
+        if (!tables[i].schema_exists) {
+            st.state = TenantState::missing_schema;
+            st.format = format_label(creation_format(kernel, target).name());
+        } else if (!tables[i].table_exists) {
+            st.state = TenantState::no_table;
+            st.format = format_label(creation_format(kernel, target).name());
+        } else if (const auto* f = resolve_format(kernel, target, st.columns)) {
+            st.state = TenantState::up_to_date;
+            st.format = format_label(f->name());
+            by_format[f].push_back(i);
+        } else {
+            st.state = TenantState::unknown_format;
+            st.format.clear();
+        }
+    }
+    for (const auto& [format, indices] : by_format) {
+        std::vector<std::string> group;
+        for (size_t i : indices) group.push_back(schemas[i]);
+        auto records = read_records(tx, *format, group, target.table);
+        for (size_t k = 0; k < indices.size(); ++k) statuses[indices[k]]->records = std::move(records[k]);
+    }
+    for (auto* st : statuses) classify(*st, folder);
+}
+
+FleetStatus fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+                         const TrackingTarget& target) {
+    const auto start = std::chrono::steady_clock::now();
+    FleetStatus fleet;
+    fleet.tenants.resize(tenants.size());
+    for (size_t i = 0; i < tenants.size(); ++i) fleet.tenants[i].tenant = tenants[i];
+    for (const auto& [server, indices] : group_by_server(tenants)) {
+        auto conn = kernel.connect(server);
+        // One snapshot for the whole fleet on this server.
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*conn);
+        std::vector<TenantStatus*> statuses;
+        for (size_t i : indices) statuses.push_back(&fleet.tenants[i]);
+        fill_status(kernel, tx, statuses, folder, target);
+        tx.commit();
+    }
+    fleet.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return fleet;
+}
+
+}  // namespace mt
