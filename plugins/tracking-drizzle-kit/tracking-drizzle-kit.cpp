@@ -41,6 +41,15 @@ public:
 
     uint32_t identifies_by() const override { return MT_IDENTIFIES_HASH; }
 
+    // created_at is the journal's `when` (that is what drizzle-orm compares); names only where the
+    // table has a name column (drizzle-orm's own table has none).
+    TrackingCapabilities capabilities(const Table& table) const {
+        uint32_t keeps = MT_TRACKING_KEEPS_HASHES | MT_TRACKING_JOURNAL_TIME;
+        if (table.columns.empty() || table.column("migration_name") || table.column("name")) keeps |= MT_TRACKING_KEEPS_NAMES;
+        if (table.column("name")) keeps |= MT_TRACKING_FOUND_BY_NAME;
+        return {keeps, "drizzle-kit"};
+    }
+
     void record(Sql& sql, const Table& table, const std::vector<Record>& records) override {
         for (const auto& r : records)
             if (!r.hash) throw Error("the drizzle-kit format needs each migration's hash");

@@ -47,6 +47,15 @@ public:
 
     uint32_t identifies_by() const override { return MT_IDENTIFIES_HASH; }
 
+    // Names only where the table has a name column (drizzle-multitenant's own table has none); an
+    // earlier version's `name` column makes drizzle-multitenant read the table by name.
+    TrackingCapabilities capabilities(const Table& table) const {
+        uint32_t keeps = MT_TRACKING_KEEPS_HASHES;
+        if (table.columns.empty() || table.column("migration_name") || table.column("name")) keeps |= MT_TRACKING_KEEPS_NAMES;
+        if (table.column("name")) keeps |= MT_TRACKING_FOUND_BY_NAME;
+        return {keeps, "hash"};
+    }
+
     void record(Sql& sql, const Table& table, const std::vector<Record>& records) override {
         for (const auto& r : records)
             if (!r.hash) throw Error("the hash format needs each migration's hash");

@@ -33,6 +33,13 @@ public:
 
     uint32_t identifies_by() const override { return MT_IDENTIFIES_NAME; }
 
+    // Hashes only where the table has the `hash` column (drizzle-multitenant's own table has not).
+    TrackingCapabilities capabilities(const Table& table) const {
+        uint32_t keeps = MT_TRACKING_KEEPS_NAMES | MT_TRACKING_FOUND_BY_NAME;
+        if (table.columns.empty() || table.column("hash")) keeps |= MT_TRACKING_KEEPS_HASHES;
+        return {keeps, "name"};
+    }
+
     void record(Sql& sql, const Table& table, const std::vector<Record>& records) override {
         for (const auto& r : records)
             if (!r.name) throw Error("the name format needs each migration's name");

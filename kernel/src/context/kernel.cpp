@@ -203,7 +203,7 @@ const TrackingFormat& Kernel::tracking_format(const std::string& name) const {
     for (const auto& f : formats_)
         if (f.name() == name) return f;
     for (const auto& f : formats_)
-        if (f.name() == "tracking-" + name) return f;
+        if (f.label() == name) return f;
     std::string loaded;
     for (const auto& f : formats_) loaded += (loaded.empty() ? "" : ", ") + f.name();
     throw Error("unknown tracking format '" + name + "' (loaded: " + (loaded.empty() ? "none" : loaded) +

@@ -345,7 +345,7 @@ CloneReport clone_tenant(const Kernel& kernel, const Tenant& from, Tenant to, co
         pqxx::transaction<pqxx::repeatable_read> tx(*conn);
         set_tenant_path(tx, kernel, to.schema, true);
         plan = plan_clone(kernel, tx, from, to, folder, target);
-        report.format = format_label(plan.format->name());
+        report.format = plan.format->label();
         for (const auto* m : plan.migrations) report.migrations.push_back(m->name);
         report.atomic = std::none_of(plan.migrations.begin(), plan.migrations.end(),
                                      [](const Migration* m) { return m->no_transaction; });

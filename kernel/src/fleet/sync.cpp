@@ -28,10 +28,6 @@ std::string to_string(SyncOutcome o) {
 
 namespace {
 
-bool has_column(const std::vector<sdk::Column>& columns, const std::string& name) {
-    return std::any_of(columns.begin(), columns.end(), [&](const sdk::Column& c) { return c.name == name; });
-}
-
 size_t folder_index(const MigrationFolder& folder, const std::string& name) {
     for (size_t i = 0; i < folder.migrations.size(); ++i)
         if (folder.migrations[i].name == name) return i;
@@ -235,14 +231,16 @@ TenantSync compare_tracking(const TenantStatus& st, const MigrationFolder& folde
     });
 
     // Renamed: the only record with a file's hash names no file, and no record has the file's name.
-    // Only where the table has a `name` column: drizzle-multitenant reads those by name (a hash
-    // table's migration_name it ignores, and reads by hash as mtctl does).
+    // Only where the format says tools sharing the table find migrations by name there
+    // (drizzle-multitenant in a table with a `name` column; a hash table it reads by hash, as
+    // mtctl does).
     std::map<std::string, size_t> records_by_hash;
     for (const auto& r : st.records)
         if (r.hash) ++records_by_hash[*r.hash];
-    const bool name_column = has_column(st.columns, "name");
     for (const auto& r : st.records) {
-        if (!name_column || !r.name || !r.hash || folder.find_by_name(*r.name) || records_by_hash[*r.hash] != 1) continue;
+        if (!st.capabilities.found_by_name || !r.name || !r.hash || folder.find_by_name(*r.name) ||
+            records_by_hash[*r.hash] != 1)
+            continue;
         const Migration* m = folder.find_by_hash(*r.hash);
         if (m && !by_name.count(m->name)) out.renamed.push_back(RenamedMigration{*r.name, m->name, r.hash, r.created_at_ms});
     }
@@ -251,10 +249,9 @@ TenantSync compare_tracking(const TenantStatus& st, const MigrationFolder& folde
     });
 
     if (!st.columns.empty()) {
-        const bool names = has_column(st.columns, "name") || has_column(st.columns, "migration_name");
-        const bool hashes = has_column(st.columns, "hash");
-        const bool journal_times = st.format == "drizzle-kit" && folder.layout == FolderLayout::drizzle_kit;
-        out.edits_detectable = hashes && (names || journal_times);
+        const auto& keeps = st.capabilities;
+        const bool journal_times = keeps.journal_time && folder.layout == FolderLayout::drizzle_kit;
+        out.edits_detectable = keeps.keeps_hashes && (keeps.keeps_names || journal_times);
     }
     out.outcome = out.in_sync() ? SyncOutcome::in_sync : SyncOutcome::out_of_sync;
     return out;

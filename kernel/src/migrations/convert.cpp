@@ -143,7 +143,7 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
                 if (from && source != from)
                     throw OperationError("table is in the " + source->name() + " format, not " + from->name() +
                                          " as --from says");
-                result.format = format_label(source->name());
+                result.format = source->label();
                 if (source == &to) {
                     result.outcome = TenantOutcome::up_to_date;
                     return true;
@@ -177,7 +177,7 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
                 }
                 tx.commit();
                 result.outcome = TenantOutcome::migrated;
-                result.format = format_label(to.name());
+                result.format = to.label();
             } catch (const pqxx::broken_connection& e) {
                 conn.reset();
                 result.outcome = TenantOutcome::failed;

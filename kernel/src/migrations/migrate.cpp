@@ -155,7 +155,7 @@ private:
             format = &kernel_.tracking_format(st.format);
             columns = st.columns;
         }
-        result.format = format_label(format->name());
+        result.format = format->label();
         std::vector<const Migration*> pending;
         for (size_t i = 0; i < limit_; ++i) {
             const auto& m = folder_.migrations[i];
@@ -493,7 +493,7 @@ TenantMigrateResult create_tenant(const Kernel& kernel, const Tenant& tenant, co
         pqxx::work tx(*conn);
         create_schema(tx);
         const TrackingFormat& format = creation_format(kernel, target);
-        result.format = format_label(format.name());
+        result.format = format.label();
         SqlSession sql(tx);
         format.create(sql, TrackingTable{tenant.schema, target.table, {}});
         if (migrate_after && !folder.migrations.empty()) {

@@ -501,6 +501,40 @@ uint32_t TrackingFormat::identifies_by() const {
     return fn(instance_->self());
 }
 
+// The only place that describes a format which does not describe itself (a 1.0 plugin, or one
+// whose class declares no capabilities): from identifies_by, and the label from its name.
+TrackingFormat::Described TrackingFormat::describe(const std::vector<sdk::Column>& columns) const {
+    Described out;
+    if (auto fn = function_of(vt_, &mt_tracking_format_vtable::capabilities)) {
+        mt_tracking_capabilities c{};
+        c.struct_size = sizeof c;
+        const TrackingTable table{{}, {}, columns};
+        const TableView t(table);
+        ErrorText err;
+        if (fn(instance_->self(), t.get(), &c, err.get()) != MT_OK) throw_operation(*instance_, "capabilities", err);
+        out.capabilities = TrackingCapabilities{(c.keeps & MT_TRACKING_KEEPS_NAMES) != 0,
+                                                (c.keeps & MT_TRACKING_KEEPS_HASHES) != 0,
+                                                (c.keeps & MT_TRACKING_JOURNAL_TIME) != 0,
+                                                (c.keeps & MT_TRACKING_FOUND_BY_NAME) != 0, true};
+        out.label = std::string(sdk::view(c.label));
+    } else {
+        const uint32_t by = identifies_by();
+        out.capabilities.keeps_names = out.capabilities.found_by_name = (by & MT_IDENTIFIES_NAME) != 0;
+        out.capabilities.keeps_hashes = (by & MT_IDENTIFIES_HASH) != 0;
+    }
+    if (out.label.empty()) {
+        const std::string prefix = "tracking-";
+        out.label = name().rfind(prefix, 0) == 0 ? name().substr(prefix.size()) : name();
+    }
+    return out;
+}
+
+TrackingCapabilities TrackingFormat::capabilities(const std::vector<sdk::Column>& columns) const {
+    return describe(columns).capabilities;
+}
+
+std::string TrackingFormat::label() const { return describe({}).label; }
+
 // ---- TenantDiscovery ----------------------------------------------------------------------
 
 TenantDiscovery::TenantDiscovery(std::shared_ptr<PluginInstance> instance)

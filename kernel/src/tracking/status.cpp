@@ -27,11 +27,6 @@ TrackingTarget TrackingTarget::shared_schema(const Manifest& m) {
     return TrackingTarget{m.migrations.shared_table, m.migrations.format, m.migrations.default_format, true};
 }
 
-std::string format_label(const std::string& factory_name) {
-    const std::string prefix = "tracking-";
-    return factory_name.rfind(prefix, 0) == 0 ? factory_name.substr(prefix.size()) : factory_name;
-}
-
 std::string to_string(TenantState s) {
     switch (s) {
         case TenantState::up_to_date: return "up-to-date";
@@ -182,19 +177,20 @@ void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<T
         auto& st = *statuses[i];
         st.columns = tables[i].columns;
         st.records.clear();
-        if (!tables[i].schema_exists) {
-            st.state = TenantState::missing_schema;
-            st.format = format_label(creation_format(kernel, target).name());
-        } else if (!tables[i].table_exists) {
-            st.state = TenantState::no_table;
-            st.format = format_label(creation_format(kernel, target).name());
+        if (!tables[i].schema_exists || !tables[i].table_exists) {
+            st.state = tables[i].schema_exists ? TenantState::no_table : TenantState::missing_schema;
+            const TrackingFormat& f = creation_format(kernel, target);
+            st.format = f.label();
+            st.capabilities = f.capabilities();
         } else if (const auto* f = resolve_format(kernel, target, st.columns)) {
             st.state = TenantState::up_to_date;
-            st.format = format_label(f->name());
+            st.format = f->label();
+            st.capabilities = f->capabilities(st.columns);
             by_format[f].push_back(i);
         } else {
             st.state = TenantState::unknown_format;
             st.format.clear();
+            st.capabilities = {};
         }
     }
     for (const auto& [format, indices] : by_format) {

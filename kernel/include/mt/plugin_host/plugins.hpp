@@ -90,6 +90,16 @@ struct TrackingTable {
     std::vector<sdk::Column> columns;
 };
 
+// What a format keeps in one tracking table: declared by the plugin (ABI 1.1) or, for a plugin
+// without the capabilities call, derived from identifies_by.
+struct TrackingCapabilities {
+    bool keeps_names = false;
+    bool keeps_hashes = false;
+    bool journal_time = false;   // the row's timestamp is the drizzle-kit journal's `when`
+    bool found_by_name = false;  // tools sharing the table find migrations by name (renames show)
+    bool declared = false;       // false: derived by the kernel
+};
+
 class TrackingFormat {
 public:
     explicit TrackingFormat(std::shared_ptr<PluginInstance> instance);
@@ -101,8 +111,18 @@ public:
     void remove(SqlSession& sql, const TrackingTable& table, const std::vector<sdk::Record>& records) const;
     std::string list_query() const;
     uint32_t identifies_by() const;
+    // What it keeps in a table with these columns (empty: a table its create() would make).
+    TrackingCapabilities capabilities(const std::vector<sdk::Column>& columns = {}) const;
+    // Its short name ("name"), as shown and as accepted in migrations.format and --to / --from.
+    std::string label() const;
 
 private:
+    struct Described {
+        TrackingCapabilities capabilities;
+        std::string label;
+    };
+    Described describe(const std::vector<sdk::Column>& columns) const;
+
     std::shared_ptr<PluginInstance> instance_;
     const mt_tracking_format_vtable* vt_;
 };

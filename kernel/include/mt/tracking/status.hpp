@@ -22,9 +22,6 @@ struct TrackingTarget {
     static TrackingTarget shared_schema(const Manifest& m);
 };
 
-// How a format is shown and accepted on the command line: "tracking-name" -> "name".
-std::string format_label(const std::string& factory_name);
-
 enum class TenantState { up_to_date, behind, missing_schema, no_table, unknown_format };
 std::string to_string(TenantState);
 
@@ -33,6 +30,7 @@ struct TenantStatus {
     TenantState state = TenantState::up_to_date;
     std::string format;                 // detected (or, with no table, the one that would be created)
     std::vector<sdk::Column> columns;   // of the tracking table; empty when it does not exist
+    TrackingCapabilities capabilities;  // what the format keeps in this table (or would, once created)
     std::vector<sdk::Record> records;   // as read from the table, in id order
     std::vector<std::string> applied;   // names of folder migrations recorded
     std::vector<std::string> pending;   // names of folder migrations not recorded, in apply order

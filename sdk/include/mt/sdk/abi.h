@@ -120,6 +120,22 @@ typedef struct mt_table {
     size_t ncolumns;
 } mt_table;
 
+/* ABI 1.1: the answer of mt_tracking_format_vtable.capabilities. */
+typedef struct mt_tracking_capabilities {
+    uint32_t struct_size; /* written by the kernel: how much of this struct it reads */
+    uint32_t keeps;       /* MT_TRACKING_* flags, for the table asked about */
+    /* How the format is shown and accepted on the command line and in migrations.format
+     * ("name"); static, owned by the plugin; empty: the kernel derives it from the factory name. */
+    mt_str label;
+} mt_tracking_capabilities;
+
+#define MT_TRACKING_KEEPS_NAMES 1u    /* each row carries the migration's name */
+#define MT_TRACKING_KEEPS_HASHES 2u   /* each row carries the SHA-256 of the migration's file */
+#define MT_TRACKING_JOURNAL_TIME 4u   /* the row's timestamp is the drizzle-kit journal's `when` */
+/* Tools that share the table (drizzle-multitenant) find a migration by its name there, so a file
+ * renamed with unchanged content is reported as a rename. */
+#define MT_TRACKING_FOUND_BY_NAME 8u
+
 typedef struct mt_tracking_format_vtable {
     uint32_t struct_size;
     /* *score > 0 when the columns are this format's layout; higher is a more specific match. */
@@ -138,6 +154,14 @@ typedef struct mt_tracking_format_vtable {
     mt_str (*list_query)(void* self);
     /* What the format identifies a migration by: MT_IDENTIFIES_NAME and/or MT_IDENTIFIES_HASH. */
     uint32_t (*identifies_by)(void* self);
+    /* ABI 1.1. What the format keeps in `table` (columns empty: a table create() would make) and
+     * its short label, so the kernel never guesses from the format's name or column names. The
+     * kernel sets out->struct_size to the size it knows and zeroes the rest; the plugin writes only
+     * the fields that fit in it. Optional: when this member is NULL or past the table's
+     * struct_size (a 1.0 plugin), the kernel derives MT_TRACKING_KEEPS_NAMES (and
+     * MT_TRACKING_FOUND_BY_NAME) and MT_TRACKING_KEEPS_HASHES from identifies_by, and the label
+     * from the factory name without a "tracking-" prefix. May be called from several threads. */
+    mt_status (*capabilities)(void* self, const mt_table* table, mt_tracking_capabilities* out, mt_error* err);
 } mt_tracking_format_vtable;
 
 #define MT_IDENTIFIES_NAME 1u

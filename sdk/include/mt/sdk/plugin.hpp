@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -287,6 +288,14 @@ inline std::string records_json(const std::vector<Record>& records) {
     return out + "]";
 }
 
+// What a tracking format keeps in a table, and its short label (ABI 1.1). A format class
+// declares `TrackingCapabilities capabilities(const Table& table) const` (columns empty: a table
+// its create() would make); one that does not gets the kernel's derivation from identifies_by().
+struct TrackingCapabilities {
+    uint32_t keeps = 0;       // MT_TRACKING_* flags
+    std::string_view label;   // a string literal: the kernel keeps the view while the plugin is loaded
+};
+
 class TrackingFormat {
 public:
     static constexpr mt_kind kind = MT_KIND_TRACKING_FORMAT;
@@ -462,9 +471,24 @@ struct TrackingThunks {
     }
     static mt_str list_query(void* p) { return str(self(p).list_query()); }
     static uint32_t identifies_by(void* p) { return self(p).identifies_by(); }
+    static mt_status capabilities(void* p, const mt_table* t, mt_tracking_capabilities* out, mt_error* err) {
+        return guarded(err, [&] {
+            const TrackingCapabilities c = self(p).capabilities(to_table(t));
+            // Only the fields the kernel's struct has room for.
+            if (out->struct_size >= offsetof(mt_tracking_capabilities, keeps) + sizeof out->keeps) out->keeps = c.keeps;
+            if (out->struct_size >= offsetof(mt_tracking_capabilities, label) + sizeof out->label) out->label = str(c.label);
+        });
+    }
+    // NULL when the class declares no capabilities(): the kernel then derives them.
+    static constexpr auto capabilities_fn() {
+        if constexpr (requires(const T& f, const Table& t) { TrackingCapabilities{f.capabilities(t)}; })
+            return &capabilities;
+        else
+            return static_cast<decltype(&capabilities)>(nullptr);
+    }
     static const void* vtable() {
         static const mt_tracking_format_vtable v{sizeof(mt_tracking_format_vtable), detect, create, list, record,
-                                                 remove, list_query, identifies_by};
+                                                 remove, list_query, identifies_by, capabilities_fn()};
         return &v;
     }
 };
