@@ -39,7 +39,7 @@ std::vector<sdk::Record> complete_records(const std::vector<sdk::Record>& record
         const bool needs_name = (target.identifies_by() & MT_IDENTIFIES_NAME) != 0;
         if ((needs_hash && !r.hash) || (needs_name && !r.name))
             throw OperationError("record " + describe(r) + " matches no file in " + folder.dir.string() +
-                                 ", so its " + (needs_hash ? "hash" : "name") + " for the " + target.name() +
+                                 ", so its " + (needs_hash ? "hash" : "name") + " for the " + target.label() +
                                  " format is unknown; restore the file, or remove the record with "
                                  "mtctl sync --clean-orphans, then convert again");
         out.push_back(std::move(r));
@@ -141,7 +141,7 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
                 if (!source) throw OperationError("no loaded tracking format recognises " +
                                                   quote_qualified(tenant.schema, target.table));
                 if (from && source != from)
-                    throw OperationError("table is in the " + source->name() + " format, not " + from->name() +
+                    throw OperationError("table is in the " + source->label() + " format, not " + from->label() +
                                          " as --from says");
                 result.format = source->label();
                 if (source == &to) {
