@@ -1,7 +1,10 @@
-// The three tracking formats (SPEC §6.2): created, detected and used; auto on mixed fleets;
-// convert-format round trips that leave tables every later command can use.
+// The three tracking formats together (SPEC §6.2): created, detected and used; auto on mixed
+// fleets; convert-format round trips that leave tables every later command can use. What one
+// format does alone is in tests/plugins/tracking_<format>_test.cpp.
 #include "support/mtctl_json.hpp"
 #include "support/project.hpp"
+
+#include <mt/plugin_host/plugins.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -123,22 +126,6 @@ TEST_CASE("a fixed format refuses a table of another layout and says how to conv
     CHECK(bad.err.find("migrations.format") != std::string::npos);
 }
 
-TEST_CASE("drizzle-kit folders keep the journal's when in the drizzle-kit format", "[format][pg]") {
-    Project p;
-    write_file(p.dir() / "drizzle/tenant/meta/_journal.json",
-               R"({"version":"7","dialect":"postgresql","entries":[)"
-               R"({"idx":0,"version":"7","when":1700000000000,"tag":"0000_first","breakpoints":true},)"
-               R"({"idx":1,"version":"7","when":1700000001000,"tag":"0001_second","breakpoints":true}]})");
-    p.migration("0000_first", "CREATE TABLE a (id int);\n--> statement-breakpoint\nCREATE TABLE b (id int);");
-    p.migration("0001_second", "CREATE TABLE c (id int);");
-    p.set("migrations.default_format", "drizzle-kit");
-    p.tenants({"t"});
-    run_json(p, "migrate --all");
-    CHECK(p.scalar("SELECT string_agg(created_at::text, ',' ORDER BY id) FROM tenant_t.__drizzle_migrations") ==
-          "1700000000000,1700000001000");
-    CHECK(p.scalar("SELECT to_regclass('tenant_t.b')::text") == "tenant_t.b");
-}
-
 TEST_CASE("convert-format round-trips name -> hash -> drizzle-kit -> name losslessly", "[format][convert][pg]") {
     Project p;
     three_migrations(p);
@@ -255,23 +242,23 @@ TEST_CASE("convert-format refuses what it cannot do losslessly and changes nothi
     CHECK(tracking_rows_exact(p, "tenant_a") == before);
 }
 
-TEST_CASE("hash and drizzle-kit tables from earlier versions keep their nullable name column working", "[format][pg]") {
-    const auto [format, ddl] = GENERATE(table<std::string, std::string>({
-        {"hash", "CREATE TABLE tenant_a.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL UNIQUE, "
-                 "created_at timestamptz DEFAULT now(), name varchar(255))"},
-        {"drizzle-kit", "CREATE TABLE tenant_a.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL, "
-                        "created_at bigint, name varchar(255))"},
-    }));
-    Project p;
-    three_migrations(p);
-    p.tenants({"a"});
-    p.exec(ddl);
-    const auto doc = run_json(p, "migrate --all");
-    CHECK(doc["tenants"][0]["format"] == format);
-    CHECK(doc["summary"]["migrations_applied"] == 3);
-    CHECK(p.scalar("SELECT string_agg(name, ',' ORDER BY id) FROM tenant_a.__drizzle_migrations") ==
-          "0000_users,0001_posts,0002_seed");
-    const auto status = run_json(p, "status");
-    CHECK(status["tenants"][0]["state"] == "up-to-date");
-    CHECK(status["tenants"][0]["applied"] == 3);
+TEST_CASE("a format that declares no capabilities gets them derived from identifies_by and its name", "[format]") {
+    mt::PluginRegistry registry{{fixture_dir()}};
+    registry.load("fixture-tracking-plain");
+    const mt::TrackingFormat plain(registry.create("tracking-plain", MT_KIND_TRACKING_FORMAT, {}));
+    CHECK(plain.label() == "plain");
+    const auto c = plain.capabilities({{"hash", "text", true}});
+    CHECK_FALSE(c.declared);
+    CHECK(c.keeps_hashes);
+    CHECK_FALSE(c.keeps_names);
+    CHECK_FALSE(c.found_by_name);
+    CHECK_FALSE(c.journal_time);
+    const mt::TrackingFormat ledger(registry.create("ledger", MT_KIND_TRACKING_FORMAT, {}));
+    CHECK(ledger.label() == "ledger");
+    CHECK(ledger.capabilities().keeps_names);
+    CHECK(ledger.capabilities().keeps_hashes);
+    CHECK(ledger.capabilities().found_by_name);
+    // The in-tree formats declare theirs.
+    registry.load((plugin_dir() / "tracking-name.so").string());
+    CHECK(mt::TrackingFormat(registry.create("tracking-name", MT_KIND_TRACKING_FORMAT, {})).capabilities().declared);
 }
