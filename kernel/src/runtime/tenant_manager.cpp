@@ -1,18 +1,23 @@
 // TenantManager (SPEC §5.1): leases from the pools (pool.cpp) on the tenant's route
-// (tenant_routes.cpp), the background idle reaper, statistics and the metrics text. Leases are in
-// lease.cpp, warmup in warmup.cpp, health_check in tenant_health.cpp.
+// (tenant_routes.cpp), warmup, the background idle reaper, statistics and the metrics text. Leases
+// are in lease.cpp, health_check and the JSON renderings in tenant_health.cpp.
 #include "runtime/manager_state.hpp"
+#include "runtime/tenant_health.hpp"
 
 #include <mt/context/metrics.hpp>
 #include <mt/runtime/tenant_manager.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
 
 namespace mt {
+
+using detail::Clock;
+using detail::ms_between;
 
 namespace detail {
 
@@ -112,6 +117,52 @@ ManagerStats TenantManager::stats() const {
     s.rollbacks_on_release = state_->rollbacks_on_release;
     s.connections_quarantined = state_->connections_quarantined;
     return s;
+}
+
+WarmupReport TenantManager::warmup(const std::vector<std::string>& ids, WarmupOptions options) {
+    const auto start = Clock::now();
+    WarmupReport report;
+    report.details.resize(ids.size());
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+        for (size_t i; (i = next++) < ids.size();) {
+            auto& d = report.details[i];
+            d.tenant = ids[i];
+            const auto t0 = Clock::now();
+            try {
+                if (state_->mode == PoolMode::per_tenant) {
+                    std::shared_lock lock(state_->pools_mutex);
+                    auto it = state_->pools.find(ids[i]);
+                    if (it != state_->pools.end()) {
+                        std::lock_guard pl(it->second->mutex);
+                        d.already_warm = it->second->open > 0;
+                    }
+                }
+                const auto server = state_->route(ids[i])->server;
+                auto lease = tenant(ids[i]);
+                // The same check as health_check's: the schema exists on the tenant's own server.
+                if (options.ping) detail::probe_tenant(kernel_, lease, server);
+                d.ok = true;
+            } catch (const std::exception& e) {
+                d.ok = false;
+                d.error = e.what();
+            }
+            d.duration_ms = ms_between(t0, Clock::now());
+        }
+    };
+    {
+        std::vector<std::jthread> workers;
+        const int n = std::max(1, std::min<int>(options.concurrency, static_cast<int>(ids.size())));
+        for (int w = 0; w < n; ++w) workers.emplace_back(work);
+    }
+    report.total = ids.size();
+    for (const auto& d : report.details) {
+        if (d.ok) ++report.succeeded;
+        else ++report.failed;
+        if (d.already_warm) ++report.already_warm;
+    }
+    report.duration_ms = ms_between(start, Clock::now());
+    return report;
 }
 
 std::string TenantManager::metrics_text() const {
