@@ -57,6 +57,14 @@ public:
         require_ok(mt::test::run("cmake --build " + shell_quote((root / "build").string()) + " -j2"),
                    "building samples/discovery-file");
         REQUIRE(fs::is_regular_file(root / "build/discovery-file.so"));
+        // A service against the installed package: samples/runtime links mtenant::runtime only.
+        require_ok(mt::test::run("cmake -S " + shell_quote((mt::test::source_dir() / "samples/runtime").string()) +
+                                 " -B " + shell_quote((root / "service").string()) + " -DCMAKE_PREFIX_PATH=" +
+                                 shell_quote((root / "prefix").string()) +
+                                 " -DCMAKE_CXX_FLAGS='-Wall -Wextra -Wpedantic -Werror'"),
+                   "configuring samples/runtime");
+        require_ok(mt::test::run("cmake --build " + shell_quote((root / "service").string()) + " -j2"),
+                   "building samples/runtime");
         mt::test::write_file(root / "staged", "staged from " + mt::test::binary_dir().string() + "\n");
     }
 
@@ -86,6 +94,7 @@ public:
     }
     fs::path prefix() const { return root_ / "prefix"; }
     fs::path plugin() const { return root_ / "build/discovery-file.so"; }
+    fs::path service() const { return root_ / "service/runtime-sample"; }
     // The installed mtctl, run in cwd.
     RunResult mtctl(const std::string& args, const fs::path& cwd) const {
         return mt::test::run("cd " + shell_quote(cwd.string()) + " && " +
@@ -119,8 +128,10 @@ TEST_CASE("sdk: stage the install and build the sample once", "[.sdk-stage]") {
 
 TEST_CASE("cmake --install stages mtctl, the kernel, the plugins, the SDK headers and the CMake package", "[sdk]") {
     const auto& s = staged();
-    for (const char* file : {"bin/mtctl", "lib/libmtenant_kernel.so", "include/mt/sdk/abi.h", "include/mt/sdk/plugin.hpp",
-                             "include/mt/kernel.hpp", "include/mt/plugins.hpp", "lib/cmake/mtenant/mtenantConfig.cmake",
+    for (const char* file : {"bin/mtctl", "lib/libmtenant_runtime.so", "lib/libmtenant_migrations.so",
+                             "include/mt/sdk/abi.h", "include/mt/sdk/plugin.hpp", "include/mt/context/kernel.hpp",
+                             "include/mt/plugin_host/plugins.hpp", "include/mt/runtime/tenant_manager.hpp",
+                             "include/mt/migrations/migrate.hpp", "lib/cmake/mtenant/mtenantConfig.cmake",
                              "lib/cmake/mtenant/mtenantConfigVersion.cmake", "lib/cmake/mtenant/mtenantTargets.cmake",
                              "lib/cmake/mtenant/mtenant_plugin.cmake", "lib/mtenant/plugins/discovery-sql.so",
                              "lib/mtenant/plugins/discovery-static.so", "lib/mtenant/plugins/tracking-name.so"}) {
@@ -145,6 +156,23 @@ TEST_CASE("cmake --install stages mtctl, the kernel, the plugins, the SDK header
         INFO(name);
         CHECK(available.count(name) == 1);
     }
+}
+
+TEST_CASE("samples/runtime built against the installed package loads libmtenant_runtime and not the migration engine", "[sdk]") {
+    const auto& s = staged();
+    REQUIRE(fs::is_regular_file(s.service()));
+    const auto needed = mt::test::run("readelf -d " + shell_quote(s.service().string()));
+    require_ok(needed, "readelf -d runtime-sample");
+    CHECK_THAT(needed.out, Contains("[libmtenant_runtime.so.0]"));
+    CHECK_THAT(needed.out, !Contains("libmtenant_migrations") && !Contains("libmtenant_kernel"));
+
+    // It starts from the installed library (its run path) and stops at the missing manifest.
+    mt::test::TempDir cwd;
+    const auto r = mt::test::run("cd " + shell_quote(cwd.path().string()) + " && env -u MT_DATABASE__URL -u MT_CONFIG " +
+                                 shell_quote(s.service().string()));
+    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.err, Contains("no manifest file: database.url: is required"));
 }
 
 TEST_CASE("samples/discovery-file built against the installed package serves mtctl tenant list", "[sdk][pg]") {

@@ -1,272 +1,25 @@
+// Pass 2 of the manifest (SPEC §7): the fixed key table, each key's parser and check, and
+// build_manifest, which turns RawSettings into a Manifest once the plugins' keys are known. Reading
+// the file is in manifest_read.cpp, flags and environment variables in manifest_overrides.cpp.
+#include "context/manifest_parts.hpp"
+
 #include <mt/base/errors.hpp>
 #include <mt/context/manifest.hpp>
 #include <mt/sdk/plugin.hpp>
 
-#include <boost/program_options/errors.hpp>
-#include <boost/program_options/options_description.hpp>
-#include <boost/program_options/parsers.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <regex>
-#include <sstream>
 #include <stdexcept>
-#include <string_view>
-#include <unistd.h>
-
-extern char** environ;
 
 namespace mt {
 
 namespace fs = std::filesystem;
-namespace po = boost::program_options;
+using namespace manifest_detail;
 
 namespace {
-
-const std::string command_line_source = "command line";
-const std::string environment_prefix = "environment (";
-
-std::string trim(std::string_view s) {
-    const char* ws = " \t\r\n";
-    const size_t b = s.find_first_not_of(ws);
-    if (b == std::string_view::npos) return {};
-    const size_t e = s.find_last_not_of(ws);
-    return std::string(s.substr(b, e - b + 1));
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-// Environment names cannot hold '.' or '-', so names are compared with '.', '-' and '_' (and runs
-// of them) folded into one '_': MT_PLUGIN_DISCOVERY_SQL__QUERY meets plugin.discovery-sql.query.
-std::string fold(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '.' || c == '-' || c == '_') {
-            if (out.empty() || out.back() != '_') out += '_';
-        } else {
-            out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        }
-    }
-    return out;
-}
-
-// "plugin.discovery-sql.query" -> {"plugin.discovery-sql", "query"}: keys never hold a dot.
-std::pair<std::string, std::string> split_key(const std::string& full) {
-    const size_t dot = full.rfind('.');
-    if (dot == std::string::npos) return {"", full};
-    return {full.substr(0, dot), full.substr(dot + 1)};
-}
-
-std::string join(const std::vector<std::string>& items, const std::string& separator = ", ") {
-    std::string out;
-    for (const auto& item : items) {
-        if (!out.empty()) out += separator;
-        out += item;
-    }
-    return out;
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            const size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
-
-// " (did you mean X?)" when one candidate is a likely typo of what was given.
-std::string did_you_mean(const std::string& given, const std::vector<std::string>& candidates) {
-    const std::string* best = nullptr;
-    size_t best_distance = 0;
-    for (const auto& c : candidates) {
-        const size_t d = fold(c) == fold(given) ? 0 : edit_distance(lower(given), lower(c));
-        if (!best || d < best_distance) {
-            best = &c;
-            best_distance = d;
-        }
-    }
-    if (!best || best_distance > std::max<size_t>(2, given.size() / 3)) return {};
-    return " (did you mean " + *best + "?)";
-}
-
-bool is_environment(const std::string& source) { return source.rfind(environment_prefix, 0) == 0; }
-bool is_command_line(const std::string& source) { return source == command_line_source; }
-
-// What to do about an unwanted key, in the terms of where it came from.
-std::string remove_advice(const std::string& source) {
-    if (is_command_line(source)) return "fix or drop the flag";
-    if (is_environment(source)) return "rename or unset the variable";
-    return "fix or remove the line";
-}
-
-bool valid_variable_name(const std::string& name) {
-    if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
-    return std::all_of(name.begin(), name.end(),
-                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
-}
-
-// ${NAME} -> the environment variable NAME; $${ writes a literal ${.
-std::string expand_variables(const std::string& value, const std::string& source, const std::string& key) {
-    std::string out;
-    for (size_t i = 0; i < value.size();) {
-        if (value.compare(i, 3, "$${") == 0) {
-            out += "${";
-            i += 3;
-        } else if (value.compare(i, 2, "${") == 0) {
-            const size_t close = value.find('}', i + 2);
-            if (close == std::string::npos)
-                throw ManifestError(source, key,
-                                    "unterminated ${ in '" + value + "'; write ${NAME}, or $${ for a literal ${");
-            const std::string name = value.substr(i + 2, close - i - 2);
-            if (!valid_variable_name(name))
-                throw ManifestError(source, key,
-                                    "'${" + name + "}' is not an environment variable name; write ${NAME} with "
-                                    "letters, digits and '_', or $${ for a literal ${");
-            const char* v = std::getenv(name.c_str());
-            if (!v)
-                throw ManifestError(source, key,
-                                    "${" + name + "} is not set in the environment; export " + name +
-                                        " or write the value itself in the file");
-            out += v;
-            i = close + 1;
-        } else {
-            out += value[i++];
-        }
-    }
-    return out;
-}
-
-// Boost's parser says only "invalid line"; this pass over the same rules (comment from '#', blank
-// lines, [section], key = value) names the line number first.
-void check_syntax(const std::string& text, const std::string& source) {
-    std::istringstream in(text);
-    std::string line;
-    for (int number = 1; std::getline(in, line); ++number) {
-        if (const size_t hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-        const std::string s = trim(line);
-        const std::string where = "line " + std::to_string(number);
-        if (s.empty()) continue;
-        if (s.front() == '[') {
-            const std::string name = s.back() == ']' ? s.substr(1, s.size() - 2) : std::string();
-            const bool ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-                return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
-            });
-            if (!ok)
-                throw ManifestError(source, where,
-                                    "'" + s + "' is not a section header; write [section] with letters, digits, "
-                                    "'.', '-' and '_'");
-            continue;
-        }
-        const size_t eq = s.find('=');
-        if (eq == std::string::npos)
-            throw ManifestError(source, where, "'" + s + "' is neither [section] nor key = value");
-        if (trim(s.substr(0, eq)).empty())
-            throw ManifestError(source, where, "'" + s + "' has no key before '='; write key = value");
-    }
-}
-
-void read_file_entries(const fs::path& path, const std::string& source, RawSettings& raw) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw ManifestError(source, "(file)", "cannot be read; check its permissions");
-    std::stringstream buffer;
-    buffer << f.rdbuf();
-    std::string text = buffer.str();
-    // A file saved with CRLF line ends reads the same as one with LF.
-    text.erase(std::remove(text.begin(), text.end(), '\r'), text.end());
-    check_syntax(text, source);
-
-    std::vector<po::option> options;
-    try {
-        std::istringstream in(text);
-        const po::options_description none;
-        options = po::parse_config_file(in, none, /*allow_unregistered=*/true).options;
-    } catch (const po::error& e) {
-        throw ManifestError(source, "(file)", std::string("not a valid INI file: ") + e.what());
-    }
-    for (const auto& option : options) {
-        const std::string& key = option.string_key;
-        const std::string value = option.value.empty() ? std::string() : option.value.front();
-        if (raw.entries.count(key))
-            throw ManifestError(source, key, "is given twice in the file; keep one of the lines");
-        raw.entries[key] = {expand_variables(value, source, key), source};
-    }
-}
-
-struct Override {
-    std::string key;
-    std::string value;
-};
-
-Override parse_override(const std::string& arg) {
-    std::string text = arg.rfind("--", 0) == 0 ? arg.substr(2) : arg;
-    const size_t eq = text.find('=');
-    const std::string key = eq == std::string::npos ? std::string() : trim(text.substr(0, eq));
-    const size_t dot = key.rfind('.');
-    if (key.empty() || dot == std::string::npos || dot == 0 || dot + 1 == key.size())
-        throw ManifestError(command_line_source, arg,
-                            "expected --section.key=value, for example --database.pool_size=20");
-    return {key, text.substr(eq + 1)};
-}
-
-struct Variable {
-    std::string name;  // MT_DATABASE__URL
-    std::string section;
-    std::string key;
-    std::string value;
-};
-
-// Every MT_SECTION__KEY variable, sorted by name so resolution does not depend on environ's order.
-std::vector<Variable> manifest_variables() {
-    std::vector<Variable> out;
-    for (char** e = environ; e && *e; ++e) {
-        const std::string_view entry(*e);
-        const size_t eq = entry.find('=');
-        if (eq == std::string_view::npos) continue;
-        const std::string name(entry.substr(0, eq));
-        if (name.rfind("MT_", 0) != 0) continue;
-        const std::string rest = name.substr(3);
-        const size_t separator = rest.rfind("__");
-        if (separator == std::string::npos) continue;  // MT_CONFIG and other variables of ours
-        out.push_back({name, rest.substr(0, separator), rest.substr(separator + 2), std::string(entry.substr(eq + 1))});
-    }
-    std::sort(out.begin(), out.end(), [](const Variable& a, const Variable& b) { return a.name < b.name; });
-    return out;
-}
-
-std::string variable_source(const std::string& name) { return environment_prefix + name + ")"; }
-
-std::vector<std::string> matching_keys(const std::vector<std::string>& known, const std::string& section,
-                                       const std::string& key) {
-    std::vector<std::string> out;
-    for (const auto& k : known) {
-        const auto [s, n] = split_key(k);
-        if (fold(s) == fold(section) && fold(n) == fold(key)) out.push_back(k);
-    }
-    return out;
-}
-
-[[noreturn]] void ambiguous_variable(const std::string& name, const std::vector<std::string>& matches) {
-    throw ManifestError(variable_source(name), name,
-                        "matches more than one key (" + join(matches) + "); set the key in the file or with --" +
-                            matches.front() + "=... instead");
-}
-
-// ---- pass 2: the fixed table ---------------------------------------------------------------
 
 struct Value {
     const std::string& key;     // "section.key"
@@ -317,17 +70,6 @@ TransactionMode transaction_mode(const Value& v) {
     if (v.text == "per-migration") return TransactionMode::per_migration;
     if (v.text == "per-tenant") return TransactionMode::per_tenant;
     malformed(v, "one of per-migration, per-tenant");
-}
-
-std::vector<std::string> list(const std::string& text) {
-    std::vector<std::string> out;
-    std::string item;
-    std::istringstream in(text);
-    while (std::getline(in, item, ',')) {
-        item = trim(item);
-        if (!item.empty()) out.push_back(item);
-    }
-    return out;
 }
 
 fs::path resolve(const Value& v, const std::string& text) {
@@ -428,128 +170,11 @@ std::vector<std::string> keys_of_section(const std::string& section) {
     return out;
 }
 
-std::vector<std::string> plugin_key_names(const std::map<std::string, std::set<std::string>>& plugin_keys) {
-    std::vector<std::string> out;
-    for (const auto& [factory, keys] : plugin_keys)
-        for (const auto& k : keys) out.push_back("plugin." + factory + "." + k);
-    return out;
-}
-
-// Brings in the MT_SECTION__KEY variables pass 1 could not place, now that the plugins' keys are known.
-void resolve_pending_environment(const RawSettings& raw,
-                                 const std::map<std::string, std::set<std::string>>& plugin_keys,
-                                 std::map<std::string, RawSettings::Entry>& entries) {
-    const std::vector<std::string> known = plugin_key_names(plugin_keys);
-    for (const auto& p : raw.pending_environment) {
-        const std::string source = variable_source(p.variable);
-        const auto matches = matching_keys(known, p.section, p.key);
-        if (matches.size() > 1) ambiguous_variable(p.variable, matches);
-        std::string target;
-        const std::string section = fold(p.section);
-        if (matches.size() == 1) {
-            target = matches.front();
-        } else if (section.rfind("servers_", 0) == 0 && fold(p.key) == "url") {
-            // Any server name may appear here, so it is taken as written: MT_SERVERS_EU1__URL -> eu1.
-            std::string server = lower(p.section.substr(std::string_view("servers").size()));
-            server.erase(0, server.find_first_not_of("._-"));
-            target = "servers." + server + ".url";
-        } else if (section.rfind("plugin_", 0) == 0) {
-            throw ManifestError(source, p.variable,
-                                "matches no key of a loaded plugin; plugin keys accepted: " +
-                                    (known.empty() ? std::string("none (no loaded plugin takes configuration)")
-                                                   : join(known)) +
-                                    " (as MT_PLUGIN_<NAME>__<KEY>); " + remove_advice(source));
-        } else {
-            target = lower(p.section) + "." + lower(p.key);
-        }
-        // A flag beats the environment; a file key of the same name would have been matched in pass 1.
-        if (auto it = entries.find(target); it != entries.end() && is_command_line(it->second.source)) continue;
-        entries[target] = {p.value, source};
-    }
-}
-
 std::string sections_expected() {
     return "[database], [isolation], [migrations], [plugins], [roles], [plugin.NAME], [servers.NAME]";
 }
 
 }  // namespace
-
-// ---- RawSettings --------------------------------------------------------------------------
-
-std::optional<std::string> RawSettings::get(const std::string& key) const {
-    auto it = entries.find(key);
-    if (it == entries.end()) return std::nullopt;
-    return it->second.value;
-}
-
-std::vector<std::string> RawSettings::get_list(const std::string& key) const {
-    auto value = get(key);
-    return value ? list(*value) : std::vector<std::string>{};
-}
-
-// ---- pass 1 -------------------------------------------------------------------------------
-
-RawSettings read_settings(const ManifestInput& input) {
-    RawSettings raw;
-
-    std::optional<fs::path> file;
-    std::string named_by;  // how an explicit file was named; empty for the default one
-    const char* config_variable = input.use_environment ? std::getenv("MT_CONFIG") : nullptr;
-    if (input.file && !input.file->empty()) {
-        file = *input.file;
-        named_by = "-c/--config";
-    } else if (config_variable && *config_variable) {
-        file = fs::path(config_variable);
-        named_by = "MT_CONFIG";
-    } else {
-        file = fs::path("./multitenant.ini");
-    }
-
-    const std::string file_source = file->string();
-    std::error_code ec;
-    const fs::path absolute = fs::absolute(*file, ec).lexically_normal();
-    if (fs::exists(absolute, ec)) {
-        if (fs::is_directory(absolute, ec))
-            throw ManifestError(file_source, named_by.empty() ? "(file)" : named_by,
-                                "is a directory; name the manifest file itself");
-        read_file_entries(absolute, file_source, raw);
-        raw.file = absolute;
-        raw.base_dir = absolute.parent_path();
-    } else if (!named_by.empty()) {
-        throw ManifestError(file_source, named_by,
-                            "no such file; check the path, or run `mtctl init` to write a starter manifest");
-    } else {
-        raw.base_dir = fs::current_path();
-    }
-
-    // Values from flags and the environment are taken literally: the shell has expanded them already.
-    std::vector<Override> overrides;
-    for (const auto& arg : input.overrides) overrides.push_back(parse_override(arg));
-
-    if (input.use_environment) {
-        // Known now: the fixed keys and any key the file or a flag names (which covers plugin keys
-        // written in the file); the rest wait for build_manifest.
-        std::vector<std::string> known = fixed_manifest_keys();
-        for (const auto& [key, entry] : raw.entries)
-            if (std::find(known.begin(), known.end(), key) == known.end()) known.push_back(key);
-        for (const auto& o : overrides)
-            if (std::find(known.begin(), known.end(), o.key) == known.end()) known.push_back(o.key);
-
-        for (auto& v : manifest_variables()) {
-            const auto matches = matching_keys(known, v.section, v.key);
-            if (matches.size() > 1) ambiguous_variable(v.name, matches);
-            if (matches.size() == 1)
-                raw.entries[matches.front()] = {v.value, variable_source(v.name)};
-            else
-                raw.pending_environment.push_back({v.name, v.section, v.key, v.value});
-        }
-    }
-
-    for (const auto& o : overrides) raw.entries[o.key] = {o.value, command_line_source};
-    return raw;
-}
-
-// ---- pass 2 -------------------------------------------------------------------------------
 
 Manifest build_manifest(const RawSettings& raw, const std::map<std::string, std::set<std::string>>& plugin_keys) {
     std::map<std::string, RawSettings::Entry> entries = raw.entries;
@@ -631,8 +256,6 @@ Manifest build_manifest(const RawSettings& raw, const std::map<std::string, std:
     }
     return m;
 }
-
-// ---- helpers ------------------------------------------------------------------------------
 
 const std::vector<std::string>& fixed_manifest_keys() {
     static const std::vector<std::string> keys = [] {

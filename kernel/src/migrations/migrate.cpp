@@ -2,6 +2,8 @@
 // reusing one connection across tenants. Every transaction takes the tenant's advisory lock,
 // re-reads the tracking table under it and applies what is still pending, so concurrent runs,
 // crashes and reruns converge on every migration applied exactly once.
+// Over 500 lines on purpose: TenantRunner's two paths (in a transaction, and -- mt:no-transaction
+// under the session lock) share its under-the-lock re-read and recording; apart, they would drift.
 #include "tracking/tables.hpp"
 #include "migrations/workers.hpp"
 

@@ -341,4 +341,22 @@ std::string to_json(const HealthReport& r) {
         .dump();
 }
 
+// Beside to_json(HealthReport): the renderings share this file's JSON include.
+std::string to_json(const WarmupReport& r) {
+    using nlohmann::json;
+    json details = json::array();
+    for (const auto& d : r.details) {
+        json j = {{"tenant", d.tenant}, {"ok", d.ok}, {"already_warm", d.already_warm}, {"duration_ms", d.duration_ms}};
+        if (!d.error.empty()) j["error"] = d.error;
+        details.push_back(j);
+    }
+    return json{{"total", r.total},
+                {"succeeded", r.succeeded},
+                {"failed", r.failed},
+                {"already_warm", r.already_warm},
+                {"duration_ms", r.duration_ms},
+                {"details", details}}
+        .dump();
+}
+
 }  // namespace mt

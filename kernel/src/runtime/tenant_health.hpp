@@ -24,7 +24,7 @@ struct RoutedTenant {
     std::optional<std::string> server;
 };
 
-// Defined in tenant_manager.cpp.
+// Defined beside the pools (pool.cpp) and routes (tenant_routes.cpp).
 bool per_tenant_mode(const ManagerState& state);
 // Validates and routes the id as a lease would (throws the same errors).
 RoutedTenant route_of(ManagerState& state, const std::string& id);

@@ -1,9 +1,14 @@
 #include "runtime/tenant_routes.hpp"
 
+#include "runtime/manager_state.hpp"
+#include "runtime/tenant_health.hpp"
+
 #include <mt/base/errors.hpp>
+#include <mt/base/ident.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include <shared_mutex>
 #include <thread>
 
 namespace mt::detail {
@@ -129,6 +134,63 @@ void RouteTable::throw_unroutable(const std::string& id) const {
         "ms (check [roles] discovery and its query)";
     if (last_failure_unavailable_) throw DatabaseUnavailable(what);
     throw OperationError(what);
+}
+
+// A lease's route, kept in the manager's route cache: its schema and search paths, and the server
+// the table above names.
+
+std::string ManagerState::search_path_for(const std::string& schema, bool with_shared) const {
+    std::string path = quote_ident(schema);
+    if (with_shared && schema != manifest.isolation.shared_schema)
+        path += ", " + quote_ident(manifest.isolation.shared_schema);
+    return path;
+}
+
+std::shared_ptr<const TenantRoute> ManagerState::route(const std::string& id, bool cache) {
+    routes.refresh_if_stale();
+    std::shared_ptr<const TenantRoute> cached;
+    {
+        std::shared_lock lock(route_mutex);
+        if (auto it = route_cache.find(id); it != route_cache.end()) cached = it->second;
+    }
+    if (cached && cached->generation == routes.generation()) return cached;
+    auto r = cached ? std::make_shared<TenantRoute>(*cached) : std::make_shared<TenantRoute>();
+    if (!cached) {
+        r->id = id;
+        r->schema = kernel.namer().schema_name(id);
+        r->search_path = search_path_for(r->schema, false);
+        r->search_path_shared = search_path_for(r->schema, true);
+    }
+    const auto where = routes.resolve(id, cached ? cached->generation : 0);
+    r->server = where.server;
+    r->generation = where.generation;
+    if (cached && cached->server != r->server)
+        spdlog::info("tenant {} moved from server {} to {} (tenant discovery): new leases go there, leases in "
+                     "flight finish where they are",
+                     id, cached->server.value_or("database.url"), r->server.value_or("database.url"));
+    if (!cache && !cached) return r;
+    std::unique_lock lock(route_mutex);
+    if (route_cache.size() >= route_cache_cap) route_cache.clear();
+    auto& slot = route_cache[id];
+    // A concurrent lookup may have stored a route from a newer table meanwhile: keep the newest.
+    if (!slot || slot->generation <= r->generation) slot = std::move(r);
+    return slot;
+}
+
+bool ManagerState::pool_serves(const Pool& pool, const TenantRoute& route) const {
+    return pool.server == route.server || route.generation < routes.generation();
+}
+
+RoutedTenant route_of(ManagerState& state, const std::string& id) {
+    const auto route = state.route(id);
+    return RoutedTenant{route->schema, route->server};
+}
+
+std::vector<std::pair<std::string, std::optional<std::string>>> leased_tenants(const ManagerState& state) {
+    std::vector<std::pair<std::string, std::optional<std::string>>> out;
+    std::shared_lock lock(state.route_mutex);
+    for (const auto& [id, route] : state.route_cache) out.emplace_back(id, route->server);
+    return out;
 }
 
 }  // namespace mt::detail
