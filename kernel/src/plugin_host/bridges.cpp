@@ -177,7 +177,11 @@ std::string TrackingFormat::list_query() const {
 
 uint32_t TrackingFormat::identifies_by() const {
     auto fn = required(*instance_, vt_, &mt_tracking_format_vtable::identifies_by, "identifies_by");
-    return fn(instance_->self());
+    const uint32_t by = fn(instance_->self());
+    if ((by & (MT_IDENTIFIES_NAME | MT_IDENTIFIES_HASH)) == 0)
+        throw Error(instance_->name() + ": identifies_by returned neither name nor hash (the plugin failed or threw): "
+                                        "fix or replace the tracking format plugin " + instance_->file().string());
+    return by;
 }
 
 // ---- TenantDiscovery ----------------------------------------------------------------------
