@@ -76,7 +76,7 @@ TEST_CASE("a plugin built for another ABI major is refused at abi", "[loader]") 
     auto e = inspect_error("fixture-abi-major.so");
     CHECK(e.stage == "abi");
     check_names_file(e, "fixture-abi-major.so");
-    CHECK_THAT(e.reason, Contains("ABI 2." + std::to_string(MT_ABI_MINOR)));
+    CHECK_THAT(e.reason, Contains("ABI 2.0"));
     CHECK_THAT(e.reason, Contains("ABI 1." + std::to_string(MT_ABI_MINOR)));
 }
 

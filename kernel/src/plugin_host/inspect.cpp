@@ -172,19 +172,22 @@ std::optional<mt_plugin_note> detail::inspect_file(const fs::path& file) {
     if (!facts.bad_note.empty()) throw PluginError(where, "inspect", facts.bad_note + ": rebuild the plugin with the SDK");
     if (!facts.note) return std::nullopt;
     const mt_plugin_note& n = *facts.note;
-    const std::string ours = abi_text(MT_ABI_MAJOR, MT_ABI_MINOR);
-    if (n.abi_major != MT_ABI_MAJOR)
-        throw PluginError(where, "abi",
-                          "built for plugin ABI " + abi_text(n.abi_major, n.abi_built_minor) + ", this kernel speaks ABI " +
-                              ours + " (major versions must match): rebuild the plugin against SDK " MT_SDK_VERSION);
+    if (n.abi_major != MT_ABI_MAJOR) throw PluginError(where, "abi", other_major_reason(n.abi_major, n.abi_built_minor));
     if (n.abi_required_minor > MT_ABI_MINOR)
-        throw PluginError(where, "abi",
-                          "requires plugin ABI " + abi_text(n.abi_major, n.abi_required_minor) + " (built against " +
-                              abi_text(n.abi_major, n.abi_built_minor) + "), newer than this kernel's ABI " + ours +
-                              " (supported minor " + std::to_string(MT_ABI_MINOR) +
-                              "): upgrade mtenant, or rebuild the plugin requiring at most minor " +
-                              std::to_string(MT_ABI_MINOR));
+        throw PluginError(where, "abi", too_new_reason(n.abi_major, n.abi_built_minor, n.abi_required_minor));
     return n;
+}
+
+std::string detail::other_major_reason(uint32_t major, uint32_t built_minor) {
+    return "built for plugin ABI " + abi_text(major, built_minor) + ", this kernel speaks ABI " +
+           abi_text(MT_ABI_MAJOR, MT_ABI_MINOR) + " (major versions must match): rebuild the plugin against SDK " MT_SDK_VERSION;
+}
+
+std::string detail::too_new_reason(uint32_t major, uint32_t built_minor, uint32_t required_minor) {
+    return "built for plugin ABI " + abi_text(major, built_minor) + ", newer than this kernel's ABI " +
+           abi_text(MT_ABI_MAJOR, MT_ABI_MINOR) + ": it requires minor " + std::to_string(required_minor) +
+           ", this kernel supports up to minor " + std::to_string(MT_ABI_MINOR) +
+           "; upgrade mtenant, or rebuild the plugin requiring at most minor " + std::to_string(MT_ABI_MINOR);
 }
 
 }  // namespace mt

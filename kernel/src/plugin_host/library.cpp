@@ -64,18 +64,9 @@ void detail::check_descriptor(const std::string& where, const mt_plugin_descript
                                             std::to_string(full));
     const mt_plugin_descriptor d = sdk::read_sized(declared);
     const uint32_t built = size >= with_built ? d.abi_built_minor : d.abi_minor;
-    const std::string ours = abi_text(MT_ABI_MAJOR, MT_ABI_MINOR);
-    if (d.abi_major != MT_ABI_MAJOR)
-        throw PluginError(where, "abi",
-                          "built for plugin ABI " + abi_text(d.abi_major, built) + ", this kernel speaks ABI " + ours +
-                              " (major versions must match): rebuild the plugin against SDK " MT_SDK_VERSION);
+    if (d.abi_major != MT_ABI_MAJOR) throw PluginError(where, "abi", detail::other_major_reason(d.abi_major, built));
     if (d.abi_minor > MT_ABI_MINOR)
-        throw PluginError(where, "abi",
-                          "requires plugin ABI " + abi_text(d.abi_major, d.abi_minor) + " (built against " +
-                              abi_text(d.abi_major, built) + "), newer than this kernel's ABI " + ours +
-                              " (supported minor " + std::to_string(MT_ABI_MINOR) +
-                              "): upgrade mtenant, or rebuild the plugin requiring at most minor " +
-                              std::to_string(MT_ABI_MINOR));
+        throw PluginError(where, "abi", detail::too_new_reason(d.abi_major, built, d.abi_minor));
     if (size < full)
         throw PluginError(where, "abi", "descriptor is " + std::to_string(size) + " bytes, expected at least " +
                                             std::to_string(full));

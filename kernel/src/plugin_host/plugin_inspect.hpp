@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <string>
 
 namespace mt::detail {
 
@@ -19,5 +20,9 @@ void check_entry_symbol(const std::filesystem::path& file);
 // at "inspect"; a note naming another ABI major or requiring a newer minor than this kernel's is
 // refused at "abi" — in both cases before anything of the file is loaded.
 std::optional<mt_plugin_note> inspect_file(const std::filesystem::path& file);
+
+// The abi-stage reasons, worded once for the note (before loading) and the descriptor (after).
+std::string other_major_reason(uint32_t major, uint32_t built_minor);
+std::string too_new_reason(uint32_t major, uint32_t built_minor, uint32_t required_minor);
 
 }  // namespace mt::detail

@@ -21,7 +21,8 @@
  *    min(struct_size, sizeof) bytes into a zero-initialised struct of its own layout and reads
  *    only that copy: a field its writer did not have reads as zero / NULL, a field the reader does
  *    not know is never touched. Growable: mt_sql, mt_host, mt_event, mt_request_view, the five
- *    vtables, mt_factory, mt_plugin_descriptor, mt_plugin_note (note_size).
+ *    vtables, mt_factory, mt_plugin_descriptor; mt_plugin_note grows the same way, its size being
+ *    the ELF note's descriptor size.
  *  - A minor that ends a struct with a field smaller than its alignment pads it explicitly
  *    (reserved_*, zero), so the next minor's fields start at the old sizeof and never land in
  *    bytes an older writer left as padding.
@@ -53,11 +54,10 @@
  *
  * Threads and lifetimes
  *  - mt_plugin_entry_v1: called once per load, from one thread; the descriptor, its factories,
- *    their names, config keys and vtables must stay valid and unchanged while the library is
- *    loaded (static storage).
- *  - create / destroy: one thread at a time per factory call; destroy runs after every other call
- *    on that object has returned. mt_config and everything it points to live for the duration of
- *    create; the mt_host lives until destroy (keep the pointer, not a copy of ctx only).
+ *    their names, config keys and vtables stay valid and unchanged while the library is loaded.
+ *  - create: from one thread at a time (the kernel creates instances while it starts); mt_config
+ *    and what it points to live for the call; the mt_host and its ctx stay valid until destroy.
+ *    destroy: once per object, after every other call on that object has returned.
  *  - Every vtable function may be called from several threads at once on the same object (the
  *    migration engine runs tenants in parallel, services call sinks, retry policies and extractors
  *    from every request thread); each call gets its own mt_sql / mt_error. A plugin guards its own
