@@ -1,6 +1,8 @@
 // The installed package as an outside plugin author meets it (SPEC §1.3, §3.2, §3.3): `cmake
 // --install` of this build tree into a temp prefix, samples/discovery-file built against that prefix
 // alone, and the installed mtctl using the sample through a manifest.
+#include <mt/sdk/abi.h>
+
 #include "support/pg.hpp"
 
 #include <catch2/catch.hpp>
@@ -183,7 +185,9 @@ TEST_CASE("samples/discovery-file built against the installed package serves mtc
     require_ok(inspected, "mtctl plugins inspect");
     const auto info = json::parse(inspected.out);
     CHECK(info.at("name") == "discovery-file");
-    CHECK(info.at("abi") == "1.0");
+    CHECK(info.at("abi") == "1." + std::to_string(MT_ABI_MINOR));
+    CHECK(info.at("abi_required_minor") == 0);
+    CHECK(info.at("note").at("kinds") == 1u << MT_KIND_TENANT_DISCOVERY);
     REQUIRE(info.at("factories").size() == 1);
     CHECK(info.at("factories")[0].at("kind") == "tenant_discovery");
     CHECK(info.at("factories")[0].at("name") == "discovery-file");

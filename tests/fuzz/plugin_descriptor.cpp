@@ -1,4 +1,4 @@
-// The descriptor checks of the plugin loader (kernel/src/plugin_host/plugins.cpp: check_descriptor, describe)
+// The descriptor checks of the plugin loader (kernel/src/plugin_host/library.cpp: check_descriptor, describe)
 // through mt::inspect_plugin on a real plugin file: a puppet plugin (descriptor_plugin.cpp) whose
 // entry returns a descriptor built from the input, so the whole path runs as for any plugin —
 // inspect, dlopen, the entry call, the ABI handshake, the copy into PluginInfo.
@@ -11,9 +11,10 @@
 //
 // Properties:
 // - inspect_plugin accepts exactly the descriptors the ABI rules allow (an oracle written from
-//   abi.h and SPEC §3.2): ABI major equal, minor not newer, full size, a name, factories with a
-//   full struct, a known kind, a name, create/destroy/vtable, a config key array when keys are
-//   counted, no name twice.
+//   abi.h and SPEC §3.2): ABI major equal, required minor not newer, full size, built minor (when
+//   declared) not below the required one, a name, factories that all declare one size of at
+//   least the 1.0 struct (a multiple of 8; the array is stepped by it), a known kind, a name,
+//   create/destroy/vtable, a config key array when keys are counted, no name twice.
 // - A refusal is PluginError at stage "abi"; an accepted descriptor comes back unchanged in
 //   PluginInfo (names, versions, kinds, config keys).
 #include "fuzz_support.hpp"
@@ -81,7 +82,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     mt_plugin_descriptor d{};
     d.struct_size = struct_size(in, full);
     d.abi_major = in.ConsumeBool() ? MT_ABI_MAJOR : in.ConsumeIntegral<uint32_t>();
-    d.abi_minor = in.ConsumeBool() ? MT_ABI_MINOR : in.ConsumeIntegralInRange<uint32_t>(0, 3);
+    d.abi_minor = in.ConsumeBool() ? 0 : in.ConsumeIntegralInRange<uint32_t>(0, 3);
+    d.abi_built_minor = in.ConsumeBool() ? MT_ABI_MINOR : in.ConsumeIntegralInRange<uint32_t>(0, 3);
     d.name = strings.make(in);
     d.version = strings.make(in);
     d.sdk_version = strings.make(in);
@@ -92,9 +94,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<std::vector<mt_str>> keys(d.nfactories);
     std::vector<mt_factory> factories(d.nfactories);
     std::vector<int32_t> kinds(d.nfactories);  // as a C plugin may write them: any int
+    // The size the factories declare: this kernel's, or a newer plugin's larger one.
+    const uint32_t stride = static_cast<uint32_t>(sizeof(mt_factory)) + 8 * in.ConsumeIntegralInRange<uint32_t>(0, 5);
     for (size_t i = 0; i < d.nfactories; ++i) {
         mt_factory& f = factories[i];
-        f.struct_size = struct_size(in, sizeof(mt_factory));
+        f.struct_size = in.ConsumeIntegralInRange<int>(0, 7) != 0 ? stride : struct_size(in, sizeof(mt_factory));
         kinds[i] = in.ConsumeBool() ? in.ConsumeIntegralInRange<int32_t>(1, 5) : in.ConsumeIntegral<int32_t>();
         std::memcpy(&f.kind, &kinds[i], sizeof kinds[i]);
         f.name = strings.make(in);
@@ -106,7 +110,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         f.destroy = in.ConsumeIntegralInRange<int>(0, 7) != 0 ? &fake_destroy : nullptr;
         f.vtable = in.ConsumeIntegralInRange<int>(0, 7) != 0 ? &fake_vtable : nullptr;
     }
-    d.factories = null_factories ? nullptr : factories.data();
+    // Laid out by what the first element declares, as a plugin's compiler lays out its array; a
+    // declaration the kernel refuses before stepping leaves the 1.0 layout.
+    const uint32_t first = d.nfactories > 0 ? factories[0].struct_size : 0;
+    const size_t step = first >= sizeof(mt_factory) && first % 8 == 0 ? first : sizeof(mt_factory);
+    std::vector<uint64_t> array((step * d.nfactories + 7) / 8 + 1);  // 8-byte aligned, zero-filled
+    auto* raw = reinterpret_cast<unsigned char*>(array.data());
+    for (size_t i = 0; i < d.nfactories; ++i) std::memcpy(raw + i * step, &factories[i], sizeof(mt_factory));
+    d.factories = null_factories ? nullptr : reinterpret_cast<const mt_factory*>(raw);
 
     // Exactly as many bytes as the plugin says it provides (never less than struct_size itself).
     const size_t bytes = std::max<size_t>(d.struct_size, sizeof(uint32_t));
@@ -116,13 +127,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool null_descriptor = in.ConsumeIntegralInRange<int>(0, 31) == 0;
     setter()(null_descriptor ? nullptr : declared);
 
+    const bool declares_built = d.struct_size >= offsetof(mt_plugin_descriptor, abi_built_minor) + sizeof(uint32_t);
+    const uint32_t built = declares_built ? d.abi_built_minor : d.abi_minor;
     bool valid = !null_descriptor && d.struct_size >= offsetof(mt_plugin_descriptor, nfactories) + sizeof(size_t) &&
-                 d.abi_major == MT_ABI_MAJOR && d.abi_minor <= MT_ABI_MINOR && !view(d.name).empty() &&
-                 (d.nfactories == 0 || d.factories);
+                 d.abi_major == MT_ABI_MAJOR && d.abi_minor <= MT_ABI_MINOR && built >= d.abi_minor &&
+                 !view(d.name).empty() && (d.nfactories == 0 || d.factories);
+    valid = valid && (d.nfactories == 0 || (first >= sizeof(mt_factory) && first % 8 == 0));
     std::set<std::string_view> names;
     for (size_t i = 0; valid && i < d.nfactories; ++i) {
         const mt_factory& f = factories[i];
-        valid = f.struct_size >= sizeof(mt_factory) && kinds[i] >= MT_KIND_TRACKING_FORMAT &&
+        valid = f.struct_size == first && kinds[i] >= MT_KIND_TRACKING_FORMAT &&
                 kinds[i] <= MT_KIND_REQUEST_TENANT_EXTRACTOR && !view(f.name).empty() && f.create && f.destroy && f.vtable &&
                 (f.nconfig_keys == 0 || f.config_keys) && names.insert(view(f.name)).second;
     }
@@ -139,7 +153,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     fuzz::check(valid, "a descriptor the ABI refuses is refused", info.name);
     fuzz::check(info.name == view(d.name) && info.version == view(d.version) && info.sdk_version == view(d.sdk_version) &&
-                    info.toolchain == view(d.toolchain) && info.abi_major == d.abi_major && info.abi_minor == d.abi_minor,
+                    info.toolchain == view(d.toolchain) && info.abi_major == d.abi_major && info.abi_minor == built && info.abi_required_minor == d.abi_minor,
                 "PluginInfo is the descriptor's", info.name);
     fuzz::check(info.factories.size() == d.nfactories, "PluginInfo lists every factory");
     for (size_t i = 0; i < d.nfactories; ++i) {

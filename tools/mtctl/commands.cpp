@@ -26,6 +26,8 @@ json plugin_json(const mt::PluginInfo& p, const std::string& status) {
             {"abi", std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor)},
             {"abi_major", p.abi_major},
             {"abi_minor", p.abi_minor},
+            {"abi_required_minor", p.abi_required_minor},
+            {"note", p.has_note ? json{{"kinds", p.note_kinds}} : json(nullptr)},
             {"sdk_version", p.sdk_version},
             {"toolchain", p.toolchain},
             {"file", p.file.string()},
@@ -162,8 +164,14 @@ static int cmd_plugins(const Invocation& inv, const Output& out) {
         const auto info = mt::inspect_plugin(vm["file"].as<std::string>());
         out.json(plugin_json(info, "inspected"));
         out.line(info.name + " " + info.version + "  (" + info.file.string() + ")");
-        out.line("  ABI " + std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor) + ", SDK " +
+        out.line("  ABI " + std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor) + " (requires " +
+                 std::to_string(info.abi_major) + "." + std::to_string(info.abi_required_minor) + "), SDK " +
                  info.sdk_version + ", built with " + info.toolchain);
+        std::string note_kinds;
+        for (uint32_t k = MT_KIND_TRACKING_FORMAT; k <= MT_KIND_REQUEST_TENANT_EXTRACTOR; ++k)
+            if (info.note_kinds & (1u << k)) note_kinds += (note_kinds.empty() ? "" : ",") + mt::to_string(static_cast<mt_kind>(k));
+        out.line(info.has_note ? "  .note.mtenant: checked before loading; kinds " + note_kinds
+                               : "  no .note.mtenant (built against ABI 1.0 headers): checked after loading");
         for (const auto& f : info.factories) {
             std::string keys;
             for (const auto& k : f.config_keys) keys += (keys.empty() ? "" : ", ") + k;

@@ -94,11 +94,27 @@ SqlSession::SqlSession(pqxx::transaction_base& tx) : tx_(tx) {
     api_.ctx = this;
     api_.exec = &SqlSession::exec_thunk;
     api_.quote_ident = &SqlSession::quote_thunk;
+    api_.abi_minor = MT_ABI_MINOR;
+    api_1_0_ = api_;
+    api_1_0_.exec = &SqlSession::exec_thunk_1_0;
 }
 
 mt_status SqlSession::exec_thunk(void* ctx, mt_str sql, const mt_str* params, size_t nparams, mt_row_fn on_row,
                                  void* user, mt_error* err) {
+    return exec_into(ctx, sql, params, nparams, on_row, user, err, true);
+}
+
+mt_status SqlSession::exec_thunk_1_0(void* ctx, mt_str sql, const mt_str* params, size_t nparams, mt_row_fn on_row,
+                                     void* user, mt_error* err) {
+    return exec_into(ctx, sql, params, nparams, on_row, user, err, false);
+}
+
+// Called from plugin code: nothing may escape, neither the kernel's exceptions nor one a plugin's
+// row callback threw into these frames (abi.h forbids it; a C++ plugin without the SDK may still).
+mt_status SqlSession::exec_into(void* ctx, mt_str sql, const mt_str* params, size_t nparams, mt_row_fn on_row,
+                                void* user, mt_error* err, bool has_sqlstate) noexcept {
     auto* self = static_cast<SqlSession*>(ctx);
+    bool in_callback = false;
     try {
         SqlParams p;
         p.reserve(nparams);
@@ -112,19 +128,27 @@ mt_status SqlSession::exec_thunk(void* ctx, mt_str sql, const mt_str* params, si
                     const auto field = row[static_cast<pqxx::row::size_type>(i)];
                     values[i] = field.is_null() ? mt_str{nullptr, 0} : mt_str{field.c_str(), field.size()};
                 }
-                if (on_row(user, ncols, values.data()) != 0) break;
+                in_callback = true;
+                const int stop = on_row(user, ncols, values.data());
+                in_callback = false;
+                if (stop != 0) break;
             }
         }
         return MT_OK;
-    } catch (const pqxx::sql_error& e) {
-        sdk::write_error(err, "SQLSTATE " + e.sqlstate() + ": " + e.what());
-        return MT_SQL_ERROR;
     } catch (const std::exception& e) {
-        sdk::write_error(err, e.what());
+        if (in_callback) {
+            sdk::write_error(err, std::string("the plugin's row callback threw an exception into the host: ") + e.what());
+            return MT_ERROR;
+        }
+        const std::string state = sqlstate_of(e);
+        // The prefix stays for 1.0 plugins, which read the SQLSTATE from it; 1.1 reads the field.
+        sdk::write_error(err, state.empty() ? std::string(e.what()) : "SQLSTATE " + state + ": " + e.what());
+        if (has_sqlstate) sdk::detail::write_sqlstate(err, state);
         return MT_SQL_ERROR;
     } catch (...) {
-        sdk::write_error(err, "unknown error");
-        return MT_SQL_ERROR;
+        sdk::write_error(err, in_callback ? "the plugin's row callback threw an exception into the host"
+                                          : "unknown error");
+        return in_callback ? MT_ERROR : MT_SQL_ERROR;
     }
 }
 

@@ -35,14 +35,18 @@ struct PluginInfo {
     std::string sdk_version;
     std::string toolchain;
     uint32_t abi_major = 0;
-    uint32_t abi_minor = 0;
+    uint32_t abi_minor = 0;           // the minor the plugin was built with
+    uint32_t abi_required_minor = 0;  // the minor it requires of the host (abi.h, "Compatibility")
+    bool has_note = false;            // the file carries .note.mtenant (ABI 1.1+), read before loading
+    uint32_t note_kinds = 0;          // the note's kinds: bit (1u << kind) per kind offered
     std::vector<FactoryInfo> factories;
 };
 
 // Reads a file's descriptor without creating anything: checks the entry symbol in the file's ELF
-// dynamic symbol table before any plugin code runs, loads rtld_now|rtld_local, calls the entry, copies the
-// descriptor and checks the ABI. Throws PluginError(file, stage, reason), stage being one of
-// inspect, load, abi.
+// dynamic symbol table and its .note.mtenant (ABI major, required minor) before any plugin code
+// runs, loads rtld_now|rtld_local, calls the entry, copies the descriptor up to the size it declares
+// and checks the ABI. A file without the note (built against ABI 1.0 headers) is checked after
+// loading only. Throws PluginError(file, stage, reason), stage being one of inspect, load, abi.
 PluginInfo inspect_plugin(const std::filesystem::path& file);
 
 // The folder the kernel looks in by itself: <dir of libmtenant_kernel.so>/mtenant/plugins.
@@ -68,6 +72,8 @@ public:
     const void* vtable() const;
     void* self() const { return self_; }
     const std::filesystem::path& file() const;
+    // The ABI minor the plugin was built with: which layouts and fields it knows (abi.h).
+    uint32_t abi_minor() const;
 
 private:
     std::shared_ptr<detail::Library> library_;

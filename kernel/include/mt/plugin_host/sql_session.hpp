@@ -37,15 +37,24 @@ public:
 
     pqxx::transaction_base& tx() { return tx_; }
     pqxx::result exec(const std::string& sql, const SqlParams& params = {}) { return exec_params(tx_, sql, params); }
+    // The table lent to a plugin built with ABI minor caller_minor: exec writes mt_error.sqlstate
+    // only into the error buffer of a plugin that has the field (1.1+); every caller also gets the
+    // "SQLSTATE xxxxx: " message prefix a 1.0 plugin reads.
+    const mt_sql* c_api_for(uint32_t caller_minor) const { return caller_minor >= 1 ? &api_ : &api_1_0_; }
     const mt_sql* c_api() const { return &api_; }
 
 private:
     static mt_status exec_thunk(void* ctx, mt_str sql, const mt_str* params, size_t nparams, mt_row_fn on_row,
                                 void* user, mt_error* err);
+    static mt_status exec_thunk_1_0(void* ctx, mt_str sql, const mt_str* params, size_t nparams, mt_row_fn on_row,
+                                    void* user, mt_error* err);
+    static mt_status exec_into(void* ctx, mt_str sql, const mt_str* params, size_t nparams, mt_row_fn on_row,
+                               void* user, mt_error* err, bool has_sqlstate) noexcept;
     static size_t quote_thunk(void* ctx, mt_str ident, char* out, size_t capacity);
 
     pqxx::transaction_base& tx_;
-    mt_sql api_;
+    mt_sql api_{};
+    mt_sql api_1_0_{};
 };
 
 // The SQLSTATE of a pqxx exception, or empty.

@@ -1,12 +1,74 @@
-/* mtenant plugin ABI, version 1.
+/* mtenant plugin ABI, version 1.1.
  *
  * This is the only thing that crosses the shared-library boundary between the kernel and a plugin.
  * Rules (SPEC §3.2):
  *  - plain C: no C++ type, no exception and no heap ownership crosses it;
  *  - strings are (pointer, size) views valid for the duration of the call unless said otherwise;
- *  - errors come back as an mt_status plus a message written into a host-owned mt_error buffer;
- *  - every struct starts with struct_size and only ever grows at its end (minor version bump), so
- *    a reader checks struct_size before touching a field added later.
+ *  - errors come back as an mt_status plus a message written into a host-owned mt_error buffer.
+ *
+ * What each minor shipped
+ *  1.0  (commit 4174da5) descriptor, factories, the five kind vtables, mt_sql, mt_host, mt_event up
+ *       to pools_max, event types 1..7.
+ *  1.1  mt_event.pending / tenants / drift_groups and MT_EVENT_FLEET (these shipped in 2245d1a
+ *       without a minor bump; 1.1 is where they are counted); mt_error.sqlstate; mt_host.abi_minor
+ *       and mt_sql.abi_minor (the host's minor); mt_plugin_descriptor.abi_built_minor (abi_minor
+ *       now means the minor the plugin *requires*); the `.note.mtenant` ELF note
+ *       (mt_plugin_note); tracking-format capabilities at the end of mt_tracking_format_vtable.
+ *
+ * How structs grow
+ *  - A growable struct starts with uint32_t struct_size, set by its writer to sizeof the layout it
+ *    was compiled with, and only ever grows at its end, one minor per addition. A reader copies
+ *    min(struct_size, sizeof) bytes into a zero-initialised struct of its own layout and reads
+ *    only that copy: a field its writer did not have reads as zero / NULL, a field the reader does
+ *    not know is never touched. Growable: mt_sql, mt_host, mt_event, mt_request_view, the five
+ *    vtables, mt_factory, mt_plugin_descriptor; mt_plugin_note grows the same way, its size being
+ *    the ELF note's descriptor size.
+ *  - A minor that ends a struct with a field smaller than its alignment pads it explicitly
+ *    (reserved_*, zero), so the next minor's fields start at the old sizeof and never land in
+ *    bytes an older writer left as padding.
+ *  - Arrays of growable structs are stepped by their elements' declared struct_size (the factory
+ *    array: every element declares the same size), never by the reader's sizeof.
+ *  - Frozen forever: mt_str, mt_config_entry, mt_config, mt_column, mt_migration_record, mt_table,
+ *    mt_header, mt_failure. They are small values or array elements that 1.0 plugins read and write
+ *    without a size field; putting struct_size in front would move every field a 1.0 binary
+ *    uses. What they lack is added as a new struct passed through a new vtable member.
+ *  - mt_error is frozen up to `size`; `sqlstate` (1.1) exists only when the buffer's owner is 1.1
+ *    or newer: a plugin writes it into a host-owned buffer only when the host's minor (mt_host /
+ *    mt_sql abi_minor, read through struct_size) is >= 1; the host writes it into a plugin-owned
+ *    buffer only when the plugin's descriptor says it was built with minor >= 1. A 1.0 writer
+ *    puts the SQLSTATE at the start of the message as "SQLSTATE xxxxx: "; that prefix is kept in
+ *    messages for 1.0 readers and parsed only when the other side is 1.0.
+ *
+ * Compatibility (refines SPEC §3.2's "minor not newer")
+ *  - A plugin carries the minor it was built with (abi_built_minor) and the minor it requires
+ *    (abi_minor: the lowest host minor it works with). The kernel accepts it when the major is
+ *    equal and the required minor <= its own; a plugin built against a newer minor that requires
+ *    nothing new loads, and whatever newer fields it declares are ignored.
+ *  - The SDK sets the required minor to the lowest minor whose features the plugin's code cannot
+ *    do without (0 for every 1.1 feature: each has a 1.0 fallback). A plugin author raises it with
+ *    `#define MT_PLUGIN_REQUIRED_ABI_MINOR n` before including <mt/sdk/plugin.hpp>; a C plugin
+ *    sets abi_minor and mt_plugin_note.abi_required_minor itself.
+ *  - The note is read from the file before dlopen (nothing of the plugin runs when it is refused).
+ *    A plugin without it (built against 1.0 headers) takes the 1.0 path: entry symbol checked in
+ *    the file, then loaded and its descriptor checked.
+ *
+ * Threads and lifetimes
+ *  - mt_plugin_entry_v1: called once per load, from one thread; the descriptor, its factories,
+ *    their names, config keys and vtables stay valid and unchanged while the library is loaded.
+ *  - create: from one thread at a time (the kernel creates instances while it starts); mt_config
+ *    and what it points to live for the call; the mt_host and its ctx stay valid until destroy.
+ *    destroy: once per object, after every other call on that object has returned.
+ *  - Every vtable function may be called from several threads at once on the same object (the
+ *    migration engine runs tenants in parallel, services call sinks, retry policies and extractors
+ *    from every request thread); each call gets its own mt_sql / mt_error. A plugin guards its own
+ *    state. on_event must not block.
+ *  - mt_host.log may be called from any thread, at any time between create and destroy.
+ *  - mt_sql is valid only during the call it was passed to and only on that call's thread; its
+ *    exec calls on_row synchronously on the same thread; the row values live until on_row returns.
+ *  - Strings returned by a plugin: list_query's text must live as long as the object; every
+ *    other string (records, tenants, chunks) is copied by the host before the callback returns.
+ *  - Callbacks passed across (mt_row_fn, mt_record_fn, mt_tenant_fn, mt_text_fn) must not throw
+ *    or longjmp; they return non-zero to stop early.
  */
 #ifndef MT_SDK_ABI_H
 #define MT_SDK_ABI_H
@@ -19,7 +81,7 @@ extern "C" {
 #endif
 
 #define MT_ABI_MAJOR 1
-#define MT_ABI_MINOR 0
+#define MT_ABI_MINOR 1
 #define MT_SDK_VERSION "0.1.0"
 #define MT_ENTRY_SYMBOL "mt_plugin_entry_v1"
 
@@ -41,11 +103,14 @@ typedef enum mt_status {
     MT_SQL_ERROR = 3       /* a host SQL call failed; the message carries the SQLSTATE */
 } mt_status;
 
-/* A buffer owned by the caller; the callee writes at most capacity-1 bytes and a NUL. */
+/* A buffer owned by the caller; the callee writes at most capacity-1 bytes and a NUL, and sets size.
+ * sqlstate (1.1): five characters and a NUL when the failure came from the server, else empty; it
+ * exists only in a buffer whose owner is 1.1 or newer (see "How structs grow" above). */
 typedef struct mt_error {
     char* data;
     size_t capacity;
     size_t size;
+    char sqlstate[8];
 } mt_error;
 
 typedef enum mt_log_level {
@@ -71,12 +136,16 @@ typedef struct mt_sql {
     /* Quotes an identifier the way the kernel does (one helper for the whole product). Writes into
      * out (capacity bytes incl. NUL); returns the length needed (excluding NUL). */
     size_t (*quote_ident)(void* ctx, mt_str ident, char* out, size_t capacity);
+    uint32_t abi_minor; /* 1.1: the host's ABI minor (absent: 1.0) */
+    uint32_t reserved_1_1; /* zero; keeps the next minor's fields out of this layout's tail padding */
 } mt_sql;
 
 typedef struct mt_host {
     uint32_t struct_size;
     void* ctx;
     void (*log)(void* ctx, mt_log_level level, mt_str plugin, mt_str message);
+    uint32_t abi_minor; /* 1.1: the host's ABI minor (absent: 1.0) */
+    uint32_t reserved_1_1; /* zero (as in mt_sql) */
 } mt_host;
 
 /* ---- configuration ------------------------------------------------------------------------- */
@@ -191,7 +260,8 @@ typedef enum mt_event_type {
                           with an empty tenant (tenants, drift_groups) */
 } mt_event_type;
 
-/* One flat event; fields that do not apply to a type are empty / zero. */
+/* One flat event; fields that do not apply to a type are empty / zero. A sink ignores event types
+ * it does not know (a 1.0 sink receives MT_EVENT_FLEET too). */
 typedef struct mt_event {
     uint32_t struct_size;
     mt_event_type type;
@@ -208,6 +278,7 @@ typedef struct mt_event {
     double delay_s;     /* retry */
     int64_t active, idle, waiting; /* pool stats */
     int64_t pools_active, pools_max;
+    /* 1.1 */
     int64_t pending;       /* fleet: pending migrations of the tenant */
     int64_t tenants;       /* fleet summary: tenant count */
     int64_t drift_groups;  /* fleet summary: distinct schema fingerprints (-1: not computed) */
@@ -224,6 +295,7 @@ typedef struct mt_metrics_sink_vtable {
 
 /* ---- kind: retry_policy -------------------------------------------------------------------- */
 
+/* Frozen (no struct_size): a 1.0 retry policy reads these four fields. */
 typedef struct mt_failure {
     mt_str sqlstate;    /* empty when the failure was not a server error */
     mt_str message;
@@ -289,19 +361,63 @@ typedef struct mt_factory {
     const void* vtable;          /* the mt_<kind>_vtable matching kind */
 } mt_factory;
 
+/* factories is an array of nfactories elements that all declare the same struct_size; the host
+ * steps through it by that size. */
 typedef struct mt_plugin_descriptor {
     uint32_t struct_size;
     uint32_t abi_major;
-    uint32_t abi_minor;
+    uint32_t abi_minor;          /* the minor the plugin requires of the host (1.0: the minor it was built with) */
     mt_str name;
     mt_str version;
     mt_str sdk_version;
     mt_str toolchain;
     const mt_factory* factories;
     size_t nfactories;
+    uint32_t abi_built_minor;    /* 1.1: the minor of the headers the plugin was built with */
+    uint32_t reserved_1_1;       /* zero (as in mt_sql) */
 } mt_plugin_descriptor;
 
 typedef const mt_plugin_descriptor* (*mt_plugin_entry_fn)(void);
+
+/* ---- the ELF note (1.1) -------------------------------------------------------------------- */
+
+/* What the host reads from the file before any plugin code runs: an ELF note in section
+ * MT_NOTE_SECTION, of type MT_NOTE_TYPE, owner name MT_NOTE_NAME, whose descriptor is an
+ * mt_plugin_note. The host reads only the first note_size bytes it knows; the fields below are
+ * frozen in place and later minors append. MT_PLUGIN(...) emits it; a C plugin may emit one with
+ * MT_PLUGIN_NOTE below. kinds: bit (1u << kind) for each kind the plugin's factories offer. */
+#define MT_NOTE_SECTION ".note.mtenant"
+#define MT_NOTE_NAME "mtenant"
+#define MT_NOTE_TYPE 0x4d540001u
+#define MT_NOTE_MAGIC 0x4d544e31u /* "MTN1" */
+
+typedef struct mt_plugin_note {
+    uint32_t magic;              /* MT_NOTE_MAGIC */
+    uint32_t note_size;          /* sizeof the layout the plugin was built with */
+    uint32_t abi_major;
+    uint32_t abi_built_minor;
+    uint32_t abi_required_minor;
+    uint32_t kinds;
+} mt_plugin_note;
+
+/* The note as it lies in the file: the ELF note header, the owner name padded to 4 bytes, then
+ * the descriptor. */
+typedef struct mt_plugin_note_record {
+    uint32_t namesz;             /* sizeof MT_NOTE_NAME, incl. NUL: 8 */
+    uint32_t descsz;             /* sizeof(mt_plugin_note) */
+    uint32_t type;               /* MT_NOTE_TYPE */
+    char name[8];                /* MT_NOTE_NAME */
+    mt_plugin_note note;
+} mt_plugin_note_record;
+
+#if defined(__GNUC__)
+/* Emits the note for a C plugin: MT_PLUGIN_NOTE(required_minor, kinds_mask). */
+#define MT_PLUGIN_NOTE(required_minor, kinds_mask)                                                    \
+    __attribute__((section(MT_NOTE_SECTION), used, aligned(4))) static const mt_plugin_note_record    \
+        mt_plugin_note_record_ = {sizeof(MT_NOTE_NAME), sizeof(mt_plugin_note), MT_NOTE_TYPE, MT_NOTE_NAME, \
+                                  {MT_NOTE_MAGIC, sizeof(mt_plugin_note), MT_ABI_MAJOR, MT_ABI_MINOR,    \
+                                   (required_minor), (kinds_mask)}}
+#endif
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,11 @@
 // Header-only C++ layer over abi.h: a plugin author writes a class deriving from one of the kind
 // interfaces below and one MT_PLUGIN(...) line; the SDK generates the extern "C" thunks, which catch
-// every exception and turn it into a status plus message.
+// every exception and turn it into a status plus message, and the `.note.mtenant` ELF note the
+// host reads before loading the file.
+//
+// The minor a plugin requires of the host (abi.h, "Compatibility") is the lowest minor its kinds'
+// thunks need — 0 for every kind today — raised by defining MT_PLUGIN_REQUIRED_ABI_MINOR before
+// including this header.
 #pragma once
 
 #include <mt/sdk/abi.h>
@@ -18,8 +23,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <vector>
+
+#ifndef MT_PLUGIN_REQUIRED_ABI_MINOR
+#define MT_PLUGIN_REQUIRED_ABI_MINOR 0
+#endif
 
 namespace mt::sdk {
 
@@ -54,10 +64,52 @@ inline void write_error(mt_error* err, std::string_view msg) noexcept {
     err->size = n;
 }
 
+// A growable struct another binary wrote, as this binary's layout: the first min(struct_size,
+// sizeof(T)) bytes copied over zeros, so a field the writer did not have reads as zero and a
+// field this binary does not know is never touched (abi.h, "How structs grow").
+template <class T>
+T read_sized(const T* p) noexcept {
+    static_assert(std::is_trivially_copyable_v<T> && offsetof(T, struct_size) == 0);
+    T out{};
+    if (!p) return out;
+    uint32_t declared = 0;
+    std::memcpy(&declared, p, sizeof declared);
+    std::memcpy(static_cast<void*>(&out), p, std::min<size_t>(declared, sizeof(T)));
+    out.struct_size = static_cast<uint32_t>(sizeof(T));
+    return out;
+}
+
+namespace detail {
+
+// The one reader of the "SQLSTATE xxxxx: " message prefix, used only when the other side is an
+// ABI 1.0 binary that cannot fill mt_error.sqlstate (abi.h, mt_error). Empty when absent.
+inline std::string legacy_sqlstate(std::string_view message) {
+    if (message.size() < 16 || message.substr(0, 9) != "SQLSTATE " || message.substr(14, 2) != ": ") return {};
+    const std::string_view state = message.substr(9, 5);
+    for (char c : state)
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))) return {};
+    return std::string(state);
+}
+
+// The SQLSTATE field of an mt_error whose owner is 1.1 or newer, or empty.
+inline std::string sqlstate_field(const mt_error& err) {
+    const size_t n = ::strnlen(err.sqlstate, sizeof err.sqlstate);
+    return n == 5 ? std::string(err.sqlstate, 5) : std::string();
+}
+
+// Writes state into a 1.1 buffer's sqlstate (five characters, else left empty).
+inline void write_sqlstate(mt_error* err, std::string_view state) noexcept {
+    if (!err || state.size() != 5) return;
+    std::memcpy(err->sqlstate, state.data(), 5);
+    err->sqlstate[5] = '\0';
+}
+
+}  // namespace detail
+
 // Fixed-size error buffer for calls the SDK makes into the host.
 struct ErrorBuffer {
     char data[2048] = {};
-    mt_error err{data, sizeof data, 0};
+    mt_error err{data, sizeof data, 0, {}};
     std::string_view message() const { return {data, err.size}; }
 };
 
@@ -171,13 +223,15 @@ private:
 
 class Host {
 public:
-    Host(const mt_host* h, std::string plugin) : host_(h), plugin_(std::move(plugin)) {}
+    Host(const mt_host* h, std::string plugin) : host_(read_sized(h)), plugin_(std::move(plugin)) {}
     void log(mt_log_level level, std::string_view message) const {
-        if (host_ && host_->log) host_->log(host_->ctx, level, str(plugin_), str(message));
+        if (host_.log) host_.log(host_.ctx, level, str(plugin_), str(message));
     }
+    // The host's ABI minor (0 for a 1.0 host, which does not say).
+    uint32_t abi_minor() const { return host_.abi_minor; }
 
 private:
-    const mt_host* host_;
+    mt_host host_;
     std::string plugin_;
 };
 
@@ -187,43 +241,56 @@ using Row = std::vector<Value>;
 // SQL on the connection or transaction the current call is about (lent by the kernel).
 class Sql {
 public:
-    explicit Sql(const mt_sql* s) : sql_(s) {}
+    explicit Sql(const mt_sql* s) : sql_(read_sized(s)), raw_(s) {}
 
     std::vector<Row> exec(std::string_view statement, const std::vector<Value>& params = {}) const {
         std::vector<mt_str> p;
         p.reserve(params.size());
         for (const auto& v : params) p.push_back(str_opt(v));
-        std::vector<Row> rows;
+        // The row callback runs inside the host's exec: nothing may unwind through the host's
+        // frames, so a failure is parked here and rethrown once exec has returned.
+        struct Collected {
+            std::vector<Row> rows;
+            std::exception_ptr error;
+        } collected;
         ErrorBuffer eb;
-        auto collect = [](void* user, size_t n, const mt_str* values) -> int {
-            auto* out = static_cast<std::vector<Row>*>(user);
-            Row r;
-            r.reserve(n);
-            for (size_t i = 0; i < n; ++i) r.push_back(opt(values[i]));
-            out->push_back(std::move(r));
-            return 0;
+        auto collect = [](void* user, size_t n, const mt_str* values) noexcept -> int {
+            auto* out = static_cast<Collected*>(user);
+            try {
+                Row r;
+                r.reserve(n);
+                for (size_t i = 0; i < n; ++i) r.push_back(opt(values[i]));
+                out->rows.push_back(std::move(r));
+                return 0;
+            } catch (...) {
+                out->error = std::current_exception();
+                return 1;
+            }
         };
-        mt_status st = sql_->exec(sql_->ctx, str(statement), p.data(), p.size(), collect, &rows, &eb.err);
+        if (!sql_.exec) throw Error("the host lent no SQL execution");
+        mt_status st = sql_.exec(sql_.ctx, str(statement), p.data(), p.size(), collect, &collected, &eb.err);
+        if (collected.error) std::rethrow_exception(collected.error);
         if (st != MT_OK) {
             std::string msg(eb.message());
-            // The host prefixes server errors with "SQLSTATE xxxxx: ".
-            std::string state;
-            if (msg.rfind("SQLSTATE ", 0) == 0 && msg.size() >= 14) state = msg.substr(9, 5);
-            throw SqlError(msg, state);
+            throw SqlError(msg, abi_minor() >= 1 ? detail::sqlstate_field(eb.err) : detail::legacy_sqlstate(msg));
         }
-        return rows;
+        return std::move(collected.rows);
     }
 
     std::string quote(std::string_view ident) const {
+        if (!sql_.quote_ident) throw Error("the host lent no identifier quoting");
         std::string out(ident.size() * 2 + 3, '\0');
-        size_t n = sql_->quote_ident(sql_->ctx, str(ident), out.data(), out.size());
+        size_t n = sql_.quote_ident(sql_.ctx, str(ident), out.data(), out.size());
         if (n + 1 > out.size()) {
             out.assign(n + 1, '\0');
-            n = sql_->quote_ident(sql_->ctx, str(ident), out.data(), out.size());
+            n = sql_.quote_ident(sql_.ctx, str(ident), out.data(), out.size());
         }
         out.resize(n);
         return out;
     }
+
+    // The host's ABI minor (0 for a 1.0 host, which does not say).
+    uint32_t abi_minor() const { return sql_.abi_minor; }
 
     // Replaces every "{table}" in a constant statement with the quoted "schema"."table".
     std::string with_table(std::string_view statement, std::string_view schema, std::string_view table) const {
@@ -240,10 +307,11 @@ public:
         return out;
     }
 
-    const mt_sql* raw() const { return sql_; }
+    const mt_sql* raw() const { return raw_; }
 
 private:
-    const mt_sql* sql_;
+    mt_sql sql_;
+    const mt_sql* raw_;
 };
 
 // ---- kind interfaces ----------------------------------------------------------------------
@@ -392,13 +460,15 @@ public:
 
 namespace detail {
 
+// host_minor: the minor of the host that owns err (mt_error.sqlstate is written only when >= 1).
 template <class F>
-mt_status guarded(mt_error* err, F&& f) noexcept {
+mt_status guarded(mt_error* err, F&& f, uint32_t host_minor = 0) noexcept {
     try {
         f();
         return MT_OK;
     } catch (const SqlError& e) {
         write_error(err, e.what());
+        if (host_minor >= 1) write_sqlstate(err, e.sqlstate);
         return MT_SQL_ERROR;
     } catch (const ConfigError& e) {
         write_error(err, e.what());
@@ -437,41 +507,49 @@ inline Table to_table(const mt_table* t) {
 template <class T>
 struct TrackingThunks {
     static T& self(void* p) { return *static_cast<T*>(p); }
-    static mt_status detect(void* p, const mt_column* c, size_t n, int* score, mt_error* err) {
+    static mt_status detect(void* p, const mt_column* c, size_t n, int* score, mt_error* err) noexcept {
         return guarded(err, [&] { *score = self(p).detect(to_columns(c, n)); });
     }
-    static mt_status create(void* p, const mt_sql* s, const mt_table* t, mt_error* err) {
-        return guarded(err, [&] {
-            Sql sql(s);
-            self(p).create(sql, to_table(t));
-        });
+    static mt_status create(void* p, const mt_sql* s, const mt_table* t, mt_error* err) noexcept {
+        Sql sql(s);
+        return guarded(err, [&] { self(p).create(sql, to_table(t)); }, sql.abi_minor());
     }
-    static mt_status list(void* p, const mt_sql* s, const mt_table* t, mt_record_fn fn, void* user, mt_error* err) {
+    static mt_status list(void* p, const mt_sql* s, const mt_table* t, mt_record_fn fn, void* user, mt_error* err) noexcept {
+        Sql sql(s);
         return guarded(err, [&] {
-            Sql sql(s);
             for (const auto& r : self(p).list(sql, to_table(t))) {
                 mt_migration_record c{str_opt(r.name), str_opt(r.hash), r.created_at_ms.value_or(-1), r.when_ms.value_or(-1)};
                 if (fn(user, &c) != 0) break;
             }
-        });
+        }, sql.abi_minor());
     }
     static mt_status record(void* p, const mt_sql* s, const mt_table* t, const mt_migration_record* r, size_t n,
-                            mt_error* err) {
-        return guarded(err, [&] {
-            Sql sql(s);
-            self(p).record(sql, to_table(t), to_records(r, n));
-        });
+                            mt_error* err) noexcept {
+        Sql sql(s);
+        return guarded(err, [&] { self(p).record(sql, to_table(t), to_records(r, n)); }, sql.abi_minor());
     }
     static mt_status remove(void* p, const mt_sql* s, const mt_table* t, const mt_migration_record* r, size_t n,
-                            mt_error* err) {
-        return guarded(err, [&] {
-            Sql sql(s);
-            self(p).remove(sql, to_table(t), to_records(r, n));
-        });
+                            mt_error* err) noexcept {
+        Sql sql(s);
+        return guarded(err, [&] { self(p).remove(sql, to_table(t), to_records(r, n)); }, sql.abi_minor());
     }
-    static mt_str list_query(void* p) { return str(self(p).list_query()); }
-    static uint32_t identifies_by(void* p) { return self(p).identifies_by(); }
-    static mt_status capabilities(void* p, const mt_table* t, mt_tracking_capabilities* out, mt_error* err) {
+    // An empty view (data NULL) when the plugin threw: the host refuses it with the format's name.
+    static mt_str list_query(void* p) noexcept {
+        try {
+            return str(self(p).list_query());
+        } catch (...) {
+            return null_str;
+        }
+    }
+    // 0 (identifies by nothing) when the plugin threw: the host refuses it with the format's name.
+    static uint32_t identifies_by(void* p) noexcept {
+        try {
+            return self(p).identifies_by();
+        } catch (...) {
+            return 0;
+        }
+    }
+    static mt_status capabilities(void* p, const mt_table* t, mt_tracking_capabilities* out, mt_error* err) noexcept {
         return guarded(err, [&] {
             const TrackingCapabilities c = self(p).capabilities(to_table(t));
             // Only the fields the kernel's struct has room for.
@@ -495,12 +573,12 @@ struct TrackingThunks {
 
 template <class T>
 struct DiscoveryThunks {
-    static mt_status discover(void* p, const mt_sql* s, mt_tenant_fn fn, void* user, mt_error* err) {
+    static mt_status discover(void* p, const mt_sql* s, mt_tenant_fn fn, void* user, mt_error* err) noexcept {
+        Sql sql(s);
         return guarded(err, [&] {
-            Sql sql(s);
             for (const auto& t : static_cast<T*>(p)->discover(sql))
                 if (fn(user, str(t.id), str_opt(t.server)) != 0) break;
-        });
+        }, sql.abi_minor());
     }
     static const void* vtable() {
         static const mt_tenant_discovery_vtable v{sizeof(mt_tenant_discovery_vtable), discover};
@@ -510,15 +588,16 @@ struct DiscoveryThunks {
 
 template <class T>
 struct SinkThunks {
-    static void on_event(void* p, const mt_event* e) {
+    static void on_event(void* p, const mt_event* e) noexcept {
         try {
-            static_cast<T*>(p)->on_event(*e);
+            const mt_event event = read_sized(e);
+            static_cast<T*>(p)->on_event(event);
         } catch (...) {
             // A sink must never break the operation it observes.
         }
     }
     // A sink that cannot render yields no text.
-    static mt_status render(void* p, mt_text_fn fn, void* user, mt_error* err) {
+    static mt_status render(void* p, mt_text_fn fn, void* user, mt_error* err) noexcept {
         return guarded(err, [&] {
             if (!static_cast<T*>(p)->can_render()) return;
             std::string text = static_cast<T*>(p)->render();
@@ -533,7 +612,7 @@ struct SinkThunks {
 
 template <class T>
 struct RetryThunks {
-    static void decide(void* p, const mt_failure* f, int* retry, int64_t* delay_ms) {
+    static void decide(void* p, const mt_failure* f, int* retry, int64_t* delay_ms) noexcept {
         *retry = 0;
         *delay_ms = 0;
         try {
@@ -547,7 +626,7 @@ struct RetryThunks {
             *retry = 0;
         }
     }
-    static int max_attempts(void* p) {
+    static int max_attempts(void* p) noexcept {
         try {
             return static_cast<T*>(p)->max_attempts();
         } catch (...) {
@@ -563,10 +642,12 @@ struct RetryThunks {
 template <class T>
 struct ExtractorThunks {
     static mt_extract_result extract(void* p, const mt_request_view* r, char* out, size_t capacity, size_t* out_size,
-                                     mt_error* err) {
+                                     mt_error* err) noexcept {
         try {
-            RequestView v{view(r->method), view(r->path), view(r->host), view(r->query), {}};
-            for (size_t i = 0; i < r->nheaders; ++i) v.headers.emplace_back(view(r->headers[i].name), view(r->headers[i].value));
+            const mt_request_view req = read_sized(r);
+            RequestView v{view(req.method), view(req.path), view(req.host), view(req.query), {}};
+            for (size_t i = 0; i < req.nheaders; ++i)
+                v.headers.emplace_back(view(req.headers[i].name), view(req.headers[i].value));
             auto id = static_cast<T*>(p)->extract(v);
             if (!id) return MT_EXTRACT_NONE;
             if (id->size() + 1 > capacity) {
@@ -613,9 +694,44 @@ struct FactoryDef {
     const void* vtable;
 };
 
+// FactoryDef that remembers its class, so MT_PLUGIN can compute the note's kinds at compile time.
+template <class T>
+struct TypedFactoryDef : FactoryDef {};
+
+// The lowest host minor a kind's thunks need (every kind works with a 1.0 host today).
+template <class T>
+constexpr uint32_t required_minor_of() {
+    return 0;
+}
+
+// What MT_PLUGIN knows of one factory argument at compile time: a hand-made FactoryDef (tests do
+// that) adds no kind to the note and requires nothing.
+template <class Def>
+struct FactoryTraits {
+    static constexpr uint32_t kind_bit = 0;
+    static constexpr uint32_t required = 0;
+};
+template <class T>
+struct FactoryTraits<TypedFactoryDef<T>> {
+    static constexpr uint32_t kind_bit = 1u << static_cast<uint32_t>(T::kind);
+    static constexpr uint32_t required = required_minor_of<T>();
+};
+
+template <class Tuple>
+struct NoteOf;
+template <class... Defs>
+struct NoteOf<std::tuple<Defs...>> {
+    static constexpr uint32_t kinds = (0u | ... | FactoryTraits<Defs>::kind_bit);
+    static constexpr uint32_t required = std::max({uint32_t{MT_PLUGIN_REQUIRED_ABI_MINOR}, FactoryTraits<Defs>::required...});
+    static constexpr mt_plugin_note_record record{sizeof(MT_NOTE_NAME), sizeof(mt_plugin_note), MT_NOTE_TYPE,
+                                                  MT_NOTE_NAME,
+                                                  {MT_NOTE_MAGIC, sizeof(mt_plugin_note), MT_ABI_MAJOR, MT_ABI_MINOR,
+                                                   required, kinds}};
+};
+
 // Plugin classes are constructed as T(const Config&, const Host&).
 template <class T>
-FactoryDef factory(std::string name, std::vector<std::string> keys) {
+TypedFactoryDef<T> factory(std::string name, std::vector<std::string> keys) {
     auto create = [](const mt_config* c, const mt_host* h, void** out, mt_error* err) -> mt_status {
         return guarded(err, [&] {
             Config cfg(c);
@@ -624,12 +740,12 @@ FactoryDef factory(std::string name, std::vector<std::string> keys) {
         });
     };
     auto destroy = [](void* p) { delete static_cast<T*>(p); };
-    return FactoryDef{T::kind, std::move(name), std::move(keys), create, destroy, vtable_for<T>()};
+    return TypedFactoryDef<T>{{T::kind, std::move(name), std::move(keys), create, destroy, vtable_for<T>()}};
 }
 
 class Descriptor {
 public:
-    Descriptor(std::string name, std::string version, std::vector<FactoryDef> defs)
+    Descriptor(std::string name, std::string version, uint32_t required_minor, std::vector<FactoryDef> defs)
         : name_(std::move(name)), version_(std::move(version)), defs_(std::move(defs)) {
         toolchain_ = toolchain();
         key_views_.resize(defs_.size());
@@ -639,9 +755,9 @@ public:
                                             key_views_[i].data(), key_views_[i].size(), defs_[i].create,
                                             defs_[i].destroy, defs_[i].vtable});
         }
-        desc_ = mt_plugin_descriptor{sizeof(mt_plugin_descriptor), MT_ABI_MAJOR, MT_ABI_MINOR, str(name_),
+        desc_ = mt_plugin_descriptor{sizeof(mt_plugin_descriptor), MT_ABI_MAJOR, required_minor, str(name_),
                                      str(version_), str(std::string_view(MT_SDK_VERSION)), str(toolchain_),
-                                     factories_.data(), factories_.size()};
+                                     factories_.data(), factories_.size(), MT_ABI_MINOR, 0};
     }
     const mt_plugin_descriptor* get() const { return &desc_; }
 
@@ -670,13 +786,19 @@ private:
 // MT_FACTORY(Class, "instance-name", "config_key", ...) — one kind instance a plugin offers.
 #define MT_FACTORY(Class, name, ...) ::mt::sdk::detail::factory<Class>(name, {__VA_ARGS__})
 
-// MT_PLUGIN("plugin-name", "version", MT_FACTORY(...), ...) — the plugin's single exported entry.
-#define MT_PLUGIN(name, version, ...)                                                              \
-    extern "C" MT_EXPORT const mt_plugin_descriptor* mt_plugin_entry_v1(void) {                    \
-        try {                                                                                      \
-            static const ::mt::sdk::detail::Descriptor descriptor(name, version, {__VA_ARGS__});   \
-            return descriptor.get();                                                               \
-        } catch (...) {                                                                            \
-            return nullptr;                                                                        \
-        }                                                                                          \
+// MT_PLUGIN("plugin-name", "version", MT_FACTORY(...), ...) — the plugin's single exported entry,
+// and its `.note.mtenant` (ABI major, built and required minor, kinds), which the host reads from
+// the file before loading it.
+#define MT_PLUGIN(name, version, ...)                                                                          \
+    using mt_plugin_note_of_ = ::mt::sdk::detail::NoteOf<decltype(std::tuple(__VA_ARGS__))>;                  \
+    __attribute__((section(MT_NOTE_SECTION), used, aligned(4))) constexpr mt_plugin_note_record mt_plugin_note_ = \
+        mt_plugin_note_of_::record;                                                                            \
+    extern "C" MT_EXPORT const mt_plugin_descriptor* mt_plugin_entry_v1(void) {                                \
+        try {                                                                                                  \
+            static const ::mt::sdk::detail::Descriptor descriptor(name, version, mt_plugin_note_of_::required, \
+                                                                  {__VA_ARGS__});                              \
+            return descriptor.get();                                                                           \
+        } catch (...) {                                                                                        \
+            return nullptr;                                                                                    \
+        }                                                                                                      \
     }
