@@ -291,7 +291,7 @@ std::shared_ptr<spdlog::logger> instance_logger(const std::string& name) {
 
 template <class Vtable>
 const Vtable* checked_vtable(const std::shared_ptr<PluginInstance>& instance, mt_kind expected) {
-    if (!instance) throw Error("no plugin instance given for a " + to_string(expected));
+    if (!instance) throw InternalError("no plugin instance given for a " + to_string(expected));
     const std::string where = instance->file().string();
     if (instance->kind() != expected)
         throw PluginError(where, "config",
@@ -557,7 +557,7 @@ std::string MetricsSink::render() const {
     ErrorText err;
     const mt_status st = fn(instance_->self(), on_chunk, &collected, err.get());
     collected.rethrow_if_any();
-    if (st != MT_OK) throw Error(instance_->name() + ": render: " + err.message_or("failed without a message"));
+    if (st != MT_OK) throw OperationError(instance_->name() + ": render: " + err.message_or("failed without a message"));
     return std::move(collected.text);
 }
 
