@@ -387,3 +387,18 @@ TEST_CASE("every plugin's descriptor carries the project version", "[exit][versi
         CHECK(plugin["sdk_version"] == MT_SDK_VERSION);
     }
 }
+
+TEST_CASE("every --shared command without migrations.shared_dir exits 2 with the one message and changes nothing",
+          "[exit][usage][mtctl][pg]") {
+    Project p;
+    fleet(p);
+    p.set("migrations.shared_dir", "");
+    for (const std::string command : {"status --shared", "sync --shared", "sync --shared --mark-missing",
+                                      "convert-format --shared --to hash", "migrate-shared", "generate --name x --shared"}) {
+        const auto r = expect(p, command, 2,
+                              {"mtctl: migrations.shared_dir is not set: name the shared migrations folder in the manifest\n"});
+        CHECK(r.out.empty());
+    }
+    CHECK(p.scalar("SELECT count(*) FROM pg_tables WHERE tablename = '__drizzle_migrations'") == "0");
+    nothing_changed(p);
+}

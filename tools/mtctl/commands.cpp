@@ -14,7 +14,6 @@
 
 namespace mtctl {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
