@@ -121,8 +121,9 @@ TEST_CASE("cmake --install stages mtctl, the kernel, the plugins, the SDK header
     const auto& s = staged();
     for (const char* file : {"bin/mtctl", "lib/libmtenant_kernel.so", "include/mt/sdk/abi.h", "include/mt/sdk/plugin.hpp",
                              "include/mt/sdk/version.h", "include/mt/kernel.hpp", "include/mt/plugins.hpp",
-                             "lib/cmake/mtenant/mtenantConfig.cmake", "lib/cmake/mtenant/mtenantConfigVersion.cmake", "lib/cmake/mtenant/mtenantTargets.cmake",
-                             "lib/cmake/mtenant/mtenant_plugin.cmake", "lib/mtenant/plugins/discovery-sql.so",
+                             "lib/cmake/mtenant/mtenantConfig.cmake", "lib/cmake/mtenant/mtenantConfigVersion.cmake",
+                             "lib/cmake/mtenant/mtenantTargets.cmake", "lib/cmake/mtenant/mtenant_plugin.cmake",
+                             "lib/mtenant/plugins/discovery-sql.so",
                              "lib/mtenant/plugins/discovery-static.so", "lib/mtenant/plugins/tracking-name.so"}) {
         INFO(file);
         CHECK(fs::exists(s.prefix() / file));
