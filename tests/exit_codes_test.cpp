@@ -5,12 +5,14 @@
 #include "support/mtctl_json.hpp"
 #include "support/project.hpp"
 
+#include <mt/base/errors.hpp>
 #include <mt/sdk/abi.h>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace mt::test;
@@ -324,4 +326,79 @@ TEST_CASE("a failure in one tenant exits 1 naming the tenant and the migration, 
         expect(p, "tenant create --id c", 1, {"mtctl: 0002_bad.sql: ERROR:  division by zero (tenant c not created)"});
         CHECK(p.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'tenant_c'") == "0");
     }
+}
+
+TEST_CASE("each error type carries its own exit code and runtime failures never exit 2", "[exit][errors]") {
+    using mt::ExitCode;
+    // No error without a code: the base cannot be thrown as it is.
+    STATIC_REQUIRE_FALSE(std::is_constructible_v<mt::Error, std::string>);
+    CHECK(mt::UsageError("x").exit_code() == ExitCode::usage);
+    CHECK(mt::InputError("x").exit_code() == ExitCode::usage);
+    CHECK(mt::ManifestError("multitenant.ini", "database.url", "x").exit_code() == ExitCode::usage);
+    CHECK(mt::PluginError("p.so", "abi", "x").exit_code() == ExitCode::usage);
+    CHECK(mt::TenantIdError("a b", "x").exit_code() == ExitCode::usage);
+    CHECK(mt::MigrationFolderError("meta/_journal.json", "x").exit_code() == ExitCode::usage);
+    CHECK(mt::DatabaseUnavailable("x").exit_code() == ExitCode::unreachable);
+    CHECK(mt::OperationError("x", "42P07").exit_code() == ExitCode::failed);
+    CHECK(mt::PoolTimeout("a", 2, 100).exit_code() == ExitCode::failed);
+    CHECK(mt::OutcomeUnknown("a", "COMMIT", "x").exit_code() == ExitCode::failed);
+    CHECK(mt::InvalidParameter("a", 1, "x").exit_code() == ExitCode::failed);
+    CHECK(mt::LockTimeout("a", "x").exit_code() == ExitCode::failed);
+    CHECK(mt::InternalError("x").exit_code() == ExitCode::failed);
+    // A tenant id error keeps its reason apart, so nobody cuts it out of the message.
+    const mt::TenantIdError id("a b", "does not match isolation.tenant_id_pattern");
+    CHECK(std::string(id.what()) == "tenant id 'a b': does not match isolation.tenant_id_pattern");
+    CHECK(id.reason == "does not match isolation.tenant_id_pattern");
+}
+
+TEST_CASE("mtctl --version prints the project version and the plugin ABI, as text and as JSON", "[exit][version][mtctl]") {
+    const std::string abi = std::to_string(MT_ABI_MAJOR) + "." + std::to_string(MT_ABI_MINOR);
+    // The generated header spells the one version of CMakeLists.txt in both forms.
+    CHECK(std::string(MT_VERSION) == std::to_string(MT_VERSION_MAJOR) + "." + std::to_string(MT_VERSION_MINOR) + "." +
+                                         std::to_string(MT_VERSION_PATCH));
+    CHECK(std::string(MT_SDK_VERSION) == MT_VERSION);
+
+    const auto text = mtctl("--version");
+    INFO("stdout: " << text.out << "\nstderr: " << text.err);
+    CHECK(text.exit_code == 0);
+    CHECK(text.out == std::string("mtctl ") + MT_VERSION + " (plugin ABI " + abi + ")\n");
+    CHECK(text.err.empty());
+
+    for (const std::string args : {"--json --version", "--version --json"}) {
+        const auto r = mtctl(args);
+        INFO("mtctl " << args << "\nstdout: " << r.out << "\nstderr: " << r.err);
+        CHECK(r.exit_code == 0);
+        CHECK(json::parse(r.out) ==
+              json{{"version", MT_VERSION}, {"abi", abi}, {"abi_major", MT_ABI_MAJOR}, {"abi_minor", MT_ABI_MINOR}});
+    }
+    // After a command word it is that command's (unknown) option, not the global flag.
+    const auto misplaced = mtctl("status --version");
+    CHECK(misplaced.exit_code == 2);
+    CHECK(has(misplaced.err, "mtctl status: unrecognised option '--version'"));
+}
+
+TEST_CASE("every plugin's descriptor carries the project version", "[exit][version][mtctl][pg]") {
+    Project p;
+    const auto doc = run_json(p, "plugins");
+    REQUIRE(doc["plugins"].size() >= 3);
+    for (const auto& plugin : doc["plugins"]) {
+        INFO(plugin.dump());
+        CHECK(plugin["version"] == MT_VERSION);
+        CHECK(plugin["sdk_version"] == MT_SDK_VERSION);
+    }
+}
+
+TEST_CASE("every --shared command without migrations.shared_dir exits 2 with the one message and changes nothing",
+          "[exit][usage][mtctl][pg]") {
+    Project p;
+    fleet(p);
+    p.set("migrations.shared_dir", "");
+    for (const std::string command : {"status --shared", "sync --shared", "sync --shared --mark-missing",
+                                      "convert-format --shared --to hash", "migrate-shared", "generate --name x --shared"}) {
+        const auto r = expect(p, command, 2,
+                              {"mtctl: migrations.shared_dir is not set: name the shared migrations folder in the manifest\n"});
+        CHECK(r.out.empty());
+    }
+    CHECK(p.scalar("SELECT count(*) FROM pg_tables WHERE tablename = '__drizzle_migrations'") == "0");
+    nothing_changed(p);
 }

@@ -131,7 +131,7 @@ TEST_CASE("sdk: stage the install and build the sample once", "[.sdk-stage]") {
 TEST_CASE("cmake --install stages mtctl, the kernel, the plugins, the SDK headers and the CMake package", "[sdk]") {
     const auto& s = staged();
     for (const char* file : {"bin/mtctl", "lib/libmtenant_runtime.so", "lib/libmtenant_migrations.so",
-                             "include/mt/sdk/abi.h", "include/mt/sdk/plugin.hpp", "include/mt/context/kernel.hpp",
+                             "include/mt/sdk/abi.h", "include/mt/sdk/plugin.hpp", "include/mt/sdk/version.h", "include/mt/context/kernel.hpp",
                              "include/mt/plugin_host/plugins.hpp", "include/mt/runtime/tenant_manager.hpp",
                              "include/mt/migrations/migrate.hpp", "lib/cmake/mtenant/mtenantConfig.cmake",
                              "lib/cmake/mtenant/mtenantConfigVersion.cmake", "lib/cmake/mtenant/mtenantTargets.cmake",

@@ -35,4 +35,4 @@ private:
 
 }  // namespace
 
-MT_PLUGIN("discovery-schemas", "0.1.0", MT_FACTORY(SchemaDiscovery, "discovery-schemas", "schema_template"))
+MT_PLUGIN("discovery-schemas", MT_SDK_VERSION, MT_FACTORY(SchemaDiscovery, "discovery-schemas", "schema_template"))

@@ -31,4 +31,4 @@ private:
 
 }  // namespace
 
-MT_PLUGIN("discovery-sql", "0.1.0", MT_FACTORY(SqlDiscovery, "discovery-sql", "query"))
+MT_PLUGIN("discovery-sql", MT_SDK_VERSION, MT_FACTORY(SqlDiscovery, "discovery-sql", "query"))

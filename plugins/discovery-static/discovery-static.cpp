@@ -38,4 +38,4 @@ private:
 
 }  // namespace
 
-MT_PLUGIN("discovery-static", "0.1.0", MT_FACTORY(StaticDiscovery, "discovery-static", "tenants"))
+MT_PLUGIN("discovery-static", MT_SDK_VERSION, MT_FACTORY(StaticDiscovery, "discovery-static", "tenants"))

@@ -67,4 +67,4 @@ private:
 
 }  // namespace
 
-MT_PLUGIN("extract-header", "0.1.0", MT_FACTORY(HeaderExtractor, "extract-header", "header"))
+MT_PLUGIN("extract-header", MT_SDK_VERSION, MT_FACTORY(HeaderExtractor, "extract-header", "header"))

@@ -133,4 +133,4 @@ private:
 
 }  // namespace
 
-MT_PLUGIN("extract-path", "0.1.0", MT_FACTORY(PathExtractor, "extract-path", "segment", "prefix"))
+MT_PLUGIN("extract-path", MT_SDK_VERSION, MT_FACTORY(PathExtractor, "extract-path", "segment", "prefix"))

@@ -94,4 +94,4 @@ private:
 
 }  // namespace
 
-MT_PLUGIN("extract-subdomain", "0.1.0", MT_FACTORY(SubdomainExtractor, "extract-subdomain", "base_domain", "exclude"))
+MT_PLUGIN("extract-subdomain", MT_SDK_VERSION, MT_FACTORY(SubdomainExtractor, "extract-subdomain", "base_domain", "exclude"))

@@ -285,6 +285,6 @@ private:
 
 }  // namespace
 
-MT_PLUGIN("log-debug", "0.1.0",
+MT_PLUGIN("log-debug", MT_SDK_VERSION,
           MT_FACTORY(DebugLogSink, "log-debug", "log_queries", "log_pool_events", "slow_query_threshold", "file",
                      "level"))

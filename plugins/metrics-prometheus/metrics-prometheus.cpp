@@ -390,5 +390,5 @@ private:
 
 }  // namespace
 
-MT_PLUGIN("metrics-prometheus", "0.1.0",
+MT_PLUGIN("metrics-prometheus", MT_SDK_VERSION,
           MT_FACTORY(PrometheusSink, "metrics-prometheus", "prefix", "listen", "tenant_labels"))

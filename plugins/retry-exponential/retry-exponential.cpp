@@ -108,6 +108,6 @@ private:
 
 }  // namespace
 
-MT_PLUGIN("retry-exponential", "0.1.0",
+MT_PLUGIN("retry-exponential", MT_SDK_VERSION,
           MT_FACTORY(ExponentialRetry, "retry-exponential", "max_attempts", "initial_delay", "max_delay", "multiplier",
                      "jitter"))

@@ -80,4 +80,4 @@ public:
 
 }  // namespace
 
-MT_PLUGIN("tracking-drizzle-kit", "0.1.0", MT_FACTORY(DrizzleKitFormat, "tracking-drizzle-kit"))
+MT_PLUGIN("tracking-drizzle-kit", MT_SDK_VERSION, MT_FACTORY(DrizzleKitFormat, "tracking-drizzle-kit"))

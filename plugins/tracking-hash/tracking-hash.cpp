@@ -85,4 +85,4 @@ public:
 
 }  // namespace
 
-MT_PLUGIN("tracking-hash", "0.1.0", MT_FACTORY(HashFormat, "tracking-hash"))
+MT_PLUGIN("tracking-hash", MT_SDK_VERSION, MT_FACTORY(HashFormat, "tracking-hash"))

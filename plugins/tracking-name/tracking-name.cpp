@@ -64,4 +64,4 @@ public:
 
 }  // namespace
 
-MT_PLUGIN("tracking-name", "0.1.0", MT_FACTORY(NameFormat, "tracking-name"))
+MT_PLUGIN("tracking-name", MT_SDK_VERSION, MT_FACTORY(NameFormat, "tracking-name"))

@@ -85,4 +85,4 @@ private:
 
 }  // namespace
 
-MT_PLUGIN("discovery-file", "0.1.0", MT_FACTORY(FileDiscovery, "discovery-file", "file"))
+MT_PLUGIN("discovery-file", MT_SDK_VERSION, MT_FACTORY(FileDiscovery, "discovery-file", "file"))

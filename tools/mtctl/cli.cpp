@@ -1,7 +1,9 @@
 #include "cli.hpp"
+#include "json.hpp"
 
 #include <mt/base/errors.hpp>
 
+#include <cstdio>
 #include <iostream>
 #include <sstream>
 #include <unistd.h>
@@ -86,19 +88,6 @@ void add_tenant_selection(po::options_description& desc) {
         "tenants", po::value<std::string>(), "comma-separated tenant ids");
 }
 
-FleetScope fleet_scope(const mt::Kernel& kernel, const po::variables_map& vm) {
-    const auto& m = kernel.manifest();
-    if (vm.count("shared")) {
-        if (!m.migrations.shared_dir) throw mt::UsageError("migrations.shared_dir is not set");
-        return {{{m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt}},
-                mt::read_migration_folder(*m.migrations.shared_dir),
-                mt::TrackingTarget::shared_schema(m)};
-    }
-    const bool selected = vm.count("all") || vm.count("tenant") || vm.count("tenants");
-    return {kernel.select(selected ? tenant_selection(vm) : mt::TenantSelection{true, {}}),
-            mt::read_migration_folder(m.migrations.tenant_dir), mt::TrackingTarget::tenants(m)};
-}
-
 std::chrono::milliseconds duration_flag(const po::variables_map& vm, const std::string& flag) {
     const auto text = vm[flag].as<std::string>();
     try {
@@ -123,12 +112,17 @@ mt::TenantSelection tenant_selection(const po::variables_map& vm) {
         }
     }
     if (s.all && !s.ids.empty()) throw mt::UsageError("--all cannot be combined with --tenant/--tenants");
-    if (s.empty()) throw mt::UsageError("choose tenants with --all, --tenant ID or --tenants a,b,c");
     return s;
 }
 
 std::string pad(const std::string& s, size_t width) {
     return s.size() >= width ? s : s + std::string(width - s.size(), ' ');
+}
+
+std::string seconds(double ms) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2fs", ms / 1000.0);
+    return text;
 }
 
 std::string table(const std::vector<std::vector<std::string>>& rows) {

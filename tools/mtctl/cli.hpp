@@ -1,17 +1,18 @@
-// mtctl's command-line plumbing: global flags, per-command options, output and exit codes.
+// mtctl's command-line plumbing: global flags, per-command options, output and exit codes. Only
+// what every command needs: a command includes the kernel header of the entry point it calls
+// (mt/fleet/commands.hpp) and json.hpp when it renders JSON.
 #pragma once
 
-#include <mt/context/kernel.hpp>
 #include <mt/context/manifest.hpp>
-#include <mt/migrations/migrate.hpp>
-#include <mt/tracking/migration_folder.hpp>
+#include <mt/context/tenant.hpp>
 
 #include <boost/program_options.hpp>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ struct Globals {
     bool verbose = false;
     bool color = true;
     bool progress = true;
+    bool version = false;  // --version
     std::vector<std::string> overrides;  // --section.key=value
 
     mt::ManifestInput manifest_input() const;
@@ -72,24 +74,20 @@ const std::map<std::string, CommandInfo>& registered_commands();
 po::variables_map parse_options(const Invocation& inv, const po::options_description& desc,
                                 const po::positional_options_description* positional = nullptr);
 void add_tenant_selection(po::options_description& desc);
+// The selection the flags give, empty when none: the kernel decides what an empty one means.
+// --all together with ids is a usage error.
 mt::TenantSelection tenant_selection(const po::variables_map& vm);
 // A duration flag (`--timeout 5s`); a malformed one is a usage error naming the flag (exit 2).
 std::chrono::milliseconds duration_flag(const po::variables_map& vm, const std::string& flag);
-
-// What status and sync look at: the shared schema with --shared (its folder and table), else the
-// selected tenants, the whole fleet when no selection is given.
-struct FleetScope {
-    std::vector<mt::Tenant> tenants;
-    mt::MigrationFolder folder;
-    mt::TrackingTarget target;
-};
-FleetScope fleet_scope(const mt::Kernel& kernel, const po::variables_map& vm);
+template <class T>
+std::optional<T> optional_flag(const po::variables_map& vm, const std::string& flag) {
+    return vm.count(flag) ? std::optional<T>(vm[flag].as<T>()) : std::nullopt;
+}
 
 std::string pad(const std::string& s, size_t width);
 // Renders rows as aligned columns (first row is the header).
 std::string table(const std::vector<std::vector<std::string>>& rows);
-
-// Shared renderers.
-nlohmann::json tenant_json(const mt::Tenant& t);
+// "1.23s", as the summary lines show a duration.
+std::string seconds(double ms);
 
 }  // namespace mtctl

@@ -2,11 +2,11 @@
 // tenant listed object by object. Exit 1 on drift (more than one group, or a tenant without its
 // schema), 0 when every selected tenant's structure is identical.
 #include "cli.hpp"
+#include "json.hpp"
 
+#include <mt/fleet/commands.hpp>
 #include <mt/fleet/drift.hpp>
-#include <mt/base/errors.hpp>
 
-#include <cstdio>
 #include <iostream>
 
 namespace mtctl {
@@ -35,14 +35,9 @@ int cmd_diff(const Invocation& inv, const Output& out) {
     desc.add_options()("reference", po::value<std::string>(),
                        "the tenant whose structure is expected (default: the first tenant of the largest group)");
     const auto vm = parse_options(inv, desc);
-    mt::Kernel kernel(inv.globals.manifest_input());
     // Like status: the whole fleet unless a selection is given.
-    const bool selected = vm.count("all") || vm.count("tenant") || vm.count("tenants");
-    const auto tenants = kernel.select(selected ? tenant_selection(vm) : mt::TenantSelection{true, {}});
-    std::optional<std::string> reference;
-    if (vm.count("reference")) reference = vm["reference"].as<std::string>();
-
-    const auto report = mt::detect_drift(kernel, tenants, reference);
+    const auto report = mt::command::diff(inv.globals.manifest_input(),
+                                          {tenant_selection(vm), optional_flag<std::string>(vm, "reference")});
 
     json groups = json::array();
     for (const auto& g : report.groups) {
@@ -92,8 +87,6 @@ int cmd_diff(const Invocation& inv, const Output& out) {
                 out.info(text);
             }
         }
-        char duration[32];
-        std::snprintf(duration, sizeof duration, "%.2fs", report.duration_ms / 1000.0);
         std::string line = "diff: " + std::to_string(report.total) + " tenants, " +
                            std::to_string(report.groups.size()) + " structure" +
                            (report.groups.size() == 1 ? "" : "s");
@@ -103,7 +96,7 @@ int cmd_diff(const Invocation& inv, const Output& out) {
                               : "; identical";
         if (!report.missing_schemas.empty())
             line += ", " + std::to_string(report.missing_schemas.size()) + " without a schema";
-        out.line(line + "; " + duration);
+        out.line(line + "; " + seconds(report.duration_ms));
     }
     return report.drift() ? 1 : 0;
 }

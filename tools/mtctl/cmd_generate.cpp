@@ -1,8 +1,8 @@
 // mtctl generate --name N [--shared]: the next migration file in the folder's layout.
 #include "cli.hpp"
+#include "json.hpp"
 
-#include <mt/base/errors.hpp>
-#include <mt/tracking/migration_folder.hpp>
+#include <mt/fleet/commands.hpp>
 
 namespace mtctl {
 
@@ -13,21 +13,13 @@ int cmd_generate(const Invocation& inv, const Output& out) {
     desc.add_options()("name", po::value<std::string>()->required(), "what the migration does (letters, digits, _ and -)")(
         "shared", "in migrations.shared_dir instead of migrations.tenant_dir");
     const auto vm = parse_options(inv, desc);
-    mt::Kernel kernel(inv.globals.manifest_input());
-    const auto& m = kernel.manifest().migrations;
-    const bool shared = vm.count("shared") != 0;
-    if (shared && !m.shared_dir)
-        throw mt::UsageError("migrations.shared_dir is not set: name the shared migrations folder in the manifest");
-    const auto dir = shared ? *m.shared_dir : m.tenant_dir;
-    const auto file = mt::generate_migration(dir, vm["name"].as<std::string>());
-    const auto folder = mt::read_migration_folder(dir);
-    const bool journal = folder.layout == mt::FolderLayout::drizzle_kit;
-    out.json({{"file", file.string()},
-              {"name", file.stem().string()},
-              {"folder", dir.string()},
-              {"layout", journal ? "drizzle-kit" : "plain"},
-              {"journal", journal ? nlohmann::json((dir / "meta" / "_journal.json").string()) : nlohmann::json(nullptr)}});
-    out.line(file.string());
+    const auto made = mt::command::generate(inv.globals.manifest_input(), vm["name"].as<std::string>(), vm.count("shared") != 0);
+    out.json({{"file", made.file.string()},
+              {"name", made.name},
+              {"folder", made.folder.string()},
+              {"layout", made.journal ? "drizzle-kit" : "plain"},
+              {"journal", made.journal ? nlohmann::json(made.journal_file.string()) : nlohmann::json(nullptr)}});
+    out.line(made.file.string());
     return 0;
 }
 

@@ -1,60 +1,35 @@
+// mtctl health: the kernel's health report (the shared schema, and the selected tenants); exit 1
+// when unhealthy, an unreachable database included.
 #include "cli.hpp"
+#include "json.hpp"
 
-#include <mt/base/errors.hpp>
-#include <mt/runtime/tenant_manager.hpp>
-
-#include <chrono>
-#include <ctime>
-#include <iostream>
+#include <mt/fleet/command_results.hpp>
 
 namespace mtctl {
 
 namespace {
-
-// ISO 8601 UTC, as the manager stamps its own reports.
-std::string utc_now() {
-    const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 int cmd_health(const Invocation& inv, const Output& out) {
     po::options_description desc("health options");
     desc.add_options()("all", "ping every tenant the discovery plugin returns")(
         "tenant", po::value<std::vector<std::string>>()->composing(), "ping this tenant (repeatable)")(
         "tenants", po::value<std::string>(), "comma-separated tenant ids")(
-        "timeout", po::value<std::string>()->default_value("5s"), "ping timeout; slower than half is degraded")(
+        "timeout", po::value<std::string>(),
+        ("ping timeout (default " + std::to_string(mt::command::HealthRequest{}.timeout.count()) +
+         "ms); slower than half is degraded").c_str())(
         "pending", "also count each tenant's pending migrations (as status does); any makes it degraded");
     const auto vm = parse_options(inv, desc);
-    mt::Kernel kernel(inv.globals.manifest_input());
-    mt::TenantManager manager(kernel);
-    mt::HealthOptions options;
-    options.timeout = duration_flag(vm, "timeout");
-    options.pending = vm.count("pending") > 0;
-    mt::HealthReport report;
-    const auto start = std::chrono::steady_clock::now();
-    try {
-        if (vm.count("all") || vm.count("tenant") || vm.count("tenants"))
-            for (const auto& t : kernel.select(tenant_selection(vm))) options.tenants.push_back(t.id);
-        report = manager.health_check(options);
-    } catch (const mt::DatabaseUnavailable& e) {
-        // The tenant list itself could not be read: the fleet is unhealthy, not the command wrong.
-        report.healthy = false;
-        report.shared.status = mt::HealthStatus::unhealthy;
-        report.shared.error = e.what();
-        report.timestamp = utc_now();
-        report.duration_ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    }
+    mt::command::HealthRequest request;
+    request.selection = tenant_selection(vm);
+    if (vm.count("timeout")) request.timeout = duration_flag(vm, "timeout");
+    request.pending = vm.count("pending") > 0;
+    const auto [report, shared_schema] = mt::command::health(inv.globals.manifest_input(), request);
     out.json(nlohmann::json::parse(mt::to_json(report)));
     auto mark = [&](mt::HealthStatus s) {
         const std::string text = mt::to_string(s);
         return out.paint(pad(text, 10), s == mt::HealthStatus::ok ? "32" : s == mt::HealthStatus::degraded ? "33" : "31");
     };
-    out.line(mark(report.shared.status) + "shared schema " + kernel.manifest().isolation.shared_schema +
+    out.line(mark(report.shared.status) + "shared schema " + shared_schema +
              (report.shared.error.empty() ? "" : ": " + report.shared.error));
     for (const auto& p : report.pools)
         out.line(mark(p.status) + p.tenant + " (" + p.schema + (p.server ? " on servers." + *p.server : std::string()) +

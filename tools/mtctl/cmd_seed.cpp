@@ -1,7 +1,8 @@
 // mtctl seed --file F: runs a SQL file in each selected tenant, one transaction per tenant.
 #include "cli.hpp"
+#include "json.hpp"
 
-#include <mt/base/errors.hpp>
+#include <mt/fleet/commands.hpp>
 #include <mt/fleet/seed.hpp>
 
 #include <iostream>
@@ -18,16 +19,12 @@ int cmd_seed(const Invocation& inv, const Output& out) {
     desc.add_options()("file", po::value<std::string>()->required(), "the SQL file to run in each tenant")(
         "concurrency", po::value<int>(), "workers (and connections) per server (default migrations.concurrency)");
     const auto vm = parse_options(inv, desc);
-    const auto selection = tenant_selection(vm);
-    mt::Kernel kernel(inv.globals.manifest_input());
-    const auto& m = kernel.manifest().migrations;
-    mt::SeedOptions options;
-    options.concurrency = vm.count("concurrency") ? vm["concurrency"].as<int>() : m.concurrency;
-    if (options.concurrency < 1) throw mt::UsageError("--concurrency must be at least 1");
-    options.lock_timeout = m.lock_timeout;
-    options.progress = out.progress("seeding");
-    const auto tenants = kernel.select(selection);
-    const auto report = mt::seed(kernel, tenants, vm["file"].as<std::string>(), options);
+    mt::command::SeedRequest request;
+    request.selection = tenant_selection(vm);
+    request.file = vm["file"].as<std::string>();
+    request.concurrency = optional_flag<int>(vm, "concurrency");
+    request.progress = out.progress("seeding");
+    const auto report = mt::command::seed(inv.globals.manifest_input(), request);
 
     json list = json::array();
     for (const auto& r : report.tenants) {
@@ -54,11 +51,9 @@ int cmd_seed(const Invocation& inv, const Output& out) {
                 {"succeeded", report.succeeded},
                 {"failed", report.failed},
                 {"duration_ms", report.duration_ms}}}});
-    char duration[32];
-    std::snprintf(duration, sizeof duration, "%.2fs", report.duration_ms / 1000.0);
     out.line("seed " + report.file.string() + ": " + std::to_string(report.total) + " tenants, " +
              std::to_string(report.succeeded) + " succeeded, " + std::to_string(report.failed) + " failed in " +
-             duration);
+             seconds(report.duration_ms));
     return report.failed ? 1 : 0;
 }
 

@@ -1,13 +1,15 @@
 // mtctl serve: a long-running exporter with /health/db (200 healthy / 503 + the health JSON) and
 // /metrics (the sinks' exposition, with fleet gauges refreshed at most every --refresh). Loopback
 // by default; optionally over TLS and behind basic auth or a bearer token, the way Prometheus
-// exporters take a web config (docs/http.md).
+// exporters take a web config (docs/http.md). The server, /health/db and /metrics are the httplib
+// adapter's (plugins/adapter-httplib); what serve adds is the access check in front of them and the
+// fleet gauges' refresh before /metrics, which only a process that reads the whole fleet does.
 #include "cli.hpp"
+#include "json.hpp"
 
 #include <mt/adapter/httplib.hpp>
 #include <mt/base/errors.hpp>
-#include <mt/fleet/fleet_metrics.hpp>
-#include <mt/runtime/tenant_manager.hpp>
+#include <mt/fleet/commands.hpp>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -22,7 +24,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <sstream>
 
 namespace mtctl {
@@ -192,13 +193,9 @@ int cmd_serve(const Invocation& inv, const Output& out) {
         read_secret_file("--tls-key", vm["tls-key"].as<std::string>(), true);
     }
 
-    mt::Kernel kernel(inv.globals.manifest_input());
-    mt::TenantManager manager(kernel);
-    if (kernel.sinks().empty())
+    mt::command::Exporter exporter(inv.globals.manifest_input(), refresh);
+    if (!exporter.has_sinks())
         spdlog::warn("no metrics sink configured: /metrics stays empty until metrics-prometheus is in [roles] sinks");
-
-    std::mutex fleet_mutex;
-    std::chrono::steady_clock::time_point fleet_at{};
 
     // The adapter's server: bounded bodies and heads, timeouts, idle connections hold no thread,
     // no exception text in answers; over TLS too.
@@ -215,27 +212,15 @@ int cmd_serve(const Invocation& inv, const Output& out) {
         owned = std::make_unique<mt::adapter::httplib::Server>();
     }
     httplib::Server& server = *owned;
+    const auto health = mt::adapter::httplib::health_handler(exporter.manager());
+    const auto metrics = mt::adapter::httplib::metrics_handler(exporter.manager());
     server.Get("/health/db", [&](const httplib::Request& req, httplib::Response& res) {
-        if (!access.admit(req, res)) return;
-        const auto report = manager.health_check();
-        res.status = report.healthy ? 200 : 503;
-        res.set_content(mt::to_json(report), "application/json");
+        if (access.admit(req, res)) health(req, res);
     });
     server.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
         if (!access.admit(req, res)) return;
-        {
-            std::lock_guard lock(fleet_mutex);
-            const auto now = std::chrono::steady_clock::now();
-            if (fleet_at == std::chrono::steady_clock::time_point{} || now - fleet_at >= refresh) {
-                try {
-                    mt::publish_fleet_metrics(kernel);
-                } catch (const std::exception& e) {
-                    spdlog::warn("fleet gauges not refreshed: {}", e.what());
-                }
-                fleet_at = now;
-            }
-        }
-        res.set_content(manager.metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
+        exporter.refresh_fleet_gauges();
+        metrics(req, res);
     });
     server.Get("/", [&](const httplib::Request& req, httplib::Response& res) {
         if (!access.admit(req, res)) return;

@@ -2,11 +2,12 @@
 // repairs --mark-missing / --clean-orphans. Exit 0 when nothing failed, whatever drift was found
 // (like status; the report says what is out of sync); 1 when a repair failed for a tenant.
 #include "cli.hpp"
+#include "json.hpp"
 
 #include <mt/base/errors.hpp>
+#include <mt/fleet/commands.hpp>
 #include <mt/fleet/sync.hpp>
 
-#include <cstdio>
 #include <iostream>
 
 namespace mtctl {
@@ -95,21 +96,18 @@ int cmd_sync(const Invocation& inv, const Output& out) {
         "dry-run", "show what --mark-missing / --clean-orphans would change; change nothing")(
         "shared", "the shared schema's table instead of the tenants'");
     const auto vm = parse_options(inv, desc);
-    mt::SyncOptions options;
+    mt::command::SyncRequest options;
+    options.scope = {tenant_selection(vm), vm.count("shared") != 0};
     options.mark_missing = vm.count("mark-missing") != 0;
     options.clean_orphans = vm.count("clean-orphans") != 0;
     options.dry_run = vm.count("dry-run") != 0;
-    if (vm.count("status") && options.repairs())
+    const bool repairs = options.mark_missing || options.clean_orphans;
+    if (vm.count("status") && repairs)
         throw mt::UsageError("--status only reports; drop it to repair with --mark-missing / --clean-orphans "
                              "(nothing was changed)");
-
-    mt::Kernel kernel(inv.globals.manifest_input());
-    const auto [tenants, folder, target] = fleet_scope(kernel, vm);
-    options.concurrency = kernel.manifest().migrations.concurrency;
-    options.lock_timeout = kernel.manifest().migrations.lock_timeout;
     options.progress = out.progress("syncing");
 
-    const auto report = mt::sync_tracking(kernel, tenants, folder, target, options);
+    const auto report = mt::command::sync(inv.globals.manifest_input(), options);
 
     json list = json::array();
     size_t undetectable = 0;
@@ -163,25 +161,23 @@ int cmd_sync(const Invocation& inv, const Output& out) {
                 render_details(out, *t, options.dry_run);
             }
         }
-        char duration[32];
-        std::snprintf(duration, sizeof duration, "%.2fs", report.duration_ms / 1000.0);
         std::string line = "sync" + std::string(options.dry_run ? " (dry run)" : "") + ": " +
                            std::to_string(report.total) + " tenants, " + std::to_string(report.in_sync) +
                            " in sync, " + std::to_string(report.out_of_sync) + " out of sync (" +
                            std::to_string(report.missing) + " missing, " + std::to_string(report.orphans) +
                            " orphans, " + std::to_string(report.edited) + " edited" +
                            (report.renamed ? ", " + std::to_string(report.renamed) + " renamed" : std::string()) + ")";
-        if (options.repairs())
+        if (repairs)
             line += "; " + std::string(options.dry_run ? "would mark " : "marked ") + std::to_string(report.marked) +
                     ", " + (options.dry_run ? "clean " : "cleaned ") + std::to_string(report.cleaned) + ", " +
                     (options.dry_run ? "accept " : "accepted ") + std::to_string(report.accepted) + " (" +
                     std::to_string(report.repaired) + " tenants" + (options.dry_run ? " to repair" : " repaired") +
                     ", " + std::to_string(report.failed) + " failed)";
-        out.line(line + "; " + duration);
+        out.line(line + "; " + seconds(report.duration_ms));
         if (undetectable)
             out.info("note: " + std::to_string(undetectable) +
                      " tracking tables keep too little to detect edited files (EDITED shows '?'); see docs/repair.md");
-        if (!options.repairs() && report.out_of_sync)
+        if (!repairs && report.out_of_sync)
             out.info("next: apply pending migrations with mtctl migrate; record ones applied by other means with "
                      "mtctl sync --mark-missing; delete records of removed files with mtctl sync --clean-orphans; "
                      "both flags together also accept edited and renamed files (add --dry-run to preview)");

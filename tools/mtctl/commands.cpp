@@ -1,18 +1,19 @@
+// mtctl's lifecycle and migration commands: init, doctor, plugins, tenant, migrate, migrate-shared,
+// status, convert-format. Each parses its flags, calls its entry point in mt/fleet/commands.hpp and
+// renders the result.
 #include "cli.hpp"
+#include "json.hpp"
 
-#include <mt/fleet/clone.hpp>
-#include <mt/fleet/doctor.hpp>
 #include <mt/base/errors.hpp>
+#include <mt/fleet/clone.hpp>
+#include <mt/fleet/command_results.hpp>
+#include <mt/fleet/doctor.hpp>
 #include <mt/migrations/migrate.hpp>
-#include <mt/plugin_host/plugins.hpp>
 
-#include <cstdlib>
-#include <fstream>
 #include <iostream>
 
 namespace mtctl {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
@@ -41,12 +42,6 @@ std::string kinds_of(const mt::PluginInfo& p) {
     return kinds;
 }
 
-bool manifest_present(const Globals& g) {
-    if (g.config) return true;
-    if (const char* env = std::getenv("MT_CONFIG"); env && *env) return true;
-    return fs::exists("multitenant.ini");
-}
-
 json result_json(const mt::TenantMigrateResult& r) {
     json j = tenant_json(r.tenant);
     j["format"] = r.format;
@@ -55,8 +50,8 @@ json result_json(const mt::TenantMigrateResult& r) {
     j["duration_ms"] = r.duration_ms;
     if (r.outcome == mt::TenantOutcome::failed) {
         j["error"] = r.error;
-        j["failed_migration"] = r.failed_migration.empty() ? json(nullptr) : json(r.failed_migration);
-        j["sqlstate"] = r.sqlstate.empty() ? json(nullptr) : json(r.sqlstate);
+        j["failed_migration"] = or_null(r.failed_migration);
+        j["sqlstate"] = or_null(r.sqlstate);
     } else if (!r.error.empty()) {
         j["note"] = r.error;
     }
@@ -101,12 +96,10 @@ int render_report(const Output& out, const std::string& command, const mt::Migra
                 break;
         }
     }
-    char duration[32];
-    std::snprintf(duration, sizeof duration, "%.2fs", report.duration_ms / 1000.0);
     out.line(command + (dry_run ? " (dry run)" : "") + ": " + std::to_string(report.total) + " tenants, " +
              std::to_string(report.succeeded) + " succeeded, " + std::to_string(report.failed) + " failed, " +
              std::to_string(report.skipped) + " skipped; " + std::to_string(report.migrations_applied) +
-             " migrations in " + duration);
+             " migrations in " + seconds(report.duration_ms));
     return report.failed ? 1 : 0;
 }
 
@@ -117,18 +110,9 @@ static int cmd_init(const Invocation& inv, const Output& out) {
     desc.add_options()("force", "overwrite an existing manifest")(
         "dir", po::value<std::string>()->default_value("."), "where to write");
     const auto vm = parse_options(inv, desc);
-    const fs::path dir = vm["dir"].as<std::string>();
-    const fs::path manifest = inv.globals.config ? fs::path(*inv.globals.config) : dir / "multitenant.ini";
-    if (fs::exists(manifest) && !vm.count("force"))
-        throw mt::UsageError(manifest.string() + " already exists; nothing written (use --force to overwrite)");
-    fs::create_directories(dir / "drizzle" / "tenant");
-    fs::create_directories(dir / "drizzle" / "shared");
-    if (manifest.has_parent_path()) fs::create_directories(manifest.parent_path());
-    std::ofstream(manifest) << mt::starter_manifest();
-    out.json({{"manifest", manifest.string()},
-              {"folders", {(dir / "drizzle" / "tenant").string(), (dir / "drizzle" / "shared").string()}}});
-    out.info("wrote " + manifest.string() + ", " + (dir / "drizzle/tenant").string() + "/ and " +
-             (dir / "drizzle/shared").string() + "/");
+    const auto made = mt::command::init(inv.globals.manifest_input(), vm["dir"].as<std::string>(), vm.count("force") != 0);
+    out.json({{"manifest", made.manifest.string()}, {"folders", {made.folders[0].string(), made.folders[1].string()}}});
+    out.info("wrote " + made.manifest.string() + ", " + made.folders[0].string() + "/ and " + made.folders[1].string() + "/");
     out.info("next: set DATABASE_URL, add migrations to drizzle/tenant, then run: mtctl doctor");
     return 0;
 }
@@ -136,7 +120,7 @@ static int cmd_init(const Invocation& inv, const Output& out) {
 static int cmd_doctor(const Invocation& inv, const Output& out) {
     po::options_description desc("doctor options");
     parse_options(inv, desc);
-    const auto report = mt::run_doctor(inv.globals.manifest_input());
+    const auto report = mt::command::doctor(inv.globals.manifest_input());
     json checks = json::array();
     for (const auto& c : report.checks) {
         checks.push_back({{"check", c.name}, {"status", mt::to_string(c.status)}, {"detail", c.detail},
@@ -161,7 +145,7 @@ static int cmd_plugins(const Invocation& inv, const Output& out) {
         po::positional_options_description pos;
         pos.add("file", 1);
         const auto vm = parse_options(inv, desc, &pos);
-        const auto info = mt::inspect_plugin(vm["file"].as<std::string>());
+        const auto info = mt::command::inspect_plugin(vm["file"].as<std::string>());
         out.json(plugin_json(info, "inspected"));
         out.line(info.name + " " + info.version + "  (" + info.file.string() + ")");
         out.line("  ABI " + std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor) + " (requires " +
@@ -181,26 +165,13 @@ static int cmd_plugins(const Invocation& inv, const Output& out) {
     }
     po::options_description desc("plugins options");
     parse_options(inv, desc);
-    std::vector<std::pair<mt::PluginInfo, std::string>> listed;
-    if (manifest_present(inv.globals)) {
-        mt::Kernel kernel(inv.globals.manifest_input());
-        for (const auto& p : kernel.registry().plugins()) listed.emplace_back(p, "loaded");
-    } else {
-        // No manifest: show what the kernel would find by itself.
-        const auto dir = mt::builtin_plugin_dir();
-        std::vector<fs::path> files;
-        if (fs::is_directory(dir))
-            for (const auto& e : fs::directory_iterator(dir))
-                if (e.path().extension() == ".so") files.push_back(e.path());
-        std::sort(files.begin(), files.end());
-        for (const auto& f : files) listed.emplace_back(mt::inspect_plugin(f), "available");
-    }
+    const auto listing = mt::command::plugins(inv.globals.manifest_input());
     json plugins = json::array();
     std::vector<std::vector<std::string>> rows{{"PLUGIN", "VERSION", "ABI", "KINDS", "STATUS", "FILE"}};
-    for (const auto& [p, status] : listed) {
-        plugins.push_back(plugin_json(p, status));
+    for (const auto& p : listing.plugins) {
+        plugins.push_back(plugin_json(p, listing.status));
         rows.push_back({p.name, p.version, std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor), kinds_of(p),
-                        status, p.file.string()});
+                        listing.status, p.file.string()});
     }
     out.json({{"plugins", plugins}});
     if (!inv.globals.json) std::cout << table(rows);
@@ -212,8 +183,7 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
     if (sub == "list") {
         po::options_description desc("tenant list options");
         parse_options(inv, desc);
-        mt::Kernel kernel(inv.globals.manifest_input());
-        const auto tenants = kernel.discover_tenants();
+        const auto tenants = mt::command::tenant_list(inv.globals.manifest_input());
         json list = json::array();
         std::vector<std::vector<std::string>> rows{{"TENANT", "SCHEMA", "SERVER"}};
         for (const auto& t : tenants) {
@@ -230,10 +200,9 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
         desc.add_options()("id", po::value<std::string>()->required(), "the tenant id")(
             "no-migrate", "create the schema and tracking table only");
         const auto vm = parse_options(inv, desc);
-        mt::Kernel kernel(inv.globals.manifest_input());
-        const auto tenant = kernel.tenant(vm["id"].as<std::string>());
-        const auto folder = mt::read_migration_folder(kernel.manifest().migrations.tenant_dir);
-        const auto result = mt::create_tenant(kernel, tenant, folder, !vm.count("no-migrate"));
+        const auto result = mt::command::tenant_create(inv.globals.manifest_input(), vm["id"].as<std::string>(),
+                                                       !vm.count("no-migrate"));
+        const auto& tenant = result.tenant;
         out.json(result_json(result));
         out.info("created tenant " + tenant.id + " (schema " + tenant.schema + ", " +
                  std::to_string(result.applied.size()) + " migrations applied)");
@@ -244,12 +213,8 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
         desc.add_options()("id", po::value<std::string>()->required(), "the tenant id")(
             "force", "required: dropping a tenant deletes its schema and all its data");
         const auto vm = parse_options(inv, desc);
-        mt::Kernel kernel(inv.globals.manifest_input());
-        const auto tenant = kernel.tenant(vm["id"].as<std::string>());
-        if (!vm.count("force"))
-            throw mt::UsageError("tenant drop deletes schema " + tenant.schema +
-                                 " and all its data; add --force to confirm (nothing was dropped)");
-        mt::drop_tenant(kernel, tenant);
+        const auto tenant =
+            mt::command::tenant_drop(inv.globals.manifest_input(), vm["id"].as<std::string>(), vm.count("force") != 0);
         out.json({{"dropped", tenant_json(tenant)}});
         out.info("dropped tenant " + tenant.id + " (schema " + tenant.schema + ")");
         return 0;
@@ -260,12 +225,9 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
             "to", po::value<std::string>()->required(), "the new tenant's id")(
             "with-data", "also copy the rows (and move sequences past them)");
         const auto vm = parse_options(inv, desc);
-        mt::Kernel kernel(inv.globals.manifest_input());
-        const auto pair = kernel.select({false, {vm["from"].as<std::string>(), vm["to"].as<std::string>()}});
-        const auto folder = mt::read_migration_folder(kernel.manifest().migrations.tenant_dir);
-        mt::CloneOptions options;
-        options.with_data = vm.count("with-data") != 0;
-        const auto report = mt::clone_tenant(kernel, pair.at(0), pair.at(1), folder, options);
+        const bool with_data = vm.count("with-data") != 0;
+        const auto report = mt::command::tenant_clone(inv.globals.manifest_input(), vm["from"].as<std::string>(),
+                                                      vm["to"].as<std::string>(), with_data);
         json tables = json::array(), sequences = json::array();
         uint64_t rows = 0;
         for (const auto& t : report.tables) {
@@ -278,7 +240,7 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
                   {"to", tenant_json(report.to)},
                   {"format", report.format},
                   {"migrations", report.migrations},
-                  {"with_data", options.with_data},
+                  {"with_data", with_data},
                   {"tables", tables},
                   {"sequences", sequences},
                   {"rows", rows},
@@ -286,7 +248,7 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
                   {"duration_ms", report.duration_ms}});
         out.info("cloned tenant " + report.from.id + " to " + report.to.id + " (schema " + report.to.schema + ", " +
                  std::to_string(report.migrations.size()) + " migrations replayed" +
-                 (options.with_data ? ", " + std::to_string(rows) + " rows in " + std::to_string(report.tables.size()) +
+                 (with_data ? ", " + std::to_string(rows) + " rows in " + std::to_string(report.tables.size()) +
                                           " tables copied"
                                     : "") +
                  ")");
@@ -311,56 +273,42 @@ po::options_description migrate_options(const std::string& title, bool tenants) 
     return desc;
 }
 
-mt::MigrateOptions migrate_settings(const mt::Kernel& kernel, const po::variables_map& vm, const Output& out) {
-    const auto& m = kernel.manifest().migrations;
-    mt::MigrateOptions options;
-    options.concurrency = vm.count("concurrency") ? vm["concurrency"].as<int>() : m.concurrency;
-    if (options.concurrency < 1) throw mt::UsageError("--concurrency must be at least 1");
-    options.dry_run = vm.count("dry-run") != 0;
-    options.mark_applied = vm.count("mark-applied") != 0;
-    if (vm.count("to")) options.to = vm["to"].as<std::string>();
-    options.fail_fast = vm.count("fail-fast") != 0 || m.fail_fast;
-    options.transaction = m.transaction;
-    options.lock_timeout = m.lock_timeout;
-    options.progress = out.progress("migrating");
-    return options;
+mt::command::MigrateRequest migrate_request(const po::variables_map& vm, const Output& out, bool shared) {
+    mt::command::MigrateRequest request;
+    if (shared) request.scope.shared = true;
+    else request.scope.selection = tenant_selection(vm);
+    request.concurrency = optional_flag<int>(vm, "concurrency");
+    request.dry_run = vm.count("dry-run") != 0;
+    request.mark_applied = vm.count("mark-applied") != 0;
+    request.to = optional_flag<std::string>(vm, "to");
+    request.fail_fast = vm.count("fail-fast") != 0;
+    request.progress = out.progress("migrating");
+    return request;
 }
 
 }  // namespace
 
 static int cmd_migrate(const Invocation& inv, const Output& out) {
     const auto vm = parse_options(inv, migrate_options("migrate options", true));
-    const auto selection = tenant_selection(vm);
-    mt::Kernel kernel(inv.globals.manifest_input());
-    const auto folder = mt::read_migration_folder(kernel.manifest().migrations.tenant_dir);
-    const auto options = migrate_settings(kernel, vm, out);
-    const auto tenants = kernel.select(selection);
-    const auto report = mt::migrate(kernel, tenants, folder, mt::TrackingTarget::tenants(kernel.manifest()), options);
-    return render_report(out, "migrate", report, options.dry_run);
+    const auto request = migrate_request(vm, out, false);
+    const auto report = mt::command::migrate(inv.globals.manifest_input(), request);
+    return render_report(out, "migrate", report, request.dry_run);
 }
 
 static int cmd_migrate_shared(const Invocation& inv, const Output& out) {
     const auto vm = parse_options(inv, migrate_options("migrate-shared options", false));
-    mt::Kernel kernel(inv.globals.manifest_input());
-    const auto& m = kernel.manifest();
-    if (!m.migrations.shared_dir)
-        throw mt::UsageError("migrations.shared_dir is not set: name the shared migrations folder in the manifest");
-    const auto folder = mt::read_migration_folder(*m.migrations.shared_dir);
-    auto options = migrate_settings(kernel, vm, out);
-    options.concurrency = 1;
-    const mt::Tenant shared{m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt};
-    const auto report = mt::migrate(kernel, {shared}, folder, mt::TrackingTarget::shared_schema(m), options);
-    return render_report(out, "migrate-shared", report, options.dry_run);
+    const auto request = migrate_request(vm, out, true);
+    const auto report = mt::command::migrate(inv.globals.manifest_input(), request);
+    return render_report(out, "migrate-shared", report, request.dry_run);
 }
 
 static int cmd_status(const Invocation& inv, const Output& out) {
     po::options_description desc("status options");
     add_tenant_selection(desc);
     desc.add_options()("shared", "the shared schema instead of tenants");
-    auto vm = parse_options(inv, desc);
-    mt::Kernel kernel(inv.globals.manifest_input());
-    const auto [tenants, folder, target] = fleet_scope(kernel, vm);
-    const auto fleet = mt::fleet_status(kernel, tenants, folder, target);
+    const auto vm = parse_options(inv, desc);
+    const auto [fleet, migrations] =
+        mt::command::status(inv.globals.manifest_input(), {tenant_selection(vm), vm.count("shared") != 0});
 
     std::map<std::string, size_t> counts;
     json list = json::array();
@@ -371,7 +319,7 @@ static int cmd_status(const Invocation& inv, const Output& out) {
         for (const auto& r : st.orphans)
             orphans.push_back({{"name", r.name ? json(*r.name) : json(nullptr)}, {"hash", r.hash ? json(*r.hash) : json(nullptr)}});
         json j = tenant_json(st.tenant);
-        j["format"] = st.format.empty() ? json(nullptr) : json(st.format);
+        j["format"] = or_null(st.format);
         j["applied"] = st.applied.size();
         j["pending"] = st.pending.size();
         j["orphans"] = st.orphans.size();
@@ -383,12 +331,12 @@ static int cmd_status(const Invocation& inv, const Output& out) {
                         std::to_string(st.applied.size()), std::to_string(st.pending.size()),
                         std::to_string(st.orphans.size()), mt::to_string(st.state)});
     }
-    json summary = {{"total", fleet.tenants.size()}, {"migrations", folder.migrations.size()},
+    json summary = {{"total", fleet.tenants.size()}, {"migrations", migrations},
                     {"duration_ms", fleet.duration_ms}};
     for (const char* s : {"up-to-date", "behind", "missing-schema", "no-table", "unknown-format"}) summary[s] = counts[s];
     out.json({{"tenants", list}, {"summary", summary}});
     if (!inv.globals.json && !inv.globals.quiet) std::cout << table(rows);
-    std::string line = std::to_string(fleet.tenants.size()) + " tenants, " + std::to_string(folder.migrations.size()) +
+    std::string line = std::to_string(fleet.tenants.size()) + " tenants, " + std::to_string(migrations) +
                        " migrations:";
     for (const auto& [state, n] : counts) line += " " + std::to_string(n) + " " + state + ",";
     line.pop_back();
@@ -403,27 +351,13 @@ static int cmd_convert_format(const Invocation& inv, const Output& out) {
         "from", po::value<std::string>(), "expected source format (a tenant in another format fails)")(
         "dry-run", "show what would be converted; change nothing")("shared", "convert the shared schema's table");
     const auto vm = parse_options(inv, desc);
-    mt::Kernel kernel(inv.globals.manifest_input());
-    const auto& m = kernel.manifest();
-    const bool shared = vm.count("shared") != 0;
-    mt::ConvertOptions options;
-    options.to = vm["to"].as<std::string>();
-    if (vm.count("from")) options.from = vm["from"].as<std::string>();
-    options.dry_run = vm.count("dry-run") != 0;
-    options.concurrency = m.migrations.concurrency;
-    kernel.tracking_format(options.to);  // unknown format: exit 2 before touching anything
-    if (options.from) kernel.tracking_format(*options.from);
-    std::vector<mt::Tenant> tenants;
-    if (shared) {
-        if (!m.migrations.shared_dir) throw mt::UsageError("migrations.shared_dir is not set");
-        tenants.push_back({m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt});
-    } else {
-        tenants = kernel.select(tenant_selection(vm));
-    }
-    const auto folder = mt::read_migration_folder(shared ? *m.migrations.shared_dir : m.migrations.tenant_dir);
-    const auto target = shared ? mt::TrackingTarget::shared_schema(m) : mt::TrackingTarget::tenants(m);
-    const auto report = mt::convert_format(kernel, tenants, folder, target, options);
-    return render_report(out, "convert-format", report, options.dry_run);
+    mt::command::ConvertRequest request;
+    request.scope = {tenant_selection(vm), vm.count("shared") != 0};
+    request.to = vm["to"].as<std::string>();
+    request.from = optional_flag<std::string>(vm, "from");
+    request.dry_run = vm.count("dry-run") != 0;
+    const auto report = mt::command::convert_format(inv.globals.manifest_input(), request);
+    return render_report(out, "convert-format", report, request.dry_run);
 }
 
 namespace {

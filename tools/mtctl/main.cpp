@@ -1,8 +1,10 @@
 // mtctl: parses flags, calls one kernel function per command, renders a table or JSON.
 #include "cli.hpp"
+#include "json.hpp"
 
 #include <mt/base/errors.hpp>
 #include <mt/base/redact.hpp>
+#include <mt/sdk/abi.h>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -29,10 +31,12 @@ global flags:
   -q, --quiet                  only errors and the summary
   -v, --verbose                more detail (and debug logs on stderr)
   --no-color, --no-progress
+  --version                    mtctl's version and the plugin ABI it loads
   --SECTION.KEY=VALUE          override any manifest key
 
 exit codes: 0 success; 1 failed for at least one tenant, unhealthy or drift found; 2 usage,
-manifest or plugin error (nothing changed); 3 cannot reach the database.
+manifest or plugin error (nothing changed); 3 cannot reach the database. An unexpected internal
+error exits 1 too: it may have happened after something was changed.
 Run 'mtctl COMMAND --help' for a command's options.
 )";
     return text;
@@ -56,6 +60,7 @@ Invocation split(int argc, char** argv) {
         else if (a == "-v" || a == "--verbose") g.verbose = true;
         else if (a == "--no-color") g.color = false;
         else if (a == "--no-progress") g.progress = false;
+        else if (a == "--version" && inv.words.empty()) g.version = true;
         else if (a.rfind("--", 0) == 0 && a.find('.') != std::string::npos && a.find('.') < a.find('=') &&
                  a.find('=') != std::string::npos)
             g.overrides.push_back(a.substr(2));
@@ -88,6 +93,12 @@ int main(int argc, char** argv) {
     spdlog::set_level(inv.globals.verbose ? spdlog::level::debug : spdlog::level::warn);
     spdlog::set_pattern("%^[%l]%$ %v");
     Output out(inv.globals);
+    if (inv.globals.version) {
+        const std::string abi = std::to_string(MT_ABI_MAJOR) + "." + std::to_string(MT_ABI_MINOR);
+        out.json({{"version", MT_VERSION}, {"abi", abi}, {"abi_major", MT_ABI_MAJOR}, {"abi_minor", MT_ABI_MINOR}});
+        out.line(std::string("mtctl ") + MT_VERSION + " (plugin ABI " + abi + ")");
+        return 0;
+    }
     if (inv.words.empty()) {
         const bool help = std::find(inv.args.begin(), inv.args.end(), "--help") != inv.args.end() ||
                           std::find(inv.args.begin(), inv.args.end(), "-h") != inv.args.end();
@@ -99,8 +110,9 @@ int main(int argc, char** argv) {
         std::cerr << "mtctl: unknown command '" << inv.words[0] << "'\n\n" << usage();
         return 2;
     }
-    // Errors are redacted once more here: whatever path a message took, a password it carries
-    // (from the manifest, DATABASE_URL, PGPASSWORD or libpq) is not printed.
+    // Every error the kernel lets out is an mt::Error carrying its exit code (libpqxx's are translated
+    // at the kernel's entry points). Messages are redacted once more here: whatever path a message
+    // took, a password it carries (from the manifest, DATABASE_URL, PGPASSWORD or libpq) is not printed.
     try {
         return it->second.run(inv, out);
     } catch (const mt::Error& e) {
@@ -109,12 +121,10 @@ int main(int argc, char** argv) {
     } catch (const po::error& e) {
         std::cerr << "mtctl " << inv.words[0] << ": " << mt::redact_text(e.what()) << " (see mtctl " << inv.words[0]
                   << " --help)\n";
-        return 2;
-    } catch (const pqxx::broken_connection& e) {
-        std::cerr << "mtctl: lost the database connection: " << mt::redact_text(e.what()) << "\n";
-        return 3;
+        return static_cast<int>(mt::ExitCode::usage);
     } catch (const std::exception& e) {
+        // A bug in mtctl itself (the kernel's entry points translate their own): as InternalError.
         std::cerr << "mtctl: " << mt::redact_text(e.what()) << "\n";
-        return 1;
+        return static_cast<int>(mt::ExitCode::failed);
     }
 }

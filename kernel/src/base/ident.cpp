@@ -6,12 +6,12 @@
 namespace mt {
 
 std::string quote_ident(std::string_view ident) {
-    if (ident.empty()) throw Error("empty SQL identifier");
+    if (ident.empty()) throw InputError("empty SQL identifier");
     std::string out;
     out.reserve(ident.size() + 2);
     out += '"';
     for (char c : ident) {
-        if (c == '\0') throw Error("SQL identifier contains a NUL byte");
+        if (c == '\0') throw InputError("SQL identifier contains a NUL byte");
         if (c == '"') out += '"';
         out += c;
     }
@@ -41,10 +41,10 @@ SchemaNamer::SchemaNamer(std::string schema_template, std::string shared_schema,
     try {
         pattern_ = std::regex(id_pattern, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-        throw Error("isolation.tenant_id_pattern: not a valid regular expression: " + std::string(e.what()));
+        throw InputError("isolation.tenant_id_pattern: not a valid regular expression: " + std::string(e.what()));
     }
     if (template_.find("{id}") == std::string::npos)
-        throw Error("isolation.schema_template: must contain {id}, got '" + template_ + "'");
+        throw InputError("isolation.schema_template: must contain {id}, got '" + template_ + "'");
 }
 
 void SchemaNamer::validate_id(std::string_view id) const {

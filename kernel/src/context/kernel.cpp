@@ -114,7 +114,7 @@ std::string Kernel::connection_string(const std::optional<std::string>& server) 
     if (server) {
         auto it = manifest_.servers.find(*server);
         if (it == manifest_.servers.end())
-            throw Error("tenant routed to server '" + *server + "', which has no [servers." + *server +
+            throw InputError("tenant routed to server '" + *server + "', which has no [servers." + *server +
                         "] url in the manifest");
         conn = it->second;
     }
@@ -154,7 +154,7 @@ std::unique_ptr<pqxx::connection> Kernel::connect(const std::optional<std::strin
 }
 
 std::vector<Tenant> Kernel::discover_tenants(pqxx::connection& conn) const {
-    if (!discovery_) throw Error("no discovery plugin: set [roles] discovery in the manifest (e.g. discovery-sql)");
+    if (!discovery_) throw InputError("no discovery plugin: set [roles] discovery in the manifest (e.g. discovery-sql)");
     std::vector<sdk::DiscoveredTenant> found;
     {
         pqxx::work tx(conn);
@@ -206,7 +206,7 @@ const TrackingFormat& Kernel::tracking_format(const std::string& name) const {
         if (f.label() == name) return f;
     std::string loaded;
     for (const auto& f : formats_) loaded += (loaded.empty() ? "" : ", ") + f.name();
-    throw Error("unknown tracking format '" + name + "' (loaded: " + (loaded.empty() ? "none" : loaded) +
+    throw InputError("unknown tracking format '" + name + "' (loaded: " + (loaded.empty() ? "none" : loaded) +
                 "; add its plugin to [plugins] load)");
 }
 

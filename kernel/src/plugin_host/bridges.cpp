@@ -22,7 +22,7 @@ using detail::ErrorText;
 
 template <class Vtable>
 const Vtable* checked_vtable(const std::shared_ptr<PluginInstance>& instance, mt_kind expected) {
-    if (!instance) throw Error("no plugin instance given for a " + to_string(expected));
+    if (!instance) throw InternalError("no plugin instance given for a " + to_string(expected));
     const std::string where = instance->file().string();
     if (instance->kind() != expected)
         throw PluginError(where, "config",
@@ -170,7 +170,7 @@ std::string TrackingFormat::list_query() const {
     auto fn = required(*instance_, vt_, &mt_tracking_format_vtable::list_query, "list_query");
     const mt_str query = fn(instance_->self());
     if (!query.data || query.size == 0)
-        throw Error(instance_->name() + ": list_query returned no statement (the plugin failed or threw): fix or "
+        throw OperationError(instance_->name() + ": list_query returned no statement (the plugin failed or threw): fix or "
                                         "replace the tracking format plugin " + instance_->file().string());
     return std::string(sdk::view(query));
 }
@@ -179,7 +179,7 @@ uint32_t TrackingFormat::identifies_by() const {
     auto fn = required(*instance_, vt_, &mt_tracking_format_vtable::identifies_by, "identifies_by");
     const uint32_t by = fn(instance_->self());
     if ((by & (MT_IDENTIFIES_NAME | MT_IDENTIFIES_HASH)) == 0)
-        throw Error(instance_->name() + ": identifies_by returned neither name nor hash (the plugin failed or threw): "
+        throw OperationError(instance_->name() + ": identifies_by returned neither name nor hash (the plugin failed or threw): "
                                         "fix or replace the tracking format plugin " + instance_->file().string());
     return by;
 }
@@ -274,7 +274,7 @@ std::string MetricsSink::render() const {
     ErrorText err;
     const mt_status st = fn(instance_->self(), on_chunk, &collected, err.get());
     collected.rethrow_if_any();
-    if (st != MT_OK) throw Error(instance_->name() + ": render: " + err.message_or("failed without a message"));
+    if (st != MT_OK) throw OperationError(instance_->name() + ": render: " + err.message_or("failed without a message"));
     return std::move(collected.text);
 }
 

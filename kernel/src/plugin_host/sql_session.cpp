@@ -47,7 +47,7 @@ size_t invalid_utf8_at(std::string_view s) {
 
 void check_statement(const std::string& sql, const SqlParams& params, const std::string& tenant, bool utf8) {
     if (sql.find('\0') != std::string::npos)
-        throw Error("the statement text contains a NUL byte; nothing was sent" +
+        throw OperationError("the statement text contains a NUL byte; nothing was sent" +
                     (tenant.empty() ? std::string() : " (tenant " + tenant + ")"));
     for (size_t i = 0; i < params.size(); ++i) {
         if (!params[i]) continue;

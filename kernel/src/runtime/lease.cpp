@@ -113,9 +113,9 @@ const std::string& TenantLease::search_path() const {
 }
 
 detail::PooledConnection& TenantLease::pooled() {
-    if (!conn_) throw Error("this lease was released");
+    if (!conn_) throw InternalError("this lease was released");
     if (state_->kernel_alive.expired())
-        throw Error("the mt::Kernel this lease came from was destroyed; keep the Kernel alive longer than its "
+        throw InternalError("the mt::Kernel this lease came from was destroyed; keep the Kernel alive longer than its "
                     "TenantManager and every lease");
     return *conn_;
 }

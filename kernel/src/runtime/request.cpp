@@ -27,14 +27,12 @@ std::string shown_id(std::string_view id) {
 
 // TenantIdError's message quotes the whole id (and a schema rule's reason the schema holding it).
 std::string invalid_id_message(const TenantIdError& e) {
-    std::string reason = e.what();
-    const std::string prefix = "tenant id '" + e.id + "': ";
-    if (reason.rfind(prefix, 0) == 0) reason.erase(0, prefix.size());
+    std::string reason = e.reason;
     const std::string shown = shown_id(e.id);
     if (!e.id.empty())
         for (size_t at = reason.find(e.id); at != std::string::npos; at = reason.find(e.id, at + shown.size()))
             reason.replace(at, e.id.size(), shown);
-    return "invalid tenant id: tenant id '" + shown + "': " + reason.substr(0, 200);
+    return "tenant id '" + shown + "': " + reason.substr(0, 200);
 }
 
 }  // namespace

@@ -69,12 +69,7 @@ TenantAdmission TenantGate::admit(const RequestView& request, LeaseOptions lease
     const ExtractResult found = extract_tenant(manager_.kernel(), request);
     switch (found.status) {
         case TenantResolution::missing: out.refusal = refusal(400, "tenant id required"); return out;
-        case TenantResolution::invalid: {
-            std::string why = found.error;
-            if (why.rfind("invalid tenant id: ", 0) == 0) why.erase(0, 19);
-            out.refusal = refusal(400, "invalid tenant id", why);
-            return out;
-        }
+        case TenantResolution::invalid: out.refusal = refusal(400, "invalid tenant id", found.error); return out;
         case TenantResolution::found: break;
     }
     try {

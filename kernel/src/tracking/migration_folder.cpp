@@ -375,7 +375,7 @@ std::string sha256_hex(std::string_view bytes) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
     unsigned int length = 0;
     if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1)
-        throw Error("SHA-256 failed (OpenSSL EVP_Digest)");
+        throw InternalError("SHA-256 failed (OpenSSL EVP_Digest)");
     static constexpr char hex[] = "0123456789abcdef";
     std::string out;
     out.reserve(length * 2);

@@ -1,7 +1,10 @@
-// Error types carry the context an operator needs (file, key, tenant, migration, stage, SQLSTATE);
-// mtctl maps them to the exit codes of SPEC §7.
+// Error types carry the context an operator needs (file, key, tenant, migration, stage, SQLSTATE)
+// and each its exit code of SPEC §7, so mtctl prints what() and exits with exit_code(): nothing
+// maps messages to codes. libpqxx's exceptions are turned into these types once, where the
+// kernel's command entry points return (mt/fleet/commands.hpp); no message text is a protocol.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -9,28 +12,42 @@ namespace mt {
 
 enum class ExitCode : int {
     ok = 0,
-    failed = 1,       // the operation failed for at least one tenant, unhealthy, or drift found
+    failed = 1,       // the operation failed for at least one tenant, unhealthy, drift found, or a bug
     usage = 2,        // usage, manifest or plugin error; nothing was changed
     unreachable = 3,  // cannot reach the database
 };
 
+// The base of every kernel error. It has no default exit code: each type below states its own, so
+// that a runtime failure can never be reported as "usage, nothing changed".
 class Error : public std::runtime_error {
 public:
-    using std::runtime_error::runtime_error;
-    virtual ExitCode exit_code() const { return ExitCode::usage; }
+    ExitCode exit_code() const { return code_; }
+
+protected:
+    Error(ExitCode code, const std::string& what) : std::runtime_error(what), code_(code) {}
+
+private:
+    ExitCode code_;
 };
 
 // Bad command-line usage.
 class UsageError : public Error {
 public:
-    using Error::Error;
+    explicit UsageError(const std::string& what) : Error(ExitCode::usage, what) {}
+};
+
+// A value refused before anything was done: a setting the kernel cannot use (no discovery plugin,
+// an unknown tracking format or server, an invalid pattern), an identifier it cannot quote.
+class InputError : public Error {
+public:
+    explicit InputError(const std::string& what) : Error(ExitCode::usage, what) {}
 };
 
 // A manifest problem: names the file (or "environment"/"command line"), the key and what was expected.
 class ManifestError : public Error {
 public:
     ManifestError(std::string source, std::string key, std::string what)
-        : Error(source + ": " + key + ": " + what), source(std::move(source)), key(std::move(key)) {}
+        : Error(ExitCode::usage, source + ": " + key + ": " + what), source(std::move(source)), key(std::move(key)) {}
     std::string source;
     std::string key;
 };
@@ -39,7 +56,7 @@ public:
 class PluginError : public Error {
 public:
     PluginError(std::string file, std::string stage, std::string reason)
-        : Error("plugin " + file + ": " + stage + ": " + reason),
+        : Error(ExitCode::usage, "plugin " + file + ": " + stage + ": " + reason),
           file(std::move(file)), stage(std::move(stage)), reason(std::move(reason)) {}
     std::string file;
     std::string stage;
@@ -49,32 +66,31 @@ public:
 // A tenant id or schema name refused before any SQL was sent.
 class TenantIdError : public Error {
 public:
-    TenantIdError(std::string id, std::string what)
-        : Error("tenant id '" + id + "': " + what), id(std::move(id)) {}
+    TenantIdError(std::string id, std::string reason)
+        : Error(ExitCode::usage, "tenant id '" + id + "': " + reason), id(std::move(id)), reason(std::move(reason)) {}
     std::string id;
+    std::string reason;  // what is wrong with it, without the id
 };
 
 // A migration folder problem (malformed journal, missing file, duplicate number): names the file.
 class MigrationFolderError : public Error {
 public:
     MigrationFolderError(std::string file, std::string what)
-        : Error(file + ": " + what), file(std::move(file)) {}
+        : Error(ExitCode::usage, file + ": " + what), file(std::move(file)) {}
     std::string file;
 };
 
 // The database could not be reached at all.
 class DatabaseUnavailable : public Error {
 public:
-    using Error::Error;
-    ExitCode exit_code() const override { return ExitCode::unreachable; }
+    explicit DatabaseUnavailable(const std::string& what) : Error(ExitCode::unreachable, what) {}
 };
 
 // An operation that ran and failed (a tenant's migration, a query), with the server's SQLSTATE.
 class OperationError : public Error {
 public:
     OperationError(std::string what, std::string sqlstate = {})
-        : Error(std::move(what)), sqlstate(std::move(sqlstate)) {}
-    ExitCode exit_code() const override { return ExitCode::failed; }
+        : Error(ExitCode::failed, what), sqlstate(std::move(sqlstate)) {}
     std::string sqlstate;
 };
 
@@ -125,6 +141,13 @@ class LockTimeout : public OperationError {
 public:
     LockTimeout(std::string tenant, std::string what) : OperationError(std::move(what), "55P03"), tenant(std::move(tenant)) {}
     std::string tenant;
+};
+
+// A broken invariant of mtenant itself (a bug), or a failure of the machine under it. Exit 1, not 2:
+// the operation may have changed something before it failed, so "nothing was changed" is not known.
+class InternalError : public Error {
+public:
+    explicit InternalError(const std::string& what) : Error(ExitCode::failed, what) {}
 };
 
 }  // namespace mt

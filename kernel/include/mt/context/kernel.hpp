@@ -4,6 +4,7 @@
 
 #include <mt/base/ident.hpp>
 #include <mt/context/manifest.hpp>
+#include <mt/context/tenant.hpp>
 #include <mt/plugin_host/plugins.hpp>
 
 #include <memory>
@@ -13,19 +14,6 @@
 #include <vector>
 
 namespace mt {
-
-struct Tenant {
-    std::string id;
-    std::string schema;
-    std::optional<std::string> server;  // [servers.NAME]; empty: database.url
-};
-
-// --all / --tenant ID (repeatable) / --tenants a,b,c
-struct TenantSelection {
-    bool all = false;
-    std::vector<std::string> ids;
-    bool empty() const { return !all && ids.empty(); }
-};
 
 class Kernel {
 public:

@@ -1,0 +1,159 @@
+// The kernel's entry points for mtctl: one function per command. Each takes the manifest input and
+// the command's request, and returns the result struct the CLI renders as a table or JSON. The rules
+// every command shares live here once: the manifest lookup (Kernel), the manifest's defaults for what
+// a request leaves unset (concurrency, lock timeout, transaction mode, fail_fast), the shared schema
+// taken as a one-tenant fleet, "migrations.shared_dir is not set", and the translation of libpqxx
+// and other driver exceptions into mt:: error types (mt/base/errors.hpp), each with its exit code.
+//
+// This header stays light (no libpqxx, no SDK): the heavy result types are declared here and
+// defined in their own headers, which a caller includes for the command it runs.
+#pragma once
+
+#include <mt/context/manifest.hpp>
+#include <mt/context/tenant.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mt {
+
+struct MigrateReport;        // mt/migrations/migrate.hpp
+struct TenantMigrateResult;  // mt/migrations/migrate.hpp
+struct FleetStatus;          // mt/tracking/status.hpp
+struct SyncReport;           // mt/fleet/sync.hpp
+struct SeedReport;           // mt/fleet/seed.hpp
+struct DriftReport;          // mt/fleet/drift.hpp
+struct CloneReport;          // mt/fleet/clone.hpp
+struct DoctorReport;         // mt/fleet/doctor.hpp
+struct HealthReport;         // mt/runtime/tenant_manager.hpp
+struct PluginInfo;           // mt/plugin_host/plugins.hpp
+class Kernel;                // mt/context/kernel.hpp
+class TenantManager;         // mt/runtime/tenant_manager.hpp
+
+namespace command {
+
+// Called after each tenant finishes (from worker threads, serialised).
+using Progress = std::function<void(size_t done, size_t total)>;
+
+// Which tenants a fleet command works on. An empty selection means the whole fleet for the
+// commands that only read (status, sync, diff) and is refused by the ones that change tenants.
+// shared: the shared schema, with migrations.shared_dir and its own tracking table, instead.
+struct Scope {
+    TenantSelection selection;
+    bool shared = false;
+};
+
+// Unset values take the manifest's [migrations] settings.
+struct MigrateRequest {
+    Scope scope;
+    std::optional<int> concurrency;
+    bool dry_run = false;
+    bool mark_applied = false;
+    std::optional<std::string> to;
+    bool fail_fast = false;  // or migrations.fail_fast
+    Progress progress;
+};
+MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request);
+
+struct ConvertRequest {
+    Scope scope;
+    std::string to;
+    std::optional<std::string> from;
+    bool dry_run = false;
+};
+MigrateReport convert_format(const ManifestInput& input, const ConvertRequest& request);
+
+struct StatusResult;
+StatusResult status(const ManifestInput& input, const Scope& scope);
+
+struct SyncRequest {
+    Scope scope;
+    bool mark_missing = false;
+    bool clean_orphans = false;
+    bool dry_run = false;
+    Progress progress;
+};
+SyncReport sync(const ManifestInput& input, const SyncRequest& request);
+
+struct SeedRequest {
+    TenantSelection selection;
+    std::filesystem::path file;
+    std::optional<int> concurrency;
+    Progress progress;
+};
+SeedReport seed(const ManifestInput& input, const SeedRequest& request);
+
+struct DiffRequest {
+    TenantSelection selection;
+    std::optional<std::string> reference;
+};
+DriftReport diff(const ManifestInput& input, const DiffRequest& request);
+
+// A database that cannot be reached is not an error here: the report says unhealthy.
+struct HealthRequest {
+    TenantSelection selection;  // empty: the shared schema only
+    std::chrono::milliseconds timeout = std::chrono::seconds(5);
+    bool pending = false;
+};
+struct HealthResult;
+HealthResult health(const ManifestInput& input, const HealthRequest& request);
+
+struct GeneratedMigration {
+    std::filesystem::path file;
+    std::string name;
+    std::filesystem::path folder;
+    bool journal = false;  // drizzle-kit layout: meta/_journal.json got the entry
+    std::filesystem::path journal_file;
+};
+GeneratedMigration generate(const ManifestInput& input, const std::string& name, bool shared);
+
+struct InitResult {
+    std::filesystem::path manifest;
+    std::vector<std::filesystem::path> folders;
+};
+// Writes a starter manifest (input.file, else dir/multitenant.ini) and the migration folders.
+InitResult init(const ManifestInput& input, const std::filesystem::path& dir, bool force);
+
+std::vector<Tenant> tenant_list(const ManifestInput& input);
+TenantMigrateResult tenant_create(const ManifestInput& input, const std::string& id, bool migrate);
+// Without force: a UsageError naming the schema, nothing dropped.
+Tenant tenant_drop(const ManifestInput& input, const std::string& id, bool force);
+CloneReport tenant_clone(const ManifestInput& input, const std::string& from, const std::string& to, bool with_data);
+
+// With a manifest (named, in MT_CONFIG or ./multitenant.ini): the plugins it loads; without one,
+// the plugins the kernel would find by itself in its own plugin folder.
+struct PluginListing;
+PluginListing plugins(const ManifestInput& input);
+PluginInfo inspect_plugin(const std::filesystem::path& file);
+
+DoctorReport doctor(const ManifestInput& input);
+
+// What `mtctl serve` runs for as long as it serves: a kernel, its tenant manager (for the adapter's
+// /health/db and /metrics handlers) and the fleet gauges (tenants, pending migrations, drift groups)
+// published to the sinks at most once per max_age, since reading the whole fleet is not cheap.
+class Exporter {
+public:
+    Exporter(const ManifestInput& input, std::chrono::milliseconds max_age);
+    ~Exporter();
+    Exporter(const Exporter&) = delete;
+    Exporter& operator=(const Exporter&) = delete;
+
+    TenantManager& manager();
+    bool has_sinks() const;
+    // Republishes the fleet gauges when they are older than max_age; a failure is logged and the old
+    // values stay (the next scrape tries again after max_age). Safe from several threads.
+    void refresh_fleet_gauges();
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace command
+}  // namespace mt

@@ -1,0 +1,328 @@
+// The command entry points (mt/fleet/commands.hpp): manifest lookup, defaults, scope and error
+// translation for every mtctl command, so that the CLI only parses flags and renders results.
+#include <mt/fleet/command_results.hpp>
+#include <mt/fleet/commands.hpp>
+
+#include <mt/base/errors.hpp>
+#include <mt/base/redact.hpp>
+#include <mt/context/kernel.hpp>
+#include <mt/fleet/clone.hpp>
+#include <mt/fleet/doctor.hpp>
+#include <mt/fleet/drift.hpp>
+#include <mt/fleet/fleet_metrics.hpp>
+#include <mt/fleet/seed.hpp>
+#include <mt/fleet/sync.hpp>
+#include <mt/migrations/migrate.hpp>
+#include <mt/tracking/migration_folder.hpp>
+#include <mt/tracking/status.hpp>
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <string>
+
+namespace mt::command {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string trimmed(std::string text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return text;
+}
+
+// Runs one command and turns whatever the driver or the library threw into an mt:: error, the one
+// place where this happens: a lost connection is DatabaseUnavailable (exit 3), a statement the server
+// refused an OperationError with its SQLSTATE (exit 1), anything else unexpected an InternalError
+// (exit 1). The texts are kept as they were, minus any password.
+template <class F>
+auto translated(F&& run) -> decltype(run()) {
+    try {
+        return run();
+    } catch (const Error&) {
+        throw;
+    } catch (const pqxx::broken_connection& e) {
+        throw DatabaseUnavailable("lost the database connection: " + redact_text(trimmed(e.what())));
+    } catch (const pqxx::sql_error& e) {
+        throw OperationError(redact_text(trimmed(e.what())), e.sqlstate());
+    } catch (const pqxx::failure& e) {
+        throw OperationError(redact_text(trimmed(e.what())));
+    } catch (const std::exception& e) {
+        throw InternalError(redact_text(e.what()));
+    }
+}
+
+// The one check behind every --shared flag.
+const fs::path& shared_dir(const Manifest& m) {
+    if (!m.migrations.shared_dir)
+        throw UsageError("migrations.shared_dir is not set: name the shared migrations folder in the manifest");
+    return *m.migrations.shared_dir;
+}
+
+// The shared schema as a one-tenant fleet.
+Tenant shared_tenant(const Manifest& m) {
+    return {m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt};
+}
+
+// The commands that change tenants name them; the ones that only read default to the whole fleet.
+void require_selection(const TenantSelection& selection) {
+    if (selection.empty()) throw UsageError("choose tenants with --all, --tenant ID or --tenants a,b,c");
+}
+
+struct Resolved {
+    std::vector<Tenant> tenants;
+    MigrationFolder folder;
+    TrackingTarget target;
+};
+
+Resolved resolve(const Kernel& kernel, const Scope& scope) {
+    const auto& m = kernel.manifest();
+    if (scope.shared)
+        return {{shared_tenant(m)}, read_migration_folder(shared_dir(m)), TrackingTarget::shared_schema(m)};
+    return {kernel.select(scope.selection.empty() ? TenantSelection{true, {}} : scope.selection),
+            read_migration_folder(m.migrations.tenant_dir), TrackingTarget::tenants(m)};
+}
+
+int concurrency_of(const std::optional<int>& requested, const Manifest& m) {
+    const int n = requested.value_or(m.migrations.concurrency);
+    if (n < 1) throw UsageError("--concurrency must be at least 1");
+    return n;
+}
+
+bool manifest_present(const ManifestInput& input) {
+    if (input.file) return true;
+    if (const char* env = std::getenv("MT_CONFIG"); env && *env) return true;
+    return fs::exists("multitenant.ini");
+}
+
+}  // namespace
+
+MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request) {
+    return translated([&] {
+        if (!request.scope.shared) require_selection(request.scope.selection);
+        const Kernel kernel(input);
+        const auto& m = kernel.manifest();
+        MigrateOptions options;
+        // The shared schema is one "tenant": one worker.
+        options.concurrency = request.scope.shared ? 1 : concurrency_of(request.concurrency, m);
+        options.dry_run = request.dry_run;
+        options.mark_applied = request.mark_applied;
+        options.to = request.to;
+        options.fail_fast = request.fail_fast || m.migrations.fail_fast;
+        options.transaction = m.migrations.transaction;
+        options.lock_timeout = m.migrations.lock_timeout;
+        options.progress = request.progress;
+        const auto [tenants, folder, target] = resolve(kernel, request.scope);
+        return mt::migrate(kernel, tenants, folder, target, options);
+    });
+}
+
+MigrateReport convert_format(const ManifestInput& input, const ConvertRequest& request) {
+    return translated([&] {
+        if (!request.scope.shared) require_selection(request.scope.selection);
+        const Kernel kernel(input);
+        ConvertOptions options;
+        options.to = request.to;
+        options.from = request.from;
+        options.dry_run = request.dry_run;
+        options.concurrency = kernel.manifest().migrations.concurrency;
+        // An unknown format is refused (exit 2) before anything is read or changed.
+        kernel.tracking_format(options.to);
+        if (options.from) kernel.tracking_format(*options.from);
+        const auto [tenants, folder, target] = resolve(kernel, request.scope);
+        return mt::convert_format(kernel, tenants, folder, target, options);
+    });
+}
+
+StatusResult status(const ManifestInput& input, const Scope& scope) {
+    return translated([&] {
+        const Kernel kernel(input);
+        const auto [tenants, folder, target] = resolve(kernel, scope);
+        return StatusResult{fleet_status(kernel, tenants, folder, target), folder.migrations.size()};
+    });
+}
+
+SyncReport sync(const ManifestInput& input, const SyncRequest& request) {
+    return translated([&] {
+        const Kernel kernel(input);
+        const auto& m = kernel.manifest();
+        SyncOptions options;
+        options.mark_missing = request.mark_missing;
+        options.clean_orphans = request.clean_orphans;
+        options.dry_run = request.dry_run;
+        options.concurrency = m.migrations.concurrency;
+        options.lock_timeout = m.migrations.lock_timeout;
+        options.progress = request.progress;
+        const auto [tenants, folder, target] = resolve(kernel, request.scope);
+        return sync_tracking(kernel, tenants, folder, target, options);
+    });
+}
+
+SeedReport seed(const ManifestInput& input, const SeedRequest& request) {
+    return translated([&] {
+        require_selection(request.selection);
+        const Kernel kernel(input);
+        const auto& m = kernel.manifest();
+        SeedOptions options;
+        options.concurrency = concurrency_of(request.concurrency, m);
+        options.lock_timeout = m.migrations.lock_timeout;
+        options.progress = request.progress;
+        return mt::seed(kernel, kernel.select(request.selection), request.file, options);
+    });
+}
+
+DriftReport diff(const ManifestInput& input, const DiffRequest& request) {
+    return translated([&] {
+        const Kernel kernel(input);
+        const auto tenants = kernel.select(request.selection.empty() ? TenantSelection{true, {}} : request.selection);
+        return detect_drift(kernel, tenants, request.reference);
+    });
+}
+
+HealthResult health(const ManifestInput& input, const HealthRequest& request) {
+    return translated([&] {
+        const Kernel kernel(input);
+        TenantManager manager(kernel);
+        HealthOptions options;
+        options.timeout = request.timeout;
+        options.pending = request.pending;
+        try {
+            if (!request.selection.empty())
+                for (const auto& t : kernel.select(request.selection)) options.tenants.push_back(t.id);
+        } catch (const DatabaseUnavailable&) {
+            // The tenant list could not be read: the shared schema's check reports the same server
+            // as unreachable, so the fleet is unhealthy rather than the command wrong.
+            options.tenants.clear();
+        }
+        return HealthResult{manager.health_check(options), kernel.manifest().isolation.shared_schema};
+    });
+}
+
+GeneratedMigration generate(const ManifestInput& input, const std::string& name, bool shared) {
+    return translated([&] {
+        const Kernel kernel(input);
+        const auto& m = kernel.manifest();
+        const fs::path dir = shared ? shared_dir(m) : m.migrations.tenant_dir;
+        const auto file = generate_migration(dir, name);
+        const bool journal = read_migration_folder(dir).layout == FolderLayout::drizzle_kit;
+        return GeneratedMigration{file, file.stem().string(), dir, journal,
+                                  journal ? dir / "meta" / "_journal.json" : fs::path()};
+    });
+}
+
+InitResult init(const ManifestInput& input, const fs::path& dir, bool force) {
+    return translated([&] {
+        const fs::path manifest = input.file ? *input.file : dir / "multitenant.ini";
+        if (fs::exists(manifest) && !force)
+            throw UsageError(manifest.string() + " already exists; nothing written (use --force to overwrite)");
+        InitResult result{manifest, {dir / "drizzle" / "tenant", dir / "drizzle" / "shared"}};
+        for (const auto& folder : result.folders) fs::create_directories(folder);
+        if (manifest.has_parent_path()) fs::create_directories(manifest.parent_path());
+        std::ofstream out(manifest);
+        out << starter_manifest();
+        if (!out.flush()) throw OperationError(manifest.string() + ": cannot be written");
+        return result;
+    });
+}
+
+std::vector<Tenant> tenant_list(const ManifestInput& input) {
+    return translated([&] { return Kernel(input).discover_tenants(); });
+}
+
+TenantMigrateResult tenant_create(const ManifestInput& input, const std::string& id, bool migrate) {
+    return translated([&] {
+        const Kernel kernel(input);
+        const auto tenant = kernel.tenant(id);
+        const auto folder = read_migration_folder(kernel.manifest().migrations.tenant_dir);
+        return create_tenant(kernel, tenant, folder, migrate);
+    });
+}
+
+Tenant tenant_drop(const ManifestInput& input, const std::string& id, bool force) {
+    return translated([&] {
+        const Kernel kernel(input);
+        const auto tenant = kernel.tenant(id);
+        if (!force)
+            throw UsageError("tenant drop deletes schema " + tenant.schema +
+                             " and all its data; add --force to confirm (nothing was dropped)");
+        drop_tenant(kernel, tenant);
+        return tenant;
+    });
+}
+
+CloneReport tenant_clone(const ManifestInput& input, const std::string& from, const std::string& to, bool with_data) {
+    return translated([&] {
+        const Kernel kernel(input);
+        const auto pair = kernel.select({false, {from, to}});
+        const auto folder = read_migration_folder(kernel.manifest().migrations.tenant_dir);
+        CloneOptions options;
+        options.with_data = with_data;
+        return clone_tenant(kernel, pair.at(0), pair.at(1), folder, options);
+    });
+}
+
+PluginListing plugins(const ManifestInput& input) {
+    return translated([&] {
+        PluginListing listing;
+        if (manifest_present(input)) {
+            const Kernel kernel(input);
+            listing.plugins = kernel.registry().plugins();
+            listing.status = "loaded";
+            return listing;
+        }
+        std::vector<fs::path> files;
+        if (const auto dir = builtin_plugin_dir(); fs::is_directory(dir))
+            for (const auto& e : fs::directory_iterator(dir))
+                if (e.path().extension() == ".so") files.push_back(e.path());
+        std::sort(files.begin(), files.end());
+        for (const auto& f : files) listing.plugins.push_back(mt::inspect_plugin(f));
+        listing.status = "available";
+        return listing;
+    });
+}
+
+PluginInfo inspect_plugin(const fs::path& file) {
+    return translated([&] { return mt::inspect_plugin(file); });
+}
+
+DoctorReport doctor(const ManifestInput& input) {
+    return translated([&] { return run_doctor(input); });
+}
+
+struct Exporter::State {
+    State(const ManifestInput& input, std::chrono::milliseconds max_age)
+        : kernel(input), manager(kernel), max_age(max_age) {}
+    Kernel kernel;
+    TenantManager manager;
+    std::chrono::milliseconds max_age;
+    std::mutex mutex;
+    std::optional<std::chrono::steady_clock::time_point> published;
+};
+
+Exporter::Exporter(const ManifestInput& input, std::chrono::milliseconds max_age)
+    : state_(translated([&] { return std::make_unique<State>(input, max_age); })) {}
+
+Exporter::~Exporter() = default;
+
+TenantManager& Exporter::manager() { return state_->manager; }
+
+bool Exporter::has_sinks() const { return !state_->kernel.sinks().empty(); }
+
+void Exporter::refresh_fleet_gauges() {
+    std::lock_guard lock(state_->mutex);
+    const auto now = std::chrono::steady_clock::now();
+    if (state_->published && now - *state_->published < state_->max_age) return;
+    try {
+        publish_fleet_metrics(state_->kernel);
+    } catch (const std::exception& e) {
+        spdlog::warn("fleet gauges not refreshed: {}", redact_text(e.what()));
+    }
+    state_->published = now;
+}
+
+}  // namespace mt::command
