@@ -117,10 +117,12 @@ public:
     void add(std::string name, std::string kind, const std::string& source, bool referable = true) {
         name = truncate_identifier(name);
         if (name.empty()) return;
+        // One entry per name, the first source read wins: snapshots come first and say "enum"
+        // where the SQL only says CREATE TYPE.
+        if (referable) names_.insert(name);
         for (const auto& o : objects_)
-            if (o.name == name && o.kind == kind) return;
-        objects_.push_back(OwnedObject{name, std::move(kind), source});
-        if (referable) names_.insert(std::move(name));
+            if (o.name == name) return;
+        objects_.push_back(OwnedObject{std::move(name), std::move(kind), source});
     }
     void into(RebasePlan& plan) {
         std::sort(objects_.begin(), objects_.end(), [](const OwnedObject& a, const OwnedObject& b) {
