@@ -115,6 +115,7 @@ void check_manifest(const mt::Manifest& m) {
         fuzz::check(d.count() >= 0, "durations are not negative", std::to_string(d.count()));
     fuzz::check(m.isolation.schema_template.find("{id}") != std::string::npos, "the schema template holds {id}");
     fuzz::check(!m.isolation.shared_schema.empty(), "the shared schema is named");
+    fuzz::check(!m.migrations.template_schema.empty(), "the template schema is named");
     fuzz::check(m.migrations.tenant_dir.is_absolute(), "tenant_dir is absolute", m.migrations.tenant_dir.string());
     for (const auto& p : m.plugins.path) fuzz::check(p.is_absolute(), "plugin paths are absolute", p.string());
     for (const auto& [factory, values] : m.plugin_config) {

@@ -142,6 +142,15 @@ const std::vector<Field>& fixed_fields() {
         {"migrations.transaction",
          [](Manifest& m, const Value& v) { m.migrations.transaction = transaction_mode(v); }},
         {"migrations.fail_fast", [](Manifest& m, const Value& v) { m.migrations.fail_fast = boolean(v); }},
+        {"migrations.template_schema",
+         [](Manifest& m, const Value& v) {
+             m.migrations.template_schema = non_empty(v, "the schema the tenant migrations were generated against, such as public");
+         }},
+        {"migrations.rebase",
+         [](Manifest& m, const Value& v) {
+             if (v.text != "auto" && v.text != "off") malformed(v, "auto or off");
+             m.migrations.rebase = v.text == "auto" ? RebaseMode::automatic : RebaseMode::off;
+         }},
         {"plugins.path",
          [](Manifest& m, const Value& v) {
              m.plugins.path.clear();
@@ -328,6 +337,8 @@ concurrency = 10                 # tenants migrated in parallel
 lock_timeout = 10s               # SET lock_timeout while migrating
 transaction = per-migration      # per-migration | per-tenant (all pending migrations of a tenant in one)
 fail_fast = false                # stop every tenant at the first failure
+template_schema = public         # schema the tenant migrations name their own objects in (drizzle-kit: public)
+rebase = auto                    # auto: rewrite template_schema.x to the tenant schema for objects the folder owns | off
 
 [plugins]
 # path = plugins                 # folders searched first; the kernel's own plugin folder is always searched

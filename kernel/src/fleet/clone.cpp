@@ -8,6 +8,7 @@
 #include <mt/fleet/clone.hpp>
 #include <mt/base/errors.hpp>
 #include <mt/plugin_host/sql_session.hpp>
+#include <mt/tracking/rebase.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -24,9 +25,10 @@ std::string trimmed(std::string text) {
     return text;
 }
 
-std::string statements_of(const Migration& m) {
+// Rebased for the clone's schema like any tenant migration (issue 13).
+std::string statements_of(const Migration& m, const RebasePlan& rebase, const std::string& schema) {
     std::string sql;
-    for (const auto& s : m.statements) sql += (sql.empty() ? "" : "\n") + s;
+    for (const auto& s : rebased_statements(m, rebase, schema)) sql += (sql.empty() ? "" : "\n") + s;
     return sql;
 }
 
@@ -328,6 +330,7 @@ CloneReport clone_tenant(const Kernel& kernel, const Tenant& from, Tenant to, co
     if (from.schema == to.schema) throw UsageError("--from and --to name the same tenant");
     to.server = from.server;
     const TrackingTarget target = TrackingTarget::tenants(kernel.manifest());
+    const RebasePlan rebase = rebase_plan(folder, kernel.manifest().migrations);
     const auto lock_timeout = kernel.manifest().migrations.lock_timeout;
     CloneReport report;
     report.from = from;
@@ -353,7 +356,7 @@ CloneReport clone_tenant(const Kernel& kernel, const Tenant& from, Tenant to, co
         if (report.atomic) {
             for (const auto* m : plan.migrations) {
                 try {
-                    if (!m->statements.empty()) tx.exec(statements_of(*m));
+                    if (!m->statements.empty()) tx.exec(statements_of(*m, rebase, to.schema));
                 } catch (const pqxx::sql_error& e) {
                     replay_failed(*m, to, e);
                 }
@@ -372,7 +375,7 @@ CloneReport clone_tenant(const Kernel& kernel, const Tenant& from, Tenant to, co
                     pqxx::nontransaction tx(*conn);
                     set_tenant_path(tx, kernel, to.schema, false);
                     try {
-                        for (const auto& s : m->statements) tx.exec(s);
+                        for (const auto& s : rebased_statements(*m, rebase, to.schema)) tx.exec(s);
                     } catch (const pqxx::sql_error& e) {
                         replay_failed(*m, to, e);
                     }
@@ -382,7 +385,7 @@ CloneReport clone_tenant(const Kernel& kernel, const Tenant& from, Tenant to, co
                 set_tenant_path(tx, kernel, to.schema, true);
                 if (!m->no_transaction) {
                     try {
-                        if (!m->statements.empty()) tx.exec(statements_of(*m));
+                        if (!m->statements.empty()) tx.exec(statements_of(*m, rebase, to.schema));
                     } catch (const pqxx::sql_error& e) {
                         replay_failed(*m, to, e);
                     }

@@ -10,6 +10,7 @@
 #include <mt/base/errors.hpp>
 #include <mt/migrations/migrate.hpp>
 #include <mt/plugin_host/sql_session.hpp>
+#include <mt/tracking/rebase.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -29,9 +30,11 @@ using Clock = std::chrono::steady_clock;
 // workers start a fresh session after this many tenants.
 constexpr int kTenantsPerConnection = 200;
 
-std::string joined_statements(const Migration& m) {
+// The migration's statements as they run in schema: rebased for a tenant folder (issue 13); the
+// file on disk, and so its hash in the tracking record, stays as written.
+std::string joined_statements(const Migration& m, const RebasePlan& rebase, const std::string& schema) {
     std::string sql;
-    for (const auto& s : m.statements) {
+    for (const auto& s : rebased_statements(m, rebase, schema)) {
         if (!sql.empty()) sql += "\n";
         sql += s;
     }
@@ -85,8 +88,8 @@ public:
     // first_no_transaction: the tenant's first pending migration (as last seen) is a
     // `-- mt:no-transaction` file, so its first step takes the session-level lock directly.
     TenantRunner(const Kernel& kernel, const MigrationFolder& folder, const TrackingTarget& target,
-                 const MigrateOptions& options, size_t limit, bool first_no_transaction = false)
-        : kernel_(kernel), folder_(folder), target_(target), options_(options), limit_(limit),
+                 const MigrateOptions& options, const RebasePlan& rebase, size_t limit, bool first_no_transaction = false)
+        : kernel_(kernel), folder_(folder), target_(target), options_(options), rebase_(rebase), limit_(limit),
           next_no_transaction_(first_no_transaction && !options.mark_applied) {}
 
     // Runs one tenant to completion (or its first failure) on conn, reconnecting when it breaks.
@@ -171,7 +174,8 @@ private:
         const auto start = Clock::now();
         bool ok = false;
         try {
-            if (!options_.mark_applied && !m.statements.empty()) tx.exec(joined_statements(m));
+            if (!options_.mark_applied && !m.statements.empty())
+                tx.exec(joined_statements(m, rebase_, result.tenant.schema));
             ok = true;
         } catch (const pqxx::sql_error& e) {
             emit(result, m, start, false, e.what());
@@ -275,7 +279,7 @@ private:
                     tx.exec(with_idents("DROP INDEX CONCURRENTLY IF EXISTS {schema}.{index}",
                                         {{"schema", schema}, {"index", index}}));
                 }
-                for (const auto& s : m->statements) tx.exec(s);
+                for (const auto& s : rebased_statements(*m, rebase_, schema)) tx.exec(s);
             } catch (const pqxx::sql_error& e) {
                 // The connection serves other tenants next: leave no session search_path behind.
                 tx.exec("RESET search_path");
@@ -314,6 +318,7 @@ private:
     const MigrationFolder& folder_;
     const TrackingTarget& target_;
     const MigrateOptions& options_;
+    const RebasePlan& rebase_;
     size_t limit_;
     bool next_no_transaction_;
     std::string current_;
@@ -405,6 +410,8 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
                       const TrackingTarget& target, const MigrateOptions& options) {
     const auto start = Clock::now();
     const size_t limit = migration_limit(folder, options.to);
+    // The shared folder (migrate-shared) is never rebased.
+    const RebasePlan rebase = target.shared ? RebasePlan{} : rebase_plan(folder, kernel.manifest().migrations);
     MigrateReport report;
     report.tenants.resize(tenants.size());
 
@@ -462,7 +469,7 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
         for_each_tenant(
             tenants, todo, options.concurrency, options.fail_fast, options.progress,
             [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
-                TenantRunner(kernel, folder, target, options, limit, first_no_transaction[i]).run(conn, report.tenants[i]);
+                TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i]).run(conn, report.tenants[i]);
                 return report.tenants[i].outcome != TenantOutcome::failed;
             },
             [&](size_t i) { report.tenants[i].outcome = TenantOutcome::skipped; });
@@ -477,6 +484,7 @@ TenantMigrateResult create_tenant(const Kernel& kernel, const Tenant& tenant, co
                                   bool migrate_after) {
     const auto start = Clock::now();
     const TrackingTarget target = TrackingTarget::tenants(kernel.manifest());
+    const RebasePlan rebase = rebase_plan(folder, kernel.manifest().migrations);
     TenantMigrateResult result;
     result.tenant = tenant;
     auto conn = kernel.connect(tenant.server);
@@ -503,7 +511,7 @@ TenantMigrateResult create_tenant(const Kernel& kernel, const Tenant& tenant, co
             std::vector<sdk::Record> records;
             for (const auto& m : folder.migrations) {
                 try {
-                    if (!m.statements.empty()) tx.exec(joined_statements(m));
+                    if (!m.statements.empty()) tx.exec(joined_statements(m, rebase, tenant.schema));
                 } catch (const pqxx::sql_error& e) {
                     std::string error = e.what();
                     while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();

@@ -14,6 +14,7 @@ namespace mt {
 
 enum class PoolMode { per_tenant, shared, transaction };
 enum class TransactionMode { per_migration, per_tenant };
+enum class RebaseMode { automatic, off };  // [migrations] rebase = auto | off (issue 13)
 
 struct ManifestInput {
     // -c/--config; when empty, MT_CONFIG, then ./multitenant.ini. An explicitly named file must exist;
@@ -84,6 +85,10 @@ struct Manifest {
         std::chrono::milliseconds lock_timeout = std::chrono::seconds(10);
         TransactionMode transaction = TransactionMode::per_migration;
         bool fail_fast = false;
+        // Schema rebasing of tenant migrations (mt/tracking/rebase.hpp): references to objects the
+        // tenant folder owns in template_schema are rewritten to the tenant's schema.
+        std::string template_schema = "public";
+        RebaseMode rebase = RebaseMode::automatic;
     } migrations;
 
     struct Plugins {

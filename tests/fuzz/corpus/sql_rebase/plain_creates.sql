@@ -1,0 +1,10 @@
+CREATE TABLE public.accounts (id int);
+CREATE TABLE IF NOT EXISTS "Users" (id int REFERENCES public.accounts (id));
+CREATE UNLOGGED TABLE cache (k text);
+CREATE TEMP TABLE scratch (x int);
+CREATE TABLE audit.log (x int);
+CREATE OR REPLACE FUNCTION public.touch() RETURNS trigger AS $$ BEGIN RETURN NEW; END $$ LANGUAGE plpgsql;
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_idx ON public.accounts (id);
+CREATE MATERIALIZED VIEW public.totals AS SELECT count(*) FROM public.accounts;
+/* nested /* CREATE TABLE public.commented (x int); */ */ CREATE SEQUENCE counter;
+ALTER TABLE "public"."Users" ADD COLUMN c int DEFAULT nextval('public.counter');

@@ -1,0 +1,1 @@
+select public.tasks from "public".tasks where x = 'never closed public.tasks $$ /* "
