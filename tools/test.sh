@@ -9,6 +9,8 @@
 # Suites, in this order (MT_SUITES selects; default: all of them):
 #   normal   ctest in $BUILD_DIR: every Catch test, the compile check, the 60 s chaos run
 #   node     tests/node/run.sh: drizzle-orm's migrator and mtctl on one database
+#   drizzle-kit  tests/drizzle-kit/run.sh: drizzle-kit generates samples/drizzle-project in steps,
+#            mtctl applies each unedited to 50 tenants; drizzle-orm and drizzle-multitenant check
 #   compat   tools/bench/compat_test.sh: drizzle-multitenant 1.3.5 and mtctl on one database
 #   asan     tools/sanitize.sh asan: the whole ctest suite built with ASan+UBSan (build-asan)
 #   tsan     tools/sanitize.sh tsan: the runtime and concurrency tests built with TSan (build-tsan)
@@ -34,7 +36,7 @@ case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
 export BUILD_DIR
 cd "$REPO_ROOT"
 
-ALL_SUITES="normal node compat asan tsan fuzz"
+ALL_SUITES="normal node drizzle-kit compat asan tsan fuzz"
 SUITES=${MT_SUITES:-$ALL_SUITES}
 # The old switch: ctest only.
 if [ "${MT_SKIP_EXTRA_SUITES:-0}" = 1 ]; then SUITES=normal; fi
@@ -87,9 +89,9 @@ run_suite() {
   fi
   local took=$(( $(date +%s) - start ))
   if [ "$rc" -eq 0 ]; then
-    summary+=("$(printf '%-7s passed  %5d s' "$name" "$took")")
+    summary+=("$(printf '%-11s passed  %5d s' "$name" "$took")")
   else
-    summary+=("$(printf '%-7s FAILED  %5d s  (exit %d)' "$name" "$took" "$rc")")
+    summary+=("$(printf '%-11s FAILED  %5d s  (exit %d)' "$name" "$took" "$rc")")
     status=1
   fi
 }
@@ -98,6 +100,7 @@ for s in $SUITES; do
   case $s in
     normal) run_suite normal "$(command -v ctest)" --test-dir "$BUILD_DIR" --output-on-failure --no-tests=error -j2 "$@" ;;
     node) run_suite node tests/node/run.sh ;;
+    drizzle-kit) run_suite drizzle-kit tests/drizzle-kit/run.sh ;;
     compat) run_suite compat tools/bench/compat_test.sh ;;
     asan) run_suite asan tools/sanitize.sh asan ;;
     tsan) run_suite tsan tools/sanitize.sh tsan ;;

@@ -72,6 +72,10 @@ Options:
   --concurrency N       workers for every tool and for the psql floor (default 10)
   --floor-single        also time the floor through ONE psql session for all tenants (slow)
   --no-per-tenant-tx    skip the mtctl `transaction = per-tenant` variant
+  --rebase              also time fresh migrate of tools/bench/migrations-drizzle-kit (the same
+                        SQL with every table reference qualified "public", as drizzle-kit writes
+                        it, plus journal and snapshots) with `rebase = auto`, right after the plain
+                        folder: the cost of schema rebasing (issue 13)
   --mtctl PATH          mtctl binary (default $MT_MTCTL or build/bin/mtctl)
   --keep                keep the bench_mt_<N> databases at the end
   --wait-quiet S        before each measurement wait up to S seconds (default 60) for the CPUs
@@ -89,6 +93,7 @@ SKIP_REF=0
 CONC=10
 FLOOR_SINGLE=0
 PER_TENANT_TX=1
+REBASE=0
 KEEP=0
 QUIET_MAX=60
 REPORT=""
@@ -104,6 +109,7 @@ while [[ $# -gt 0 ]]; do
         --concurrency=*) CONC=${1#*=}; shift ;;
         --floor-single) FLOOR_SINGLE=1; shift ;;
         --no-per-tenant-tx) PER_TENANT_TX=0; shift ;;
+        --rebase) REBASE=1; shift ;;
         --mtctl) MTCTL=$2; shift 2 ;;
         --mtctl=*) MTCTL=${1#*=}; shift ;;
         --keep) KEEP=1; shift ;;
@@ -151,10 +157,11 @@ declare -A OP_LABEL=(
     [noop]="migrate --all (nothing pending)"
     [mark]="migrate --all --mark-applied (fresh)"
 )
-TOOLS=(mtctl mtctl-per-tenant-tx reference floor-psql-per-tenant floor-psql-sessions floor-psql-single)
+TOOLS=(mtctl mtctl-per-tenant-tx mtctl-rebased reference floor-psql-per-tenant floor-psql-sessions floor-psql-single)
 declare -A TOOL_LABEL=(
     [mtctl]="mtctl"
     [mtctl-per-tenant-tx]="mtctl (transaction=per-tenant)"
+    [mtctl-rebased]="mtctl, drizzle-kit layout, rebased"
     [reference]="drizzle-multitenant 1.3.5"
     [floor-psql-per-tenant]="floor: psql per tenant, -P $CONC"
     [floor-psql-sessions]="floor: $CONC long psql sessions"
@@ -247,6 +254,8 @@ SUMMARY="$(dirname "$RESULTS")/$(basename "$RESULTS" .tsv | sed 's/^results-/sum
             msy = M(n, "sync", "mtctl"); rsy = M(n, "sync", "reference"); md = M(n, "diff", "mtctl")
             if (mf != "" && ff != "") printf "  N=%s fresh migrate no slower than the psql floor:  %s (%.2fx the floor)\n", n, (mf <= ff ? "met" : "MISSED"), mf / ff
             if (mt != "" && mf != "") printf "  N=%s transaction=per-tenant vs per-migration:  %.2fx the time\n", n, mt / mf
+            mr = M(n, "fresh", "mtctl-rebased")
+            if (mr != "" && mf != "") printf "  N=%s rebasing adds < 2%% to fresh migrate (issue 13):  %s (%+.1f%%)\n", n, (mr / mf < 1.02 ? "met" : "MISSED"), (mr / mf - 1) * 100
             if (mn != "" && rs != "") printf "  N=%s nothing pending >= 20x faster than ref status:  %s (%.1fx)\n", n, (rs / mn >= 20 ? "met" : "MISSED"), rs / mn
             if (ms != "" && rs != "") printf "  N=%s status >= 20x faster than ref status:  %s (%.1fx)\n", n, (rs / ms >= 20 ? "met" : "MISSED"), rs / ms
             if (n >= 10000 && mn != "") printf "  N=%s nothing pending < 5 s:  %s (%.2f s)\n", n, (mn < 5 ? "met" : "MISSED"), mn
@@ -593,6 +602,12 @@ bench_count() {
             reset_fleet "$db" "$n"
             run_op "$n" "$run" fresh mtctl "$db" "$dir/mtctl-fresh.$run.log" migrated \
                 "${mt[@]}" migrate --all --concurrency "$CONC" || true
+            if [[ $REBASE -eq 1 ]]; then
+                reset_fleet "$db" "$n"
+                run_op "$n" "$run" fresh mtctl-rebased "$db" "$dir/mtctl-fresh-rebased.$run.log" migrated \
+                    "${mt[@]}" --migrations.tenant_dir="$BENCH_DIR/migrations-drizzle-kit" --migrations.rebase=auto \
+                    migrate --all --concurrency "$CONC" || true
+            fi
             if [[ $PER_TENANT_TX -eq 1 ]]; then
                 reset_fleet "$db" "$n"
                 run_op "$n" "$run" fresh mtctl-per-tenant-tx "$db" "$dir/mtctl-fresh-per-tenant.$run.log" migrated \
