@@ -57,7 +57,8 @@ try {
   ({ drizzle } = require("drizzle-orm/node-postgres"));
   ({ migrate } = require("drizzle-orm/node-postgres/migrator"));
   ({ eq: eqOp } = require("drizzle-orm"));
-  ({ tsImport } = await import(pathToFileURL(require.resolve("tsx/esm/api")).href));
+  // tsx's ESM entry (its exports map sends require() to the CJS build, which cannot load here).
+  ({ tsImport } = await import(pathToFileURL(path.join(modules, "node_modules", "tsx", "dist", "esm", "api", "index.mjs")).href));
 } catch (e) {
   fail("environment", `cannot load the pinned packages from ${modules}: ${e.message}\n(run tests/drizzle-kit/run.sh, which installs them)`);
   await finish();
@@ -136,28 +137,30 @@ function generate(config, name, answers = []) {
   return new Promise((resolve, reject) => {
     const cmd = [process.execPath, drizzleKit, "generate", "--config", config, "--name", name].map((a) => `'${a}'`).join(" ");
     const child = spawn("script", ["-qec", cmd, "/dev/null"], { cwd: work, env: { ...childEnv, FORCE_COLOR: "0" } });
-    let out = "", pending = [...answers], done = false;
+    let out = "", from = 0, pending = [...answers], done = false;
     const deadline = setTimeout(() => { child.kill("SIGKILL"); finishWith(new Error(`drizzle-kit generate ${name}: no result within 120 s\n${out.slice(-3000)}`)); }, 120_000);
     const finishWith = (err) => { if (done) return; done = true; clearTimeout(deadline); err ? reject(err) : resolve(out); };
     child.stdout.on("data", (chunk) => {
       out += chunk.toString();
+      // Each key is typed once its screen is shown: only output after the previous key counts.
       const next = pending[0];
-      if (next && out.includes(next.question)) {
-        // Re-rendered menus repeat the question: answer each only once, then look past it.
+      if (next && out.indexOf(next.screen, from) >= 0) {
         pending.shift();
-        out = out.replaceAll(next.question, "[answered] ");
+        from = out.length;
         child.stdin.write(next.keys);
       }
     });
     child.on("exit", (code) => {
       if (code !== 0) return finishWith(new Error(`drizzle-kit generate ${name}: exit ${code}\n${out.slice(-3000)}`));
-      if (pending.length) return finishWith(new Error(`drizzle-kit generate ${name}: never asked "${pending[0].question}"\n${out.slice(-3000)}`));
+      if (pending.length) return finishWith(new Error(`drizzle-kit generate ${name}: never showed "${pending[0].screen}"\n${out.slice(-3000)}`));
       finishWith(null);
     });
   });
 }
 const DOWN = "\x1b[B";
-const RENAME_COLUMN = { question: "column in", keys: DOWN + "\n" };  // the second entry is "rename column"
+// "created or renamed?": move to the second entry ("rename column"), then, once it is selected, Return (\r; the prompt ignores \n).
+const RENAME_COLUMN = [{ screen: "created or renamed from another column?", keys: DOWN },
+                       { screen: "\u276f ~ ", keys: "\r" }];
 
 // ---------------------------------------------------------------------------------------------
 // Checks after every step
@@ -173,7 +176,7 @@ async function catalog() {
     JOIN pg_class rc ON rc.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
     WHERE con.contype = 'f' AND n.nspname LIKE 'tenant\\_%' ORDER BY 1, 2, 3`)).rows;
   const types = (await q(`
-    SELECT n.nspname AS schema, t.typname AS name, array_agg(e.enumlabel ORDER BY e.enumsortorder) AS labels
+    SELECT n.nspname AS schema, t.typname AS name, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) AS labels
     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
     GROUP BY 1, 2 ORDER BY 1, 2`)).rows;
   const rels = (await q(`
@@ -217,7 +220,7 @@ function expectFleet(cat, step) {
     if (JSON.stringify(types) !== JSON.stringify(wantTypes)) problems.push(`${s}: enums ${types}`);
     const enumCols = per(cat.enumCols, id).filter((c) => c.type_schema !== s);
     if (enumCols.length) problems.push(`${s}: columns typed from another schema: ${JSON.stringify(enumCols)}`);
-    const seqs = per(cat.rels, id).filter((r) => r.kind === "S").map((r) => r.name).sort();
+    const seqs = per(cat.rels, id).filter((r) => r.kind === "S" && r.name !== `${TABLE}_id_seq`).map((r) => r.name).sort();
     const wantSeqs = [...(step >= 2 ? ["invoice_seq"] : []), ...(step < 4 ? ["notes_id_seq"] : []), "projects_id_seq", "tasks_id_seq"].sort();
     if (JSON.stringify(seqs) !== JSON.stringify(wantSeqs)) problems.push(`${s}: sequences ${seqs} (want ${wantSeqs})`);
     const views = per(cat.viewDeps, id);
@@ -280,7 +283,7 @@ async function migratorUpToDate(id) {
 const STEPS = [
   { file: "1-create.ts", name: "create", answers: [] },
   { file: "2-grow.ts", name: "grow", answers: [] },
-  { file: "3-rename.ts", name: "rename_title", answers: [RENAME_COLUMN] },
+  { file: "3-rename.ts", name: "rename_title", answers: RENAME_COLUMN },
   { file: "4-drop.ts", name: "drop_notes", answers: [] },
 ];
 
