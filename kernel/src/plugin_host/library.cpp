@@ -239,7 +239,7 @@ std::string to_string(mt_kind kind) {
 PluginInfo inspect_plugin(const fs::path& file) { return describe(*open_library(file)); }
 
 namespace {
-const int kernel_anchor = 0;  // an address inside libmtenant_kernel.so, for dladdr
+const int kernel_anchor = 0;  // an address inside libmtenant_runtime.so, for dladdr
 }
 
 fs::path builtin_plugin_dir() {

@@ -49,7 +49,7 @@ struct PluginInfo {
 // loading only. Throws PluginError(file, stage, reason), stage being one of inspect, load, abi.
 PluginInfo inspect_plugin(const std::filesystem::path& file);
 
-// The folder the kernel looks in by itself: <dir of libmtenant_kernel.so>/mtenant/plugins.
+// The folder the kernel looks in by itself: <dir of libmtenant_runtime.so>/mtenant/plugins.
 std::filesystem::path builtin_plugin_dir();
 
 namespace detail {
