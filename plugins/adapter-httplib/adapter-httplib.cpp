@@ -1,3 +1,8 @@
+// mtenant::adapter_httplib: with_tenant/TenantGate glue for cpp-httplib handlers, and Server, an
+// epoll + OpenSSL front layer in front of httplib (idle keep-alive connections hold no worker,
+// bounded bodies and heads). Over 500 lines because the front layer and the glue share the
+// per-thread request state below; splitting them would expose that state in a header.
+
 #include <mt/adapter/httplib.hpp>
 
 #include <mt/base/errors.hpp>

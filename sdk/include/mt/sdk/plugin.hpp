@@ -6,6 +6,9 @@
 // The minor a plugin requires of the host (abi.h, "Compatibility") is the lowest minor its kinds'
 // thunks need — 0 for every kind today — raised by defining MT_PLUGIN_REQUIRED_ABI_MINOR before
 // including this header.
+//
+// Over 500 lines on purpose: a plugin author includes one header, and the installed SDK stays a
+// single file pair (abi.h + this); the thunks could move to a detail/ header if it grows further.
 #pragma once
 
 #include <mt/sdk/abi.h>
