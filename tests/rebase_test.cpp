@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <tuple>
 
 using namespace mt::test;
@@ -379,4 +380,79 @@ TEST_CASE("rebase: with migrations.rebase = off the same folder fails as written
     CHECK(doc["tenants"][0]["failed_migration"] == "0000_init");
     CHECK_THAT(doc["tenants"][0]["error"].get<std::string>(),
                Catch::Contains("0000_init.sql: ERROR:  relation \"public.tasks\" does not exist"));
+}
+
+TEST_CASE("rebase: migrate --dry-run shows the first tenant's SQL as it would run, rebased, and counts the rest",
+          "[rebase][migrate][pg]") {
+    Project p;
+    fs::copy(fixture, p.dir() / "drizzle/tenant", fs::copy_options::recursive);
+    p.migration("0000_plans", "CREATE TABLE plans (id serial PRIMARY KEY, name text NOT NULL);", "drizzle/shared");
+    p.tenants({"a", "b", "c"});
+    run_json(p, "migrate-shared");
+
+    const auto doc = run_json(p, "migrate --all --dry-run");
+    CHECK(doc["summary"]["migrations_applied"] == 0);
+    const auto& preview = doc["preview"];
+    CHECK(preview["tenant"] == "a");
+    CHECK(preview["schema"] == "tenant_a");
+    CHECK(preview["rebased"] == true);
+    CHECK(preview["other_tenants"] == 2);
+    REQUIRE(preview["migrations"].size() == 3);
+    CHECK(preview["migrations"][0]["migration"] == "0000_init");
+    const auto& first = preview["migrations"][0]["statements"];
+    CHECK(first[0] == "CREATE TYPE \"tenant_a\".\"priority\" AS ENUM('low', 'high');");
+    std::string all;
+    for (const auto& step : preview["migrations"])
+        for (const auto& s : step["statements"]) all += s.get<std::string>() + "\n";
+    CHECK_THAT(all, Catch::Contains("REFERENCES \"tenant_a\".\"projects\"(\"id\")"));
+    CHECK_THAT(all, Catch::Contains("REFERENCES \"public\".\"plans\"(\"id\")"));  // shared: as written
+    CHECK_THAT(all, !Catch::Contains("\"public\".\"task_status\""));
+    // Nothing ran: no tenant has a tracking table or a type yet.
+    CHECK(p.scalar("SELECT count(*) FROM pg_type WHERE typname = 'task_status'") == "0");
+
+    // The same for people: the first tenant in full, the others as a count.
+    const auto text = p.mtctl("migrate --all --dry-run");
+    CHECK(text.exit_code == 0);
+    CHECK_THAT(text.out, Catch::Contains("-- SQL for a (tenant_a), as it would run; rebased: "));
+    CHECK_THAT(text.out, Catch::Contains("CREATE TYPE \"tenant_a\".\"task_status\" AS ENUM('todo', 'doing', 'done');"));
+    CHECK_THAT(text.out, Catch::Contains("-- … and 2 more tenants: the same migrations, in each tenant's own schema"));
+    CHECK_THAT(text.out, !Catch::Contains("tenant_b\".\"priority"));
+
+    // The shared folder is never rebased, and says so.
+    const auto shared = run_json(p, "migrate-shared --dry-run");
+    CHECK(shared.find("preview") == shared.end());  // nothing pending there
+}
+
+TEST_CASE("rebase: doctor lists the owned objects and the shared references, and warns about a reference to nothing",
+          "[rebase][doctor][pg]") {
+    Project p;
+    fs::copy(fixture, p.dir() / "drizzle/tenant", fs::copy_options::recursive);
+    p.migration("0000_plans", "CREATE TABLE plans (id serial PRIMARY KEY, name text NOT NULL);", "drizzle/shared");
+    p.tenants({"a"});
+    const auto rebase_check = [&] {
+        const auto r = p.mtctl("--json doctor");
+        INFO("stdout: " << r.out << "\nstderr: " << r.err);
+        const auto doc = nlohmann::json::parse(r.out);
+        for (const auto& c : doc["checks"])
+            if (c["check"] == "rebase") return c;
+        FAIL("no rebase check in " << r.out);
+        return nlohmann::json{};
+    };
+    // plans is not applied yet, but the shared folder creates it: no warning.
+    auto c = rebase_check();
+    CHECK(c["status"] == "ok");
+    const std::string detail = c["detail"];
+    CHECK_THAT(detail, Catch::StartsWith("on ("));
+    CHECK_THAT(detail, Catch::Contains("task_status"));
+    CHECK_THAT(detail, Catch::Contains("shared references kept: public.plans"));
+
+    // A reference to a shared object nobody creates: a typo or a missing shared migration.
+    std::ofstream(p.dir() / "drizzle/tenant/0002_drop_notes.sql", std::ios::app)
+        << "\n--> statement-breakpoint\nALTER TABLE \"public\".\"projects\" ADD COLUMN \"region_id\" integer "
+           "REFERENCES \"public\".\"regoins\"(\"id\");";
+    c = rebase_check();
+    CHECK(c["status"] == "warn");
+    CHECK_THAT(c["detail"].get<std::string>(),
+               Catch::Contains("referenced but neither in schema public nor created by either folder: public.regoins"));
+    CHECK_THAT(c["hint"].get<std::string>(), Catch::Contains("mtctl migrate-shared"));
 }

@@ -62,16 +62,28 @@ json result_json(const mt::TenantMigrateResult& r) {
 int render_report(const Output& out, const std::string& command, const mt::MigrateReport& report, bool dry_run) {
     json tenants = json::array();
     for (const auto& r : report.tenants) tenants.push_back(result_json(r));
-    out.json({{"command", command},
-              {"dry_run", dry_run},
-              {"tenants", tenants},
-              {"summary",
-               {{"total", report.total},
-                {"succeeded", report.succeeded},
-                {"failed", report.failed},
-                {"skipped", report.skipped},
-                {"migrations_applied", report.migrations_applied},
-                {"duration_ms", report.duration_ms}}}});
+    json doc{{"command", command},
+             {"dry_run", dry_run},
+             {"tenants", tenants},
+             {"summary",
+              {{"total", report.total},
+               {"succeeded", report.succeeded},
+               {"failed", report.failed},
+               {"skipped", report.skipped},
+               {"migrations_applied", report.migrations_applied},
+               {"duration_ms", report.duration_ms}}}};
+    if (report.preview) {
+        const auto& p = *report.preview;
+        json steps = json::array();
+        for (const auto& step : p.steps) steps.push_back({{"migration", step.migration}, {"statements", step.statements}});
+        doc["preview"] = {{"tenant", p.tenant.id},
+                          {"schema", p.tenant.schema},
+                          {"rebased", p.rebased},
+                          {"rebase_reason", p.rebase_reason},
+                          {"migrations", steps},
+                          {"other_tenants", p.other_tenants}};
+    }
+    out.json(doc);
     for (const auto& r : report.tenants) {
         std::string names;
         for (const auto& n : r.applied) names += (names.empty() ? "" : ", ") + n;
@@ -95,6 +107,20 @@ int render_report(const Output& out, const std::string& command, const mt::Migra
                     out.info("skip " + r.tenant.id + (r.error.empty() ? "" : ": " + r.error));
                 break;
         }
+    }
+    if (report.preview) {
+        const auto& p = *report.preview;
+        out.info("");
+        out.info("-- SQL for " + p.tenant.id + " (" + p.tenant.schema + "), as it would run; " +
+                 (p.rebased ? "rebased: " : "not rebased: ") + p.rebase_reason);
+        for (const auto& step : p.steps) {
+            out.info("-- " + step.migration);
+            for (const auto& statement : step.statements) out.info(statement + "\n--> statement-breakpoint");
+        }
+        if (p.other_tenants)
+            out.info("-- … and " + std::to_string(p.other_tenants) + " more tenant" + (p.other_tenants == 1 ? "" : "s") +
+                     ": the same migrations, in each tenant's own schema");
+        out.info("");
     }
     out.line(command + (dry_run ? " (dry run)" : "") + ": " + std::to_string(report.total) + " tenants, " +
              std::to_string(report.succeeded) + " succeeded, " + std::to_string(report.failed) + " failed, " +

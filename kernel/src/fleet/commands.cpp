@@ -14,6 +14,7 @@
 #include <mt/fleet/sync.hpp>
 #include <mt/migrations/migrate.hpp>
 #include <mt/tracking/migration_folder.hpp>
+#include <mt/tracking/rebase.hpp>
 #include <mt/tracking/status.hpp>
 
 #include <pqxx/pqxx>
@@ -102,6 +103,33 @@ bool manifest_present(const ManifestInput& input) {
 
 }  // namespace
 
+// The SQL the first tenant with work would run, as it would run; the shared schema is never rebased.
+static std::optional<DryRunPreview> dry_run_preview(const MigrateReport& report, const MigrationFolder& folder,
+                                             const Manifest& m, bool shared) {
+    std::optional<DryRunPreview> preview;
+    RebasePlan plan;
+    plan.reason = "the shared folder is never rebased";
+    if (!shared) plan = rebase_plan(folder, m.migrations);
+    for (const auto& r : report.tenants) {
+        if (r.outcome != TenantOutcome::would_migrate) continue;
+        if (preview) {
+            ++preview->other_tenants;
+            continue;
+        }
+        preview.emplace();
+        preview->tenant = r.tenant;
+        preview->rebased = plan.enabled;
+        preview->rebase_reason = plan.reason;
+        for (const auto& name : r.applied) {
+            const auto it = std::find_if(folder.migrations.begin(), folder.migrations.end(),
+                                         [&](const Migration& mig) { return mig.name == name; });
+            if (it == folder.migrations.end()) continue;
+            preview->steps.push_back({name, rebased_statements(*it, plan, r.tenant.schema)});
+        }
+    }
+    return preview;
+}
+
 MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request) {
     return translated([&] {
         if (!request.scope.shared) require_selection(request.scope.selection);
@@ -118,7 +146,9 @@ MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request)
         options.lock_timeout = m.migrations.lock_timeout;
         options.progress = request.progress;
         const auto [tenants, folder, target] = resolve(kernel, request.scope);
-        return mt::migrate(kernel, tenants, folder, target, options);
+        MigrateReport report = mt::migrate(kernel, tenants, folder, target, options);
+        if (request.dry_run) report.preview = dry_run_preview(report, folder, m, target.shared);
+        return report;
     });
 }
 

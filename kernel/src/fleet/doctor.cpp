@@ -3,6 +3,7 @@
 #include "tracking/tables.hpp"
 
 #include <mt/fleet/doctor.hpp>
+#include <mt/tracking/rebase.hpp>
 #include <mt/base/errors.hpp>
 #include <mt/context/kernel.hpp>
 #include <mt/migrations/migrate.hpp>
@@ -297,6 +298,73 @@ PoolerProbe probe_transaction_pooler(pqxx::connection& first, pqxx::connection& 
 
 namespace {
 
+// Schema rebasing of the tenant folder (issue 13): what it owns, which template-schema references
+// stay shared, and a warning for a shared reference to something neither the shared schema nor
+// either folder has (a typo, or a shared migration not written or not applied yet).
+void check_rebase(DoctorReport& report, pqxx::connection& conn, const Manifest& m, const MigrationFolder& folder) {
+    RebasePlan plan;
+    try {
+        plan = rebase_plan(folder, m.migrations);
+    } catch (const std::exception& e) {
+        report.checks.push_back({"rebase", CheckStatus::fail, trimmed(e.what()), "fix the snapshot, or set migrations.rebase = off"});
+        return;
+    }
+    if (!plan.enabled) {
+        report.checks.push_back({"rebase", CheckStatus::ok, "off: " + plan.reason, {}});
+        return;
+    }
+    std::set<std::string> owned_names, kept;
+    for (const auto& o : plan.objects) owned_names.insert(o.name);
+    size_t rewritten = 0;
+    for (const auto& mig : folder.migrations)
+        for (const auto& statement : mig.statements)
+            for (const auto& ref : rebase_sql_detailed(statement, plan, "mt_doctor_probe").references)
+                ref.rewritten ? (void)++rewritten : (void)kept.insert(ref.name);
+    // What the shared folder will create counts as present even before migrate-shared ran.
+    std::set<std::string> shared_creates;
+    if (m.migrations.shared_dir) {
+        try {
+            Manifest::Migrations as_plain = m.migrations;
+            as_plain.rebase = RebaseMode::automatic;
+            for (const auto& n : rebase_plan(read_migration_folder(*m.migrations.shared_dir), as_plain).names)
+                shared_creates.insert(n);
+        } catch (const std::exception&) {
+            // The shared folder's own check already reported it.
+        }
+    }
+    std::vector<std::string> missing;
+    if (!kept.empty()) {
+        pqxx::nontransaction tx(conn);
+        for (const auto& name : kept) {
+            if (shared_creates.count(name)) continue;
+            const auto row = tx.exec_params1(
+                "SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = $1 AND c.relnamespace = to_regnamespace($2)) "
+                "OR EXISTS (SELECT 1 FROM pg_type t WHERE t.typname = $1 AND t.typnamespace = to_regnamespace($2)) "
+                "OR EXISTS (SELECT 1 FROM pg_proc f WHERE f.proname = $1 AND f.pronamespace = to_regnamespace($2))",
+                name, plan.template_schema);
+            if (!row[0].as<bool>()) missing.push_back(name);
+        }
+        tx.commit();
+    }
+    std::vector<std::string> owned(owned_names.begin(), owned_names.end());
+    std::vector<std::string> shared;
+    for (const auto& n : kept) shared.push_back(plan.template_schema + "." + n);
+    std::string detail = "on (" + plan.reason + "); owns " + std::to_string(owned.size()) + " object" +
+                         (owned.size() == 1 ? "" : "s") + ": " + listed(owned) + "; " + std::to_string(rewritten) +
+                         " reference" + (rewritten == 1 ? "" : "s") + " rewritten per tenant; shared references kept: " +
+                         (shared.empty() ? "none" : listed(shared));
+    if (missing.empty()) {
+        report.checks.push_back({"rebase", CheckStatus::ok, detail, {}});
+        return;
+    }
+    std::vector<std::string> where;
+    for (const auto& n : missing) where.push_back(plan.template_schema + "." + n);
+    report.checks.push_back({"rebase", CheckStatus::warn,
+                             detail + "; referenced but neither in schema " + plan.template_schema +
+                                 " nor created by either folder: " + listed(where),
+                             "a typo, or a shared migration that is missing or not applied yet (mtctl migrate-shared)"});
+}
+
 DoctorReport diagnose(const ManifestInput& input) {
     DoctorReport report;
     std::unique_ptr<Kernel> kernel;
@@ -393,6 +461,14 @@ DoctorReport diagnose(const ManifestInput& input) {
         report.checks.push_back(pool_sizing_check(m, row[0].as<int>(), row[1].as<int>()));
     } catch (const std::exception& e) {
         report.checks.push_back({"pool sizing", CheckStatus::fail, trimmed(e.what()), "check the connection"});
+    }
+
+    if (tenant_folder) {
+        try {
+            check_rebase(report, conn, m, *tenant_folder);
+        } catch (const std::exception& e) {
+            report.checks.push_back({"rebase", CheckStatus::fail, trimmed(e.what()), "check the connection"});
+        }
     }
 
     try {

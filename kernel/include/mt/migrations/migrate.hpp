@@ -7,6 +7,7 @@
 #include <mt/tracking/status.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,11 +39,27 @@ struct TenantMigrateResult {
     double duration_ms = 0;
 };
 
+// What `migrate --dry-run` shows of the SQL (issue 13): the first tenant with work, each of its
+// pending migrations' statements exactly as they would run (rebased into its schema when the
+// folder is rebased), and how many other tenants would run the same migrations in their own schema.
+struct DryRunPreview {
+    Tenant tenant;
+    bool rebased = false;
+    std::string rebase_reason;  // one sentence: why rebasing is on or off for this folder
+    struct Step {
+        std::string migration;
+        std::vector<std::string> statements;
+    };
+    std::vector<Step> steps;
+    size_t other_tenants = 0;
+};
+
 struct MigrateReport {
     std::vector<TenantMigrateResult> tenants;
     size_t total = 0, succeeded = 0, failed = 0, skipped = 0;
     size_t migrations_applied = 0;
     double duration_ms = 0;
+    std::optional<DryRunPreview> preview;  // dry run with at least one tenant to migrate
 };
 
 MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
