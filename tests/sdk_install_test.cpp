@@ -33,6 +33,11 @@ void require_ok(const RunResult& r, const std::string& what) {
     REQUIRE(r.exit_code == 0);
 }
 
+// The samples' compile flags: -Werror (the installed SDK headers compile cleanly in an outside
+// project) plus this tree's CMAKE_CXX_FLAGS, so that in a sanitizer tree the sample is instrumented
+// like the installed libraries it links (an uninstrumented executable cannot load an ASan library).
+std::string sample_flags() { return std::string("-Wall -Wextra -Wpedantic -Werror ") + MT_PRODUCT_CXX_FLAGS; }
+
 // The staged install and the sample build, in `root` (prefix/ and build/). CTest runs the hidden
 // fixture test below once per run (FIXTURES_SETUP, tests/CMakeLists.txt) into build/tests/sdk-stage
 // and the [sdk] tests reuse it; run by hand, a test stages its own copy unless that one is newer
@@ -50,11 +55,10 @@ public:
                                  shell_quote((root / "prefix").string())),
                    "cmake --install");
         // Only the prefix is given: the sample must configure from the installed package alone.
-        // -Werror: the installed SDK headers compile cleanly in an outside project.
         require_ok(mt::test::run("cmake -S " + shell_quote((mt::test::source_dir() / "samples/discovery-file").string()) +
                                  " -B " + shell_quote((root / "build").string()) + " -DCMAKE_PREFIX_PATH=" +
                                  shell_quote((root / "prefix").string()) +
-                                 " -DCMAKE_CXX_FLAGS='-Wall -Wextra -Wpedantic -Werror'"),
+                                 " -DCMAKE_CXX_FLAGS=" + shell_quote(sample_flags())),
                    "configuring samples/discovery-file");
         require_ok(mt::test::run("cmake --build " + shell_quote((root / "build").string()) + " -j2"),
                    "building samples/discovery-file");
@@ -63,7 +67,7 @@ public:
         require_ok(mt::test::run("cmake -S " + shell_quote((mt::test::source_dir() / "samples/runtime").string()) +
                                  " -B " + shell_quote((root / "service").string()) + " -DCMAKE_PREFIX_PATH=" +
                                  shell_quote((root / "prefix").string()) +
-                                 " -DCMAKE_CXX_FLAGS='-Wall -Wextra -Wpedantic -Werror'"),
+                                 " -DCMAKE_CXX_FLAGS=" + shell_quote(sample_flags())),
                    "configuring samples/runtime");
         require_ok(mt::test::run("cmake --build " + shell_quote((root / "service").string()) + " -j2"),
                    "building samples/runtime");
