@@ -1,5 +1,5 @@
-// mtctl sync: tracking records against the migration folder (missing, orphans, edited) and the
-// repairs --mark-missing / --clean-orphans. Exit 0 when nothing failed, whatever drift was found
+// mtctl sync: tracking records against the migration folder (missing, orphans, edited, renamed) and
+// the repairs --mark-missing / --clean-orphans. Exit 0 when nothing failed, whatever drift was found
 // (like status; the report says what is out of sync); 1 when a repair failed for a tenant.
 #include "cli.hpp"
 #include "json.hpp"
@@ -53,8 +53,9 @@ json tenant_sync_json(const mt::TenantSync& t) {
                           {"recorded_hash", e.recorded_hash ? json(*e.recorded_hash) : json(nullptr)},
                           {"file_hash", e.file_hash},
                           {"matched_by", e.matched_by}});
-    json renamed = json::array();
+    json renamed = json::array(), rewritten = json::array();
     for (const auto& r : t.renamed) renamed.push_back({{"from", r.from}, {"to", r.to}});
+    for (const auto& r : t.rewritten) rewritten.push_back({{"from", r.from}, {"to", r.to}});
     j["orphans"] = orphans;
     j["edited"] = edited;
     j["renamed"] = renamed;
@@ -62,6 +63,7 @@ json tenant_sync_json(const mt::TenantSync& t) {
     j["marked"] = t.marked;
     j["cleaned"] = cleaned;
     j["accepted"] = t.accepted;
+    j["rewritten"] = rewritten;
     j["duration_ms"] = t.duration_ms;
     if (t.outcome == mt::SyncOutcome::failed) {
         j["error"] = t.error;
@@ -79,19 +81,20 @@ void render_details(const Output& out, const mt::TenantSync& t, bool dry_run) {
     for (const auto& e : t.edited)
         out.info("  edited:  " + e.name + " (recorded " + short_hash(e.recorded_hash) + ", file " +
                  short_hash(e.file_hash) + "; matched by " + e.matched_by + ")");
-    for (const auto& r : t.renamed) out.info("  renamed: " + r.from + " -> " + r.to + " (same content)");
+    for (const auto& r : t.renamed) out.info("  renamed: " + r.from + " → " + r.to + " (same content)");
     const std::string verb = dry_run ? "would " : "";
     const size_t width = verb.size() + 9;
     if (!t.marked.empty()) out.info("  " + pad(verb + "mark:", width) + joined(t.marked));
     if (!cleaned.empty()) out.info("  " + pad(verb + "clean:", width) + joined(cleaned));
     if (!t.accepted.empty()) out.info("  " + pad(verb + "accept:", width) + joined(t.accepted));
+    for (const auto& r : t.rewritten) out.info("  " + pad(verb + "rename:", width) + r.from + " → " + r.to);
 }
 
 int cmd_sync(const Invocation& inv, const Output& out) {
     po::options_description desc("sync options");
     add_tenant_selection(desc);
     desc.add_options()("status", "report only (the default)")(
-        "mark-missing", "record missing migrations without executing them")(
+        "mark-missing", "record missing migrations without executing them; re-record renamed ones under the new name")(
         "clean-orphans", "delete records that match no migration file")(
         "dry-run", "show what --mark-missing / --clean-orphans would change; change nothing")(
         "shared", "the shared schema's table instead of the tenants'");
@@ -134,12 +137,13 @@ int cmd_sync(const Invocation& inv, const Output& out) {
                 {"marked", report.marked},
                 {"cleaned", report.cleaned},
                 {"accepted", report.accepted},
+                {"rewritten", report.rewritten},
                 {"edits_undetectable", undetectable},
                 {"duration_ms", report.duration_ms}}}});
 
     if (!inv.globals.json) {
         // Only tenants with something to say, unless -v.
-        std::vector<std::vector<std::string>> rows{{"TENANT", "SCHEMA", "FORMAT", "MISSING", "ORPHANS", "EDITED", "OUTCOME"}};
+        std::vector<std::vector<std::string>> rows{{"TENANT", "SCHEMA", "FORMAT", "MISSING", "ORPHANS", "EDITED", "RENAMED", "OUTCOME"}};
         std::vector<const mt::TenantSync*> shown;
         for (const auto& t : report.tenants) {
             if (t.outcome == mt::SyncOutcome::failed) {
@@ -151,7 +155,8 @@ int cmd_sync(const Invocation& inv, const Output& out) {
             shown.push_back(&t);
             rows.push_back({t.tenant.id, t.tenant.schema, t.format.empty() ? "?" : t.format,
                             std::to_string(t.missing.size()), std::to_string(t.orphans.size()),
-                            std::to_string(t.edited.size()) + (t.edits_detectable ? "" : "?"), mt::to_string(t.outcome)});
+                            std::to_string(t.edited.size()) + (t.edits_detectable ? "" : "?"),
+                            std::to_string(t.renamed.size()), mt::to_string(t.outcome)});
         }
         if (!shown.empty() && !inv.globals.quiet) {
             std::cout << table(rows);
@@ -170,7 +175,11 @@ int cmd_sync(const Invocation& inv, const Output& out) {
         if (repairs)
             line += "; " + std::string(options.dry_run ? "would mark " : "marked ") + std::to_string(report.marked) +
                     ", " + (options.dry_run ? "clean " : "cleaned ") + std::to_string(report.cleaned) + ", " +
-                    (options.dry_run ? "accept " : "accepted ") + std::to_string(report.accepted) + " (" +
+                    (options.dry_run ? "accept " : "accepted ") + std::to_string(report.accepted) +
+                    (report.rewritten ? std::string(options.dry_run ? ", rename " : ", renamed ") +
+                                            std::to_string(report.rewritten)
+                                      : std::string()) +
+                    " (" +
                     std::to_string(report.repaired) + " tenants" + (options.dry_run ? " to repair" : " repaired") +
                     ", " + std::to_string(report.failed) + " failed)";
         out.line(line + "; " + seconds(report.duration_ms));
@@ -179,8 +188,9 @@ int cmd_sync(const Invocation& inv, const Output& out) {
                      " tracking tables keep too little to detect edited files (EDITED shows '?'); see docs/repair.md");
         if (!repairs && report.out_of_sync)
             out.info("next: apply pending migrations with mtctl migrate; record ones applied by other means with "
-                     "mtctl sync --mark-missing; delete records of removed files with mtctl sync --clean-orphans; "
-                     "both flags together also accept edited and renamed files (add --dry-run to preview)");
+                     "mtctl sync --mark-missing (it also renames the records of renamed files); delete records of removed "
+                     "files with mtctl sync --clean-orphans; both flags together also accept edited files (add "
+                     "--dry-run to preview)");
     }
     return report.failed ? 1 : 0;
 }
@@ -188,7 +198,7 @@ int cmd_sync(const Invocation& inv, const Output& out) {
 const bool registered = register_command(
     {"sync",
      "sync [--status | --mark-missing | --clean-orphans] [--dry-run] [--all | --tenant ID | --tenants a,b] [--shared]",
-     "tracking vs files: missing, orphan and edited migrations; repair", 54, cmd_sync});
+     "tracking vs files: missing, orphan, edited and renamed migrations; repair", 54, cmd_sync});
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 // repairs what the flags ask for, one transaction per tenant under the tenant's advisory lock.
 // The repair re-reads the table under the lock and acts on what it finds then, so a concurrent
 // migrate or sync never makes it record a migration twice or delete a record that became valid.
+#include "tracking/renamed.hpp"
 #include "tracking/tables.hpp"
 #include "migrations/workers.hpp"
 
@@ -36,8 +37,8 @@ size_t folder_index(const MigrationFolder& folder, const std::string& name) {
 
 // What one tenant's repair writes, for the flags given.
 struct RepairPlan {
-    std::vector<sdk::Record> remove;  // orphans, then the old records of accepted edits
-    std::vector<sdk::Record> record;  // missing migrations, then the new records of accepted edits
+    std::vector<sdk::Record> remove;  // orphans, then the old records of renames and accepted edits
+    std::vector<sdk::Record> record;  // missing migrations, then the new records of renames and accepted edits
     bool empty() const { return remove.empty() && record.empty(); }
 };
 
@@ -46,6 +47,7 @@ RepairPlan plan_repair(TenantSync& t, const MigrationFolder& folder, const SyncO
     t.marked.clear();
     t.cleaned.clear();
     t.accepted.clear();
+    t.rewritten.clear();
     if (options.clean_orphans) {
         for (const auto& r : t.orphans) {
             plan.remove.push_back(r);
@@ -58,6 +60,15 @@ RepairPlan plan_repair(TenantSync& t, const MigrationFolder& folder, const SyncO
             plan.record.push_back(sdk::Record{m->name, m->hash, std::nullopt, m->when});
             t.marked.push_back(name);
         }
+        // A renamed record is an applied migration under its old name: recording the new name is
+        // what --mark-missing is for, and the old record must go with it or the migration would
+        // be recorded twice. The record is not an orphan, so --clean-orphans alone leaves it.
+        for (const auto& r : t.renamed) {
+            const Migration* m = folder.find_by_name(r.to);
+            plan.remove.push_back(sdk::Record{r.from, r.hash, r.recorded_at_ms, std::nullopt});
+            plan.record.push_back(sdk::Record{m->name, m->hash, r.recorded_at_ms, m->when});
+            t.rewritten.push_back(r);
+        }
     }
     if (options.mark_missing && options.clean_orphans) {
         for (const auto& e : t.edited) {
@@ -69,12 +80,6 @@ RepairPlan plan_repair(TenantSync& t, const MigrationFolder& folder, const SyncO
                                               e.recorded_hash, e.recorded_at_ms, std::nullopt});
             plan.record.push_back(sdk::Record{m->name, m->hash, e.recorded_at_ms, m->when});
             t.accepted.push_back(e.name);
-        }
-        for (const auto& r : t.renamed) {
-            const Migration* m = folder.find_by_name(r.to);
-            plan.remove.push_back(sdk::Record{r.from, r.hash, r.recorded_at_ms, std::nullopt});
-            plan.record.push_back(sdk::Record{m->name, m->hash, r.recorded_at_ms, m->when});
-            t.accepted.push_back(r.to);
         }
     }
     return plan;
@@ -106,6 +111,7 @@ void count(SyncReport& report) {
         report.marked += t.marked.size();
         report.cleaned += t.cleaned.size();
         report.accepted += t.accepted.size();
+        report.rewritten += t.rewritten.size();
     }
 }
 
@@ -139,6 +145,7 @@ public:
             t.marked.clear();
             t.cleaned.clear();
             t.accepted.clear();
+            t.rewritten.clear();
         }
         t.duration_ms = ms_since(start);
     }
@@ -230,23 +237,8 @@ TenantSync compare_tracking(const TenantStatus& st, const MigrationFolder& folde
         return folder_index(folder, a.name) < folder_index(folder, b.name);
     });
 
-    // Renamed: the only record with a file's hash names no file, and no record has the file's name.
-    // Only where the format says tools sharing the table find migrations by name there
-    // (drizzle-multitenant in a table with a `name` column; a hash table it reads by hash, as
-    // mtctl does).
-    std::map<std::string, size_t> records_by_hash;
-    for (const auto& r : st.records)
-        if (r.hash) ++records_by_hash[*r.hash];
-    for (const auto& r : st.records) {
-        if (!st.capabilities.found_by_name || !r.name || !r.hash || folder.find_by_name(*r.name) ||
-            records_by_hash[*r.hash] != 1)
-            continue;
-        const Migration* m = folder.find_by_hash(*r.hash);
-        if (m && !by_name.count(m->name)) out.renamed.push_back(RenamedMigration{*r.name, m->name, r.hash, r.created_at_ms});
-    }
-    std::stable_sort(out.renamed.begin(), out.renamed.end(), [&](const RenamedMigration& a, const RenamedMigration& b) {
-        return folder_index(folder, a.to) < folder_index(folder, b.to);
-    });
+    for (const auto& r : renamed_records(st, folder))
+        out.renamed.push_back(RenamedMigration{*r.record->name, r.file->name, r.record->hash, r.record->created_at_ms});
 
     if (!st.columns.empty()) {
         const auto& keeps = st.capabilities;
@@ -274,6 +266,7 @@ SyncReport sync_tracking(const Kernel& kernel, const std::vector<Tenant>& tenant
             t.marked.clear();
             t.cleaned.clear();
             t.accepted.clear();
+            t.rewritten.clear();
         } else if (options.dry_run) {
             t.outcome = SyncOutcome::would_repair;
         } else {

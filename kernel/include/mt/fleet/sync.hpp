@@ -1,6 +1,6 @@
 // Tracking repair (SPEC §7 `mtctl sync`): which migrations are on disk but not recorded (missing),
-// which records match no file (orphans), which files changed after they were applied (edited),
-// and the repairs --mark-missing / --clean-orphans, one transaction per tenant under the same
+// which records match no file (orphans), which files changed after they were applied (edited) or
+// were renamed (renamed), and the repairs --mark-missing / --clean-orphans, one transaction per tenant under the same
 // advisory lock as migrate.
 #pragma once
 
@@ -28,8 +28,9 @@ struct EditedMigration {
 // A record that names a file no longer on disk but carries the hash of a file now under another
 // name (a renamed file with unchanged content). mtctl counts the migration as applied (by hash);
 // drizzle-multitenant reads a table with a `name` column by name and sees the new name as pending
-// and the old one as an orphan, so in such a table sync reports it and, with --mark-missing
-// --clean-orphans, re-records it under the new name.
+// and the old one as an orphan, so in such a table sync reports it (`renamed old → new`) and
+// --mark-missing re-records it under the new name (timestamp kept). Tables read by hash (the hash
+// and drizzle-kit layouts) never report one: every tool sharing them still finds the migration.
 struct RenamedMigration {
     std::string from;                       // the recorded name
     std::string to;                         // the file's current name
@@ -56,7 +57,8 @@ struct TenantSync {
     SyncOutcome outcome = SyncOutcome::in_sync;
     std::vector<std::string> marked;      // recorded by --mark-missing (with --dry-run: would be)
     std::vector<sdk::Record> cleaned;     // deleted by --clean-orphans (with --dry-run: would be)
-    std::vector<std::string> accepted;    // edited (renamed) migrations re-recorded with the file's hash (name) (both flags)
+    std::vector<std::string> accepted;    // edited migrations re-recorded with the file's hash (both flags)
+    std::vector<RenamedMigration> rewritten;  // renamed records re-recorded under the file's name (--mark-missing)
     std::string error;
     std::string sqlstate;
     double duration_ms = 0;
@@ -79,19 +81,21 @@ struct SyncReport {
     std::vector<TenantSync> tenants;
     size_t total = 0, in_sync = 0, out_of_sync = 0, repaired = 0, failed = 0;
     size_t missing = 0, orphans = 0, edited = 0, renamed = 0;  // as found (before any repair)
-    size_t marked = 0, cleaned = 0, accepted = 0;
+    size_t marked = 0, cleaned = 0, accepted = 0, rewritten = 0;
     double duration_ms = 0;
 };
 
 // Missing, orphan and edited migrations of one classified tenant (see classify): edited ones come
 // from TenantStatus::edited, and from pairing a missing migration with a nameless orphan record
-// whose created_at equals the migration's journal `when` (exactly one candidate on each side).
+// whose created_at equals the migration's journal `when` (exactly one candidate on each side);
+// renamed ones where the table is read by name (see RenamedMigration).
 TenantSync compare_tracking(const TenantStatus& status, const MigrationFolder& folder);
 
 // Reads the whole selection in a few batched queries (fleet_status) and, with --mark-missing and/or
 // --clean-orphans, repairs each tenant that needs it in one transaction under its advisory lock,
-// re-reading the table under the lock first. With both flags, edited migrations are accepted too:
-// the old record is replaced by one carrying the file's current hash (its timestamp kept).
+// re-reading the table under the lock first. --mark-missing also re-records renamed records under
+// the file's name; with both flags, edited migrations are accepted too: the old record is replaced
+// by one carrying the file's current hash (its timestamp kept).
 SyncReport sync_tracking(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
                          const TrackingTarget& target, const SyncOptions& options);
 
