@@ -4,6 +4,7 @@
 // crashes and reruns converge on every migration applied exactly once.
 // Over 500 lines on purpose: TenantRunner's two paths (in a transaction, and -- mt:no-transaction
 // under the session lock) share its under-the-lock re-read and recording; apart, they would drift.
+#include "tracking/renamed.hpp"
 #include "tracking/tables.hpp"
 #include "migrations/workers.hpp"
 
@@ -423,6 +424,13 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
         auto& r = report.tenants[i];
         r.tenant = tenants[i];
         r.format = st.format;
+        // Applied for mtctl (found by hash), so not run again; but a tool that reads the table by
+        // name (drizzle-multitenant) would run it, so say which record and how to rename it.
+        for (const auto& rn : renamed_records(st, folder))
+            spdlog::warn("tenant {}: renamed {} → {} (same content): applied, not run again; drizzle-multitenant "
+                         "reads {} by name and would run it; rename the record with: mtctl sync --mark-missing {}",
+                         tenants[i].id, *rn.record->name, rn.file->name, quote_qualified(tenants[i].schema, target.table),
+                         target.shared ? std::string("--shared") : "--tenant " + tenants[i].id);
         std::vector<std::string> pending;
         for (size_t k = 0; k < limit; ++k) {
             const auto& name = folder.migrations[k].name;
