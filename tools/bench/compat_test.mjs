@@ -278,6 +278,7 @@ const C_SYNC_STATUS = "sync --status: mtctl sync and drizzle-multitenant sync --
 const C_FORMATS = "format: drizzle-multitenant detects the tracking format mtctl reports, tenant by tenant";
 const C_SYNC = "sync after a rename, a delete and a manual apply (the reference's name and hash tables): mtctl sync --mark-missing --clean-orphans, then drizzle-multitenant sees them in sync";
 const C_SYNC_RENAME = "sync after a rename in mtctl's own name table: drizzle-multitenant sees it in sync after mtctl's repair";
+const C_RENAME_MARK = "rename only (git mv, same content) in mtctl's name tables: mtctl sync reports it renamed, mtctl migrate runs nothing, and after mtctl sync --mark-missing drizzle-multitenant shows the tenants up to date";
 const C_CONVERT_ROWS = "convert-format round trips keep each tracking row's id, name, hash and timestamp";
 const C_FLEET_END = "status and sync over the whole fleet at the end (renames, deletes, new files unrepaired): both tools agree tenant by tenant";
 const C_CONVERT_READ = "convert-format round trips: drizzle-multitenant reads the same applied set, missing and orphans after every step";
@@ -462,6 +463,45 @@ async function caseFormats() {
   eq([st0.state, st0.format], ["no-table", "name"], "mtctl status of st0 (no table) [state, format]");
 }
 
+// Case 8a ----------------------------------------------------------------------------------
+// Only a rename (the folder is restored afterwards, so case 8 starts from the same folder).
+// Before the repair the reference sees the new name pending in mtctl's name table (it reads it by
+// name) and would run the file again; after mtctl sync --mark-missing it sees the tenants up to date.
+const RN = ["rn1", "rn2"];
+async function caseRenameMark() {
+  await addTenants(...RN);
+  const doc = mtctl(["migrate", "--tenants", RN.join(",")]);
+  eq(doc.tenants.map((t) => [t.id, t.outcome, t.format, t.migrations]), RN.map((id) => [id, "migrated", "name", ALL]), "mtctl migrate --tenants rn1,rn2");
+  fs.renameSync(path.join(folder, RENAMED_FROM + ".sql"), path.join(folder, RENAMED_TO + ".sql"));
+  try {
+    const files = names();
+    eq(files, [...ALL.slice(0, 4), RENAMED_TO, ALL[5]], "the folder after the rename");
+    const renamed = [{ from: RENAMED_FROM, to: RENAMED_TO }];
+    const refStatus = (what) => RN.map((id) => byId(what.tenants, "id", id, "reference status")).map((t) => [t.id, t.status, t.applied, t.pending, t.pendingMigrations]);
+    eq(refStatus(ref(["status"])), RN.map((id) => [id, "behind", 6, 1, [RENAMED_TO]]), "reference status before the repair [tenant, status, applied, pending, pendingMigrations]");
+    const before = mtctl(["sync", "--tenants", RN.join(",")]);
+    eq(before.tenants.map((t) => [t.id, t.in_sync, t.missing, t.orphans, t.renamed]), RN.map((id) => [id, false, [], [], renamed]),
+      "mtctl sync before the repair [tenant, in_sync, missing, orphans, renamed]");
+    eq(mtctl(["migrate", "--tenants", RN.join(",")]).summary.migrations_applied, 0, "mtctl migrate after the rename: migrations applied");
+    const fixed = mtctl(["sync", "--mark-missing", "--tenants", RN.join(",")]);
+    eq(fixed.tenants.map((t) => [t.id, t.outcome, t.marked, t.cleaned, t.rewritten]), RN.map((id) => [id, "repaired", [], [], renamed]),
+      "mtctl sync --mark-missing [tenant, outcome, marked, cleaned, rewritten]");
+    for (const id of RN)
+      // The rewritten record is a new row (the last id), with the old row's hash and timestamp.
+      eq((await trackingRows(id)).rows.map((r) => [r.name, r.hash]).sort((a, b) => files.indexOf(a[0]) - files.indexOf(b[0])),
+        files.map((n) => [n, hashOf(n)]), `tracking rows of tenant_${id} after the repair [name, hash]`);
+    eq(refStatus(ref(["status"])), RN.map((id) => [id, "ok", 6, 0, []]), "reference status after mtctl sync --mark-missing [tenant, status, applied, pending, pendingMigrations]");
+    const sync = ref(["sync", "--status"]);
+    eq(RN.map((id) => byId(sync.tenants, "id", id, "reference sync --status")).map((t) => [t.id, t.inSync, t.missing, t.orphans]),
+      RN.map((id) => [id, true, [], []]), "reference sync --status after the repair [tenant, inSync, missing, orphans]");
+    const dry = ref(["migrate", "--tenants", RN.join(","), "--dry-run"]);
+    eq(RN.map((id) => byId(dry.results, "tenantId", id, "reference migrate --dry-run")).map((x) => [x.tenantId, x.success, x.appliedMigrations]),
+      RN.map((id) => [id, true, []]), "reference migrate --dry-run after the repair");
+  } finally {
+    fs.renameSync(path.join(folder, RENAMED_TO + ".sql"), path.join(folder, RENAMED_FROM + ".sql"));
+  }
+}
+
 // Case 8 -----------------------------------------------------------------------------------
 const RENAMED_FROM = "0004_alter_orders_customers", RENAMED_TO = "0004_alter_orders_and_customers";
 const DELETED = "0005_backfill_totals", MANUAL = "0006_add_customer_notes";
@@ -501,10 +541,10 @@ async function caseSync() {
     "mtctl sync before the repair [tenant, format, missing/orphans, renamed]");
 
   const fixed = mtctl(["sync", "--mark-missing", "--clean-orphans", "--tenants", SY.join(",")]);
-  eq(fixed.tenants.map((t) => [t.id, t.outcome, t.marked, t.cleaned.map((o) => o.name ?? o.hash), t.accepted]),
-    [["sy1", "repaired", [RENAMED_TO, MANUAL], [RENAMED_FROM, DELETED], []], ["sy2", "repaired", [MANUAL], [deletedHash], []],
-     ["sy3", "repaired", [MANUAL], [DELETED], [RENAMED_TO]]],
-    "mtctl sync --mark-missing --clean-orphans [tenant, outcome, marked, cleaned, accepted]");
+  eq(fixed.tenants.map((t) => [t.id, t.outcome, t.marked, t.cleaned.map((o) => o.name ?? o.hash), t.accepted, t.rewritten]),
+    [["sy1", "repaired", [RENAMED_TO, MANUAL], [RENAMED_FROM, DELETED], [], []], ["sy2", "repaired", [MANUAL], [deletedHash], [], []],
+     ["sy3", "repaired", [MANUAL], [DELETED], [], [{ from: RENAMED_FROM, to: RENAMED_TO }]]],
+    "mtctl sync --mark-missing --clean-orphans [tenant, outcome, marked, cleaned, accepted, rewritten]");
 
   syncAfter = { sync: ref(["sync", "--status"]), status: ref(["status"]), dry: ref(["migrate", "--tenants", SY.join(","), "--dry-run"]),
                 mine: mtctl(["sync", "--tenants", SY.join(",")]) };
@@ -653,6 +693,7 @@ try {
   await check(C_STATUS, caseStatus);
   await check(C_SYNC_STATUS, caseSyncStatus);
   await check(C_FORMATS, caseFormats);
+  await check(C_RENAME_MARK, caseRenameMark);
   await check(C_SYNC, caseSync);
   await check(C_SYNC_RENAME, () => assertSyncedAfter(["sy3"]));
   await check(C_CONVERT_ROWS, caseConvertRows);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # drizzle-multitenant 1.3.5 and mtctl on one database: both directions of migrate, status and
-# sync --status agreement tenant by tenant, mark-applied both ways, sync after a rename / delete /
-# manual apply, convert-format round trips read back by the reference (issue 11, item 5).
+# sync --status agreement tenant by tenant, mark-applied both ways, a rename alone repaired by
+# mtctl sync --mark-missing (issue 14, item 4), sync after a rename / delete / manual apply,
+# convert-format round trips read back by the reference (issue 11, item 5).
 #
 #   tools/bench/compat_test.sh
 #
