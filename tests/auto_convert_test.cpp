@@ -71,7 +71,7 @@ TEST_CASE("auto_convert is off by default and migrate refuses a table in another
     const auto doc = run_json(p, "migrate --all", 1);
     const auto a = tenant_of(doc, "a");
     CHECK(a["outcome"] == "failed");
-    CHECK(a["error"] == "tracking table tenant_a.__drizzle_migrations is in a layout other than name; convert it with "
+    CHECK(a["error"] == "tracking table \"tenant_a\".\"__drizzle_migrations\" is in a layout other than name; convert it with "
                         "mtctl convert-format or set migrations.format");
     CHECK(a["converted_from"].is_null());
     CHECK(doc["summary"]["converted"] == 0);
@@ -254,7 +254,7 @@ TEST_CASE("a conversion migrate cannot complete fails that tenant only and chang
     const auto a = tenant_of(doc, "a");
     CHECK(a["outcome"] == "failed");
     const std::string error = a["error"];
-    CHECK(error.rfind("migrations.auto_convert: converting tenant_a.__drizzle_migrations from the name to the hash "
+    CHECK(error.rfind("migrations.auto_convert: converting \"tenant_a\".\"__drizzle_migrations\" from the name to the hash "
                       "format failed: record '0007_deleted_file' matches no file in ", 0) == 0);
     CHECK(error.find("restore the file, or remove the record with mtctl sync --clean-orphans, then convert again") !=
           std::string::npos);
