@@ -45,6 +45,7 @@ std::string kinds_of(const mt::PluginInfo& p) {
 json result_json(const mt::TenantMigrateResult& r) {
     json j = tenant_json(r.tenant);
     j["format"] = r.format;
+    j["converted_from"] = or_null(r.converted_from);
     j["outcome"] = mt::to_string(r.outcome);
     j["migrations"] = r.applied;
     j["duration_ms"] = r.duration_ms;
@@ -71,6 +72,7 @@ int render_report(const Output& out, const std::string& command, const mt::Migra
                {"failed", report.failed},
                {"skipped", report.skipped},
                {"migrations_applied", report.migrations_applied},
+               {"converted", report.converted},
                {"duration_ms", report.duration_ms}}}};
     if (report.preview) {
         const auto& p = *report.preview;
@@ -87,6 +89,10 @@ int render_report(const Output& out, const std::string& command, const mt::Migra
     for (const auto& r : report.tenants) {
         std::string names;
         for (const auto& n : r.applied) names += (names.empty() ? "" : ", ") + n;
+        if (!r.converted_from.empty() && r.outcome != mt::TenantOutcome::failed)
+            out.info((dry_run ? "plan " : "conv ") + r.tenant.id + ": tracking table " +
+                     (dry_run ? "would be converted" : "converted") + " from the " + r.converted_from + " format to " +
+                     r.format + " (migrations.auto_convert)");
         switch (r.outcome) {
             case mt::TenantOutcome::failed:
                 std::cerr << out.paint("FAIL", "31") << " " << r.tenant.id << " (" << r.tenant.schema << ")"
@@ -125,7 +131,11 @@ int render_report(const Output& out, const std::string& command, const mt::Migra
     out.line(command + (dry_run ? " (dry run)" : "") + ": " + std::to_string(report.total) + " tenants, " +
              std::to_string(report.succeeded) + " succeeded, " + std::to_string(report.failed) + " failed, " +
              std::to_string(report.skipped) + " skipped; " + std::to_string(report.migrations_applied) +
-             " migrations in " + seconds(report.duration_ms));
+             " migrations" +
+             (report.converted ? ", " + std::to_string(report.converted) + " tracking tables " +
+                                     (dry_run ? "to convert" : "converted")
+                               : std::string()) +
+             " in " + seconds(report.duration_ms));
     return report.failed ? 1 : 0;
 }
 
@@ -337,6 +347,8 @@ static int cmd_status(const Invocation& inv, const Output& out) {
         mt::command::status(inv.globals.manifest_input(), {tenant_selection(vm), vm.count("shared") != 0});
 
     std::map<std::string, size_t> counts;
+    std::vector<std::string> notes;
+    size_t would_convert = 0;
     json list = json::array();
     std::vector<std::vector<std::string>> rows{{"TENANT", "SCHEMA", "FORMAT", "APPLIED", "PENDING", "ORPHANS", "STATE"}};
     for (const auto& st : fleet.tenants) {
@@ -350,18 +362,27 @@ static int cmd_status(const Invocation& inv, const Output& out) {
         j["pending"] = st.pending.size();
         j["orphans"] = st.orphans.size();
         j["state"] = mt::to_string(st.state);
+        j["convert_from"] = or_null(st.convert_from);
+        j["would_convert"] = st.would_convert;
         j["pending_migrations"] = st.pending;
         j["orphan_records"] = orphans;
         list.push_back(j);
+        if (!st.convert_from.empty()) {
+            would_convert += st.would_convert ? 1 : 0;
+            notes.push_back("note: " + st.tenant.id + "'s tracking table is in the " + st.convert_from + " format; " +
+                            (st.would_convert ? "migrate converts it first (migrations.auto_convert = true)"
+                                              : "convert it with mtctl convert-format, or set migrations.auto_convert = true"));
+        }
         rows.push_back({st.tenant.id, st.tenant.schema, st.format.empty() ? "?" : st.format,
                         std::to_string(st.applied.size()), std::to_string(st.pending.size()),
                         std::to_string(st.orphans.size()), mt::to_string(st.state)});
     }
     json summary = {{"total", fleet.tenants.size()}, {"migrations", migrations},
-                    {"duration_ms", fleet.duration_ms}};
+                    {"would_convert", would_convert}, {"duration_ms", fleet.duration_ms}};
     for (const char* s : {"up-to-date", "behind", "missing-schema", "no-table", "unknown-format"}) summary[s] = counts[s];
     out.json({{"tenants", list}, {"summary", summary}});
     if (!inv.globals.json && !inv.globals.quiet) std::cout << table(rows);
+    for (const auto& note : notes) out.info(note);
     std::string line = std::to_string(fleet.tenants.size()) + " tenants, " + std::to_string(migrations) +
                        " migrations:";
     for (const auto& [state, n] : counts) line += " " + std::to_string(n) + " " + state + ",";

@@ -151,6 +151,7 @@ const std::vector<Field>& fixed_fields() {
              if (v.text != "auto" && v.text != "off") malformed(v, "auto or off");
              m.migrations.rebase = v.text == "auto" ? RebaseMode::automatic : RebaseMode::off;
          }},
+        {"migrations.auto_convert", [](Manifest& m, const Value& v) { m.migrations.auto_convert = boolean(v); }},
         {"plugins.path",
          [](Manifest& m, const Value& v) {
              m.plugins.path.clear();
@@ -339,6 +340,7 @@ transaction = per-migration      # per-migration | per-tenant (all pending migra
 fail_fast = false                # stop every tenant at the first failure
 template_schema = public         # schema the tenant migrations name their own objects in (drizzle-kit: public)
 rebase = auto                    # auto: rewrite template_schema.x to the tenant schema for objects the folder owns | off
+auto_convert = false             # true: migrate first converts a tracking table in another readable format to format
 
 [plugins]
 # path = plugins                 # folders searched first; the kernel's own plugin folder is always searched

@@ -180,12 +180,16 @@ void check_tracking(DoctorReport& report, const Kernel& kernel, const FleetStatu
     const auto& m = kernel.manifest().migrations;
     std::map<std::string, size_t> formats;
     std::vector<std::string> unknown;
-    size_t no_table = 0, behind = 0;
+    size_t no_table = 0, behind = 0, to_convert = 0;
     for (const auto& st : fleet.tenants) {
         switch (st.state) {
             case TenantState::missing_schema: break;
             case TenantState::no_table: ++no_table; break;
-            case TenantState::unknown_format: unknown.push_back(st.tenant.id); break;
+            case TenantState::unknown_format:
+                // migrate converts these first (the auto convert check lists them).
+                if (st.would_convert) ++to_convert;
+                else unknown.push_back(st.tenant.id);
+                break;
             case TenantState::behind: ++behind; [[fallthrough]];
             case TenantState::up_to_date: ++formats[st.format]; break;
         }
@@ -196,6 +200,8 @@ void check_tracking(DoctorReport& report, const Kernel& kernel, const FleetStatu
     if (formats.size() > 1) detail += " (mixed formats: each table is read in its own, as format = auto allows)";
     if (no_table) detail += "; " + std::to_string(no_table) + " without a tracking table";
     if (behind) detail += "; " + std::to_string(behind) + " behind (mtctl migrate --all applies their migrations)";
+    if (to_convert)
+        detail += "; " + std::to_string(to_convert) + " in another format, converted by the next migrate (migrations.auto_convert)";
     detail += "; migrations.format = " + m.format;
     if (unknown.empty()) {
         report.checks.push_back({"tracking", CheckStatus::ok, detail, {}});
@@ -210,6 +216,47 @@ void check_tracking(DoctorReport& report, const Kernel& kernel, const FleetStatu
                                  ? "load the plugin of their format, or fix the tables by hand"
                                  : "convert them with mtctl convert-format --to " + to +
                                        " --tenants ID,…, or set migrations.format = auto"});
+}
+
+// Which tenants' tables are in another readable format than migrations.format, and whether migrate
+// converts them first (migrations.auto_convert) or refuses them.
+void check_auto_convert(DoctorReport& report, const Kernel& kernel, const FleetStatus& fleet) {
+    const auto& m = kernel.manifest().migrations;
+    const std::string setting = std::string("migrations.auto_convert = ") + (m.auto_convert ? "true" : "false");
+    if (m.format == "auto") {
+        report.checks.push_back({"auto convert", CheckStatus::ok,
+                                 "migrations.format = auto reads each table in its own format; nothing to convert (" +
+                                     setting + ")",
+                                 {}});
+        return;
+    }
+    std::vector<std::string> convertible, ids;
+    for (const auto& st : fleet.tenants)
+        if (st.state == TenantState::unknown_format && !st.convert_from.empty()) {
+            convertible.push_back(st.tenant.id + " (" + st.convert_from + ")");
+            ids.push_back(st.tenant.id);
+        }
+    if (convertible.empty()) {
+        report.checks.push_back({"auto convert", CheckStatus::ok,
+                                 "no tracking table in another readable format than " + m.format + " (" + setting + ")", {}});
+        return;
+    }
+    const std::string n = std::to_string(convertible.size());
+    if (m.auto_convert) {
+        report.checks.push_back({"auto convert", CheckStatus::ok,
+                                 n + " tables the next migrate converts to the " + m.format +
+                                     " format first, in the transaction of their first migration: " + listed(convertible),
+                                 {}});
+        return;
+    }
+    std::string tenant_list;
+    for (const auto& id : ids) tenant_list += (tenant_list.empty() ? "" : ",") + id;
+    const std::string selection = ids.size() > kListed ? "--all" : "--tenants " + tenant_list;
+    report.checks.push_back({"auto convert", CheckStatus::warn,
+                             n + " tables in another readable format than " + m.format + ", which migrate refuses while " +
+                                 setting + ": " + listed(convertible),
+                             "set migrations.auto_convert = true (migrate converts them first), or run: mtctl "
+                             "convert-format --to " + m.format + " " + selection});
 }
 
 }  // namespace
@@ -368,8 +415,8 @@ void check_rebase(DoctorReport& report, pqxx::connection& conn, const Manifest& 
 DoctorReport diagnose(const ManifestInput& input) {
     DoctorReport report;
     std::unique_ptr<Kernel> kernel;
-    const auto database_checks = {"connection",     "server version", "discovery", "tenant schemas",
-                                  "orphan schemas", "tracking",       "pool sizing", "pooler"};
+    const auto database_checks = {"connection",     "server version", "discovery",   "tenant schemas",
+                                  "orphan schemas", "tracking",       "auto convert", "pool sizing", "pooler"};
     try {
         kernel = std::make_unique<Kernel>(input);
         const auto& m = kernel->manifest();
@@ -433,7 +480,7 @@ DoctorReport diagnose(const ManifestInput& input) {
     } catch (const std::exception& e) {
         report.checks.push_back({"discovery", CheckStatus::fail, trimmed(e.what()),
                                  "check [roles] discovery and its [plugin.NAME] settings"});
-        skip(report, {"tenant schemas", "orphan schemas", "tracking"}, "discovery failed");
+        skip(report, {"tenant schemas", "orphan schemas", "tracking", "auto convert"}, "discovery failed");
     }
     if (tenants) {
         try {
@@ -444,8 +491,9 @@ DoctorReport diagnose(const ManifestInput& input) {
             const auto fleet = fleet_status(*kernel, *tenants, folder, TrackingTarget::tenants(m));
             check_schemas(report, *kernel, servers, *tenants, fleet);
             check_tracking(report, *kernel, fleet);
+            check_auto_convert(report, *kernel, fleet);
         } catch (const std::exception& e) {
-            for (const char* n : {"tenant schemas", "orphan schemas", "tracking"})
+            for (const char* n : {"tenant schemas", "orphan schemas", "tracking", "auto convert"})
                 report.checks.push_back({n, CheckStatus::fail, "reading the tenants' tracking tables: " + trimmed(e.what()),
                                          "mtctl status names the failing tenant; check every server's connection, "
                                          "and migrations.format against the tables' layout"});

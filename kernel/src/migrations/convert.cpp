@@ -64,7 +64,7 @@ const sdk::Column* timestamptz_column(const std::vector<sdk::Column>& columns) {
 // row's old id back (by position: both tables list rows in id order and a format records them in
 // the order given) and, between two timestamptz layouts, the exact old timestamp, so a conversion
 // and its reverse give back the same rows. Layouts without an id column keep their own numbering.
-void restore_row_identity(pqxx::work& tx, const Tenant& tenant, const std::string& table,
+void restore_row_identity(pqxx::transaction_base& tx, const Tenant& tenant, const std::string& table,
                           const std::vector<sdk::Column>& old_columns, const std::vector<sdk::Column>& new_columns) {
     if (!column_named(old_columns, "id") || !column_named(new_columns, "id")) return;
     const auto* old_ts = timestamptz_column(old_columns);
@@ -105,6 +105,36 @@ bool rows_pair_with(pqxx::transaction_base& tx, const Tenant& tenant, const std:
 }
 
 }  // namespace
+
+std::vector<std::string> convert_table(pqxx::transaction_base& tx, const Tenant& tenant, const std::string& table,
+                                       const std::vector<sdk::Column>& columns, const TrackingFormat& source,
+                                       const TrackingFormat& to, const MigrationFolder& folder, bool dry_run) {
+    SqlSession sql(tx);
+    const auto listed = source.list(sql, TrackingTable{tenant.schema, table, columns});
+    const auto records = complete_records(listed, folder, to);
+    std::vector<std::string> names;
+    for (const auto& r : records) names.push_back(r.name.value_or(r.hash.value_or("")));
+    if (dry_run) return names;
+    const auto* old_ts = timestamptz_column(columns);
+    // Only when every listed record is paired with its row: a format that lists in another order
+    // keeps the new numbering rather than mislabelled rows.
+    const bool has_id = rows_pair_with(tx, tenant, table, columns, listed);
+    if (has_id)
+        tx.exec(with_table("CREATE TEMP TABLE mt_convert_old ON COMMIT DROP AS SELECT row_number() OVER "
+                           "(ORDER BY id) AS k, id, " +
+                               (old_ts ? quote_ident(old_ts->name) : std::string("NULL::timestamptz")) +
+                               " AS ts FROM {table}",
+                           tenant.schema, table));
+    tx.exec(with_table("DROP TABLE {table}", tenant.schema, table));
+    to.create(sql, TrackingTable{tenant.schema, table, {}});
+    const auto new_columns = read_tables(tx, {tenant.schema}, table).at(0).columns;
+    if (!records.empty()) to.record(sql, TrackingTable{tenant.schema, table, new_columns}, records);
+    if (has_id) {
+        restore_row_identity(tx, tenant, table, columns, new_columns);
+        tx.exec("DROP TABLE pg_temp.mt_convert_old");
+    }
+    return names;
+}
 
 MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
                              const TrackingTarget& target, const ConvertOptions& options) {
@@ -148,32 +178,10 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
                     result.outcome = TenantOutcome::up_to_date;
                     return true;
                 }
-                SqlSession sql(tx);
-                const TrackingTable current{tenant.schema, target.table, table.columns};
-                const auto listed = source->list(sql, current);
-                const auto records = complete_records(listed, folder, to);
-                for (const auto& r : records) result.applied.push_back(r.name.value_or(r.hash.value_or("")));
+                result.applied = convert_table(tx, tenant, target.table, table.columns, *source, to, folder, options.dry_run);
                 if (options.dry_run) {
                     result.outcome = TenantOutcome::would_migrate;
                     return true;
-                }
-                const auto* old_ts = timestamptz_column(table.columns);
-                // Only when every listed record is paired with its row: a format that lists in
-                // another order keeps the new numbering rather than mislabelled rows.
-                const bool has_id = rows_pair_with(tx, tenant, target.table, table.columns, listed);
-                if (has_id)
-                    tx.exec(with_table("CREATE TEMP TABLE mt_convert_old ON COMMIT DROP AS SELECT row_number() OVER "
-                                       "(ORDER BY id) AS k, id, " +
-                                           (old_ts ? quote_ident(old_ts->name) : std::string("NULL::timestamptz")) +
-                                           " AS ts FROM {table}",
-                                       tenant.schema, target.table));
-                tx.exec(with_table("DROP TABLE {table}", tenant.schema, target.table));
-                to.create(sql, TrackingTable{tenant.schema, target.table, {}});
-                const auto columns = read_tables(tx, {tenant.schema}, target.table).at(0).columns;
-                if (!records.empty()) to.record(sql, TrackingTable{tenant.schema, target.table, columns}, records);
-                if (has_id) {
-                    restore_row_identity(tx, tenant, target.table, table.columns, columns);
-                    tx.exec("DROP TABLE pg_temp.mt_convert_old");
                 }
                 tx.commit();
                 result.outcome = TenantOutcome::migrated;

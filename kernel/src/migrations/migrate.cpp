@@ -109,7 +109,8 @@ public:
                     }
                 });
             }
-            result.outcome = result.applied.empty() ? TenantOutcome::up_to_date : TenantOutcome::migrated;
+            result.outcome = result.applied.empty() && result.converted_from.empty() ? TenantOutcome::up_to_date
+                                                                                     : TenantOutcome::migrated;
         } catch (const MigrationFailure& e) {
             fail(result, e.what(), e.sqlstate, e.migration);
         } catch (const LockTimeout& e) {
@@ -131,15 +132,23 @@ private:
         result.error = std::move(error);
         result.sqlstate = std::move(sqlstate);
         result.failed_migration = std::move(migration);
+        // A conversion in the failed transaction was rolled back with it.
+        if (!converting_from_.empty()) result.format = converting_from_;
     }
 
-    // Pending migrations (in order, up to --to) for the tenant as seen under its lock.
+    // Pending migrations (in order, up to --to) for the tenant as seen under its lock. With
+    // migrations.auto_convert, a table in another readable format is converted first, in tx.
     std::vector<const Migration*> pending_under_lock(pqxx::transaction_base& tx, TenantMigrateResult& result,
                                                      const TrackingFormat*& format, std::vector<sdk::Column>& columns) {
         TenantStatus st;
         st.tenant = result.tenant;
         std::vector<TenantStatus*> one{&st};
         fill_status(kernel_, tx, one, folder_, target_);
+        converting_from_.clear();
+        if (st.state == TenantState::unknown_format && st.would_convert) {
+            convert_under_lock(tx, st);
+            fill_status(kernel_, tx, one, folder_, target_);
+        }
         if (st.state == TenantState::missing_schema)
             throw OperationError("schema " + quote_ident(result.tenant.schema) +
                                  " does not exist; create the tenant with: mtctl tenant create --id " + result.tenant.id);
@@ -168,6 +177,32 @@ private:
             if (std::find(st.pending.begin(), st.pending.end(), m.name) != st.pending.end()) pending.push_back(&m);
         }
         return pending;
+    }
+
+    // The same conversion as convert-format, in the caller's transaction: it commits with the
+    // tenant's first migration step, and a failure there rolls it back too.
+    void convert_under_lock(pqxx::transaction_base& tx, const TenantStatus& st) {
+        const TrackingFormat& source = kernel_.tracking_format(st.convert_from);
+        const TrackingFormat& to = kernel_.tracking_format(target_.format);
+        const auto fail = [&](const std::string& what, std::string sqlstate) {
+            return OperationError("migrations.auto_convert: converting " + quote_qualified(st.tenant.schema, target_.table) +
+                                      " from the " + source.label() + " to the " + to.label() + " format failed: " + what,
+                                  std::move(sqlstate));
+        };
+        converting_from_ = source.label();
+        try {
+            convert_table(tx, st.tenant, target_.table, st.columns, source, to, folder_, false);
+        } catch (const OperationError& e) {
+            throw fail(e.what(), e.sqlstate);
+        } catch (const pqxx::sql_error& e) {
+            throw fail(e.what(), e.sqlstate());
+        }
+    }
+
+    // After a commit: the conversion made in that transaction (if any) is now the tenant's.
+    void committed(TenantMigrateResult& result) {
+        if (!converting_from_.empty()) result.converted_from = converting_from_;
+        converting_from_.clear();
     }
 
     void execute(pqxx::transaction_base& tx, const Migration& m, TenantMigrateResult& result) {
@@ -210,11 +245,13 @@ private:
         const auto pending = pending_under_lock(tx, result, format, columns);
         if (pending.empty()) {
             tx.commit();
+            committed(result);
             return false;
         }
         if (pending.front()->no_transaction && !options_.mark_applied) {
             // Another run changed what is pending since it was read: go through the session lock.
             tx.commit();
+            committed(result);
             next_no_transaction_ = true;
             return true;
         }
@@ -231,6 +268,7 @@ private:
         SqlSession sql(tx);
         format->record(sql, TrackingTable{result.tenant.schema, target_.table, columns}, records);
         tx.commit();
+        committed(result);
         for (size_t i = 0; i < done; ++i) result.applied.push_back(pending[i]->name);
         current_.clear();
         next_no_transaction_ = done < pending.size() && pending[done]->no_transaction && !options_.mark_applied;
@@ -251,8 +289,11 @@ private:
             std::vector<sdk::Column> columns;
             const TrackingFormat* format = nullptr;
             exec_params(tx, "SELECT set_config('search_path', $1, true)", {search_path});
+            // A conversion made here commits before the file runs: such a file runs outside any
+            // transaction, so it cannot share one.
             const auto pending = pending_under_lock(tx, result, format, columns);
             tx.commit();
+            committed(result);
             next_no_transaction_ = false;
             if (pending.empty()) {
                 lock.release();
@@ -323,6 +364,7 @@ private:
     size_t limit_;
     bool next_no_transaction_;
     std::string current_;
+    std::string converting_from_;  // converted in the open transaction, not yet committed
 };
 
 }  // namespace
@@ -348,11 +390,12 @@ size_t migration_limit(const MigrationFolder& folder, const std::optional<std::s
 
 void summarise(MigrateReport& report, Clock::time_point start) {
     report.total = report.tenants.size();
-    report.succeeded = report.failed = report.skipped = report.migrations_applied = 0;
+    report.succeeded = report.failed = report.skipped = report.migrations_applied = report.converted = 0;
     for (const auto& t : report.tenants) {
         if (t.outcome == TenantOutcome::failed) ++report.failed;
         else if (t.outcome == TenantOutcome::skipped) ++report.skipped;
         else ++report.succeeded;
+        if (!t.converted_from.empty()) ++report.converted;
         // A failed tenant's list holds what committed before its failure: applied all the same.
         if (t.outcome == TenantOutcome::migrated || t.outcome == TenantOutcome::failed)
             report.migrations_applied += t.applied.size();
@@ -431,6 +474,9 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
                          "reads {} by name and would run it; rename the record with: mtctl sync --mark-missing {}",
                          tenants[i].id, *rn.record->name, rn.file->name, quote_qualified(tenants[i].schema, target.table),
                          target.shared ? std::string("--shared") : "--tenant " + tenants[i].id);
+        // migrations.auto_convert: a table in another readable format is converted, then migrated.
+        const bool convert = st.state == TenantState::unknown_format && st.would_convert;
+        if (convert) r.format = kernel.tracking_format(target.format).label();
         std::vector<std::string> pending;
         for (size_t k = 0; k < limit; ++k) {
             const auto& name = folder.migrations[k].name;
@@ -440,17 +486,17 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
             r.outcome = TenantOutcome::failed;
             r.error = "schema " + quote_ident(tenants[i].schema) +
                       " does not exist; create the tenant with: mtctl tenant create --id " + tenants[i].id;
-        } else if (st.state == TenantState::unknown_format) {
+        } else if (st.state == TenantState::unknown_format && !convert) {
             r.outcome = TenantOutcome::failed;
             r.error = "tracking table " + quote_qualified(tenants[i].schema, target.table) +
                       " is in a layout " +
                       (target.format == "auto" ? "no loaded tracking format recognises" : "other than " + target.format) +
                       "; convert it with mtctl convert-format or set migrations.format";
-        } else if (pending.empty()) {
+        } else if (pending.empty() && !convert) {
             r.outcome = TenantOutcome::up_to_date;
         } else if (const auto unnamed = std::count_if(st.orphans.begin(), st.orphans.end(),
                                                       [](const sdk::Record& rec) { return !rec.name; });
-                   unnamed > 0 && !options.mark_applied) {
+                   unnamed > 0 && !pending.empty() && !options.mark_applied) {
             // A table that identifies migrations by hash alone cannot tell an edited file from a
             // new one: running it would apply the same migration twice. Refuse and say how to look.
             r.outcome = TenantOutcome::failed;
@@ -464,9 +510,10 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
         } else if (options.dry_run) {
             r.outcome = TenantOutcome::would_migrate;
             r.applied = pending;
+            if (convert) r.converted_from = st.convert_from;
         } else {
             todo.push_back(i);
-            const Migration* first = folder.find_by_name(pending.front());
+            const Migration* first = pending.empty() ? nullptr : folder.find_by_name(pending.front());
             first_no_transaction[i] = first && first->no_transaction;
         }
     }

@@ -177,6 +177,8 @@ void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<T
         auto& st = *statuses[i];
         st.columns = tables[i].columns;
         st.records.clear();
+        st.convert_from.clear();
+        st.would_convert = false;
         if (!tables[i].schema_exists || !tables[i].table_exists) {
             st.state = tables[i].schema_exists ? TenantState::no_table : TenantState::missing_schema;
             const TrackingFormat& f = creation_format(kernel, target);
@@ -191,6 +193,13 @@ void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<T
             st.state = TenantState::unknown_format;
             st.format.clear();
             st.capabilities = {};
+            // In another readable format than the configured one: read in that format, so that
+            // status and an auto-converting migrate see what is applied.
+            if (const auto* readable = kernel.detect_format(st.columns)) {
+                st.convert_from = readable->label();
+                st.would_convert = kernel.manifest().migrations.auto_convert;
+                by_format[readable].push_back(i);
+            }
         }
     }
     for (const auto& [format, indices] : by_format) {

@@ -89,6 +89,9 @@ struct Manifest {
         // tenant folder owns in template_schema are rewritten to the tenant's schema.
         std::string template_schema = "public";
         RebaseMode rebase = RebaseMode::automatic;
+        // migrate converts a tenant's tracking table that is in another readable format than
+        // `format` (as convert-format would) in the transaction of its first migration (issue 14).
+        bool auto_convert = false;
     } migrations;
 
     struct Plugins {

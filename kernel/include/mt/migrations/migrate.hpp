@@ -32,6 +32,9 @@ struct TenantMigrateResult {
     Tenant tenant;
     TenantOutcome outcome = TenantOutcome::up_to_date;
     std::string format;
+    // migrations.auto_convert: the format the tracking table was converted from (with --dry-run:
+    // would be) before its migrations ran, in the same transaction as the first; empty: none.
+    std::string converted_from;
     std::vector<std::string> applied;  // applied (or recorded, or with --dry-run would be applied)
     std::string failed_migration;
     std::string error;
@@ -58,6 +61,7 @@ struct MigrateReport {
     std::vector<TenantMigrateResult> tenants;
     size_t total = 0, succeeded = 0, failed = 0, skipped = 0;
     size_t migrations_applied = 0;
+    size_t converted = 0;  // tenants whose tracking table was (with --dry-run: would be) auto-converted
     double duration_ms = 0;
     std::optional<DryRunPreview> preview;  // dry run with at least one tenant to migrate
 };

@@ -29,6 +29,11 @@ struct TenantStatus {
     Tenant tenant;
     TenantState state = TenantState::up_to_date;
     std::string format;                 // detected (or, with no table, the one that would be created)
+    // unknown_format only: the readable format the table is in when it is not the configured
+    // `format` (what migrations.auto_convert converts from); records etc. are read in it. Empty
+    // when no loaded format reads the table.
+    std::string convert_from;
+    bool would_convert = false;  // convert_from set and migrations.auto_convert on: migrate converts it first
     std::vector<sdk::Column> columns;   // of the tracking table; empty when it does not exist
     TrackingCapabilities capabilities;  // what the format keeps in this table (or would, once created)
     std::vector<sdk::Record> records;   // as read from the table, in id order
