@@ -4,9 +4,9 @@
 #   tools/sanitize.sh asan [CTEST ARGS...]   ASan+UBSan (build-asan): every CTest test, with the
 #                                            instrumented mtctl, plugins and samples the tests spawn
 #   tools/sanitize.sh tsan [CTEST ARGS...]   TSan (build-tsan): the runtime and concurrency tests,
-#                                            labels in TSAN_LABELS below (tenant manager, leases,
-#                                            isolation, adapters, serve, HTTP rude clients, locks,
-#                                            routing, concurrency, the chaos harness's 30 s run)
+#                                            the labels of the preset's MT_TESTS_ONLY_TAGS (tenant
+#                                            manager, leases, isolation, adapters, serve, HTTP rude
+#                                            clients, locks, routing, concurrency, the chaos run)
 #
 # Extra arguments go to ctest (e.g. -R extract). The database is MT_TEST_DATABASE_URL when set (as
 # tools/test.sh exports it); otherwise a PostgreSQL of this tree is started with tools/pg.sh and
@@ -22,7 +22,6 @@ set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SUPP=$REPO_ROOT/tests/sanitizers
-TSAN_LABELS='^(manager|lease|isolation|adapter|serve|http|locks|routing|concurrency|chaos)$'
 
 log() { printf 'sanitize: %s\n' "$*" >&2; }
 usage() { sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
@@ -85,7 +84,10 @@ case $preset in
     ;;
   tsan)
     export TSAN_OPTIONS="$common:log_path=$reports/tsan:suppressions=$SUPP/tsan.supp:second_deadlock_stack=1:print_suppressions=0${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
-    ctest_filter=(-L "$TSAN_LABELS")
+    # The tree compiled only the test files with these tags (CMakePresets.json): run exactly them.
+    tags=$(sed -n 's/^MT_TESTS_ONLY_TAGS:STRING=//p' "$BUILD_DIR/CMakeCache.txt")
+    [ -n "$tags" ] || { log "error: $BUILD_DIR/CMakeCache.txt has no MT_TESTS_ONLY_TAGS (the tsan preset sets it)"; exit 2; }
+    ctest_filter=(-L "^($tags)\$")
     ;;
 esac
 log "MT_TEST_DATABASE_URL=$MT_TEST_DATABASE_URL, reports in $reports"
