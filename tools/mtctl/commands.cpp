@@ -3,6 +3,7 @@
 // renders the result.
 #include "cli.hpp"
 #include "json.hpp"
+#include "rollout_flags.hpp"
 
 #include <mt/base/errors.hpp>
 #include <mt/fleet/clone.hpp>
@@ -74,6 +75,7 @@ int render_report(const Output& out, const std::string& command, const mt::Migra
                {"migrations_applied", report.migrations_applied},
                {"converted", report.converted},
                {"duration_ms", report.duration_ms}}}};
+    if (command == "migrate") rollout_json(report, doc["summary"]);
     if (report.preview) {
         const auto& p = *report.preview;
         json steps = json::array();
@@ -136,6 +138,7 @@ int render_report(const Output& out, const std::string& command, const mt::Migra
                                      (dry_run ? "to convert" : "converted")
                                : std::string()) +
              " in " + seconds(report.duration_ms));
+    if (command == "migrate") rollout_lines(out, report);
     return report.failed ? 1 : 0;
 }
 
@@ -303,6 +306,7 @@ po::options_description migrate_options(const std::string& title, bool tenants) 
         desc.add_options()("concurrency", po::value<int>(), "workers (and connections) per server")(
             "to", po::value<std::string>(), "stop after this migration (file name without .sql)")(
             "fail-fast", "stop starting tenants after the first failure");
+        add_rollout_options(desc);
     }
     desc.add_options()("dry-run", "show what would be applied; change nothing")(
         "mark-applied", "record pending migrations without executing them");
@@ -319,13 +323,16 @@ mt::command::MigrateRequest migrate_request(const po::variables_map& vm, const O
     request.to = optional_flag<std::string>(vm, "to");
     request.fail_fast = vm.count("fail-fast") != 0;
     request.progress = out.progress("migrating");
+    if (!shared) rollout_request(vm, request);
     return request;
 }
 
 }  // namespace
 
 static int cmd_migrate(const Invocation& inv, const Output& out) {
-    const auto vm = parse_options(inv, migrate_options("migrate options", true));
+    po::positional_options_description pos;
+    pos.add("run", 1);  // migrate --resume RUN
+    const auto vm = parse_options(inv, migrate_options("migrate options", true), &pos);
     const auto request = migrate_request(vm, out, false);
     const auto report = mt::command::migrate(inv.globals.manifest_input(), request);
     return render_report(out, "migrate", report, request.dry_run);
@@ -418,7 +425,8 @@ const bool registered = [] {
                                 "clone --from A --to B [--with-data]",
                       "tenant lifecycle", 40, cmd_tenant});
     register_command({"migrate", "migrate (--all | --tenant ID | --tenants a,b) [--concurrency N] [--dry-run] "
-                                 "[--mark-applied] [--to NAME] [--fail-fast]",
+                                 "[--mark-applied] [--to NAME] [--fail-fast] [--canary N|a,b] [--waves 1,10%,100% [--seed N]] "
+                                 "[--max-failures N|P%] | migrate --resume [RUN]",
                       "apply pending tenant migrations", 50, cmd_migrate});
     register_command({"migrate-shared", "migrate-shared [--dry-run] [--mark-applied]",
                       "apply pending shared-schema migrations", 51, cmd_migrate_shared});

@@ -10,6 +10,7 @@
 #include <mt/fleet/doctor.hpp>
 #include <mt/fleet/drift.hpp>
 #include <mt/fleet/fleet_metrics.hpp>
+#include <mt/fleet/runs.hpp>
 #include <mt/fleet/seed.hpp>
 #include <mt/fleet/sync.hpp>
 #include <mt/migrations/migrate.hpp>
@@ -132,7 +133,7 @@ static std::optional<DryRunPreview> dry_run_preview(const MigrateReport& report,
 
 MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request) {
     return translated([&] {
-        if (!request.scope.shared) require_selection(request.scope.selection);
+        if (!request.scope.shared && !request.resume) require_selection(request.scope.selection);
         const Kernel kernel(input);
         const auto& m = kernel.manifest();
         MigrateOptions options;
@@ -145,6 +146,9 @@ MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request)
         options.transaction = m.migrations.transaction;
         options.lock_timeout = m.migrations.lock_timeout;
         options.progress = request.progress;
+        options.rollout = request.rollout;
+        // A tenant run that changes something goes through the run ledger (fleet/runs.cpp).
+        if (!request.scope.shared && !request.dry_run) return migrate_recorded(kernel, request, options);
         const auto [tenants, folder, target] = resolve(kernel, request.scope);
         MigrateReport report = mt::migrate(kernel, tenants, folder, target, options);
         if (request.dry_run) report.preview = dry_run_preview(report, folder, m, target.shared);

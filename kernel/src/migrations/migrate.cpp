@@ -6,6 +6,7 @@
 // under the session lock) share its under-the-lock re-read and recording; apart, they would drift.
 #include "tracking/renamed.hpp"
 #include "tracking/tables.hpp"
+#include "migrations/rollout_schedule.hpp"
 #include "migrations/workers.hpp"
 
 #include <mt/base/errors.hpp>
@@ -521,13 +522,10 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
     if (!todo.empty() && !(options.fail_fast && std::any_of(report.tenants.begin(), report.tenants.end(), [](auto& t) {
             return t.outcome == TenantOutcome::failed;
         }))) {
-        for_each_tenant(
-            tenants, todo, options.concurrency, options.fail_fast, options.progress,
-            [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
-                TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i]).run(conn, report.tenants[i]);
-                return report.tenants[i].outcome != TenantOutcome::failed;
-            },
-            [&](size_t i) { report.tenants[i].outcome = TenantOutcome::skipped; });
+        run_rollout(tenants, todo, options, report, [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
+            TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i]).run(conn, report.tenants[i]);
+            return report.tenants[i].outcome != TenantOutcome::failed;
+        });
     } else {
         for (size_t i : todo) report.tenants[i].outcome = TenantOutcome::skipped;
     }

@@ -11,9 +11,11 @@
 
 #include <mt/context/manifest.hpp>
 #include <mt/context/tenant.hpp>
+#include <mt/migrations/rollout.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -58,6 +60,11 @@ struct MigrateRequest {
     std::optional<std::string> to;
     bool fail_fast = false;  // or migrations.fail_fast
     Progress progress;
+    RolloutOptions rollout;  // --canary, --waves, --seed, --max-failures (mt/migrations/rollout.hpp)
+    // --resume [ID]: continue a recorded run (ID, else the newest unfinished one) with the tenants
+    // it had not finished; the scope is then the run's, not the selection (mt/fleet/runs.hpp).
+    bool resume = false;
+    std::optional<int64_t> resume_run;
 };
 MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request);
 

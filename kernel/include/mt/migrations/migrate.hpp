@@ -3,6 +3,7 @@
 #pragma once
 
 #include <mt/context/kernel.hpp>
+#include <mt/migrations/rollout.hpp>
 #include <mt/tracking/migration_folder.hpp>
 #include <mt/tracking/status.hpp>
 
@@ -12,6 +13,8 @@
 #include <vector>
 
 namespace mt {
+
+struct TenantMigrateResult;
 
 struct MigrateOptions {
     int concurrency = 10;
@@ -23,6 +26,10 @@ struct MigrateOptions {
     std::chrono::milliseconds lock_timeout = std::chrono::seconds(10);
     // Called after each tenant finishes (from worker threads, serialised).
     std::function<void(size_t done, size_t total)> progress;
+    // Canary, waves, error budget (mt/migrations/rollout.hpp).
+    RolloutOptions rollout;
+    // Called as each tenant the run works on finishes (from worker threads, serialised): the run ledger.
+    std::function<void(const TenantMigrateResult&)> tenant_finished;
 };
 
 enum class TenantOutcome { migrated, up_to_date, would_migrate, failed, skipped };
@@ -64,6 +71,8 @@ struct MigrateReport {
     size_t converted = 0;  // tenants whose tracking table was (with --dry-run: would be) auto-converted
     double duration_ms = 0;
     std::optional<DryRunPreview> preview;  // dry run with at least one tenant to migrate
+    RolloutSummary rollout;                // what the rollout controls held back, and why
+    std::optional<int64_t> run_id;         // the run ledger's id (mt_runs), when recorded
 };
 
 MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,

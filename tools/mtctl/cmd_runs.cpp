@@ -1,0 +1,174 @@
+// mtctl runs [show ID]: the run ledger (mt/fleet/runs.hpp); and migrate's rollout flags.
+#include "cli.hpp"
+#include "json.hpp"
+#include "rollout_flags.hpp"
+
+#include <mt/base/errors.hpp>
+#include <mt/fleet/runs.hpp>
+
+#include <algorithm>
+#include <iostream>
+
+namespace mtctl {
+
+using nlohmann::json;
+
+void add_rollout_options(po::options_description& desc) {
+    desc.add_options()(
+        "canary", po::value<std::string>()->value_name("N|a,b"),
+        "N: migrate the first N tenants to migrate (discovery order) first, one at a time; or a,b: these tenants. "
+        "A canary failure stops the run (exit 1)")(
+        "waves", po::value<std::string>()->value_name("1,10%,100%"),
+        "cumulative waves, e.g. 1,10%,100%: each starts only if the one before kept the error budget")(
+        "seed", po::value<uint64_t>()->value_name("N"), "shuffle the tenants of the waves with this seed (same seed, same order)")(
+        "max-failures", po::value<std::string>()->value_name("N|P%"),
+        "N or P%: the error budget; once N tenants failed no other tenant starts (running ones finish)")(
+        "resume", po::value<std::string>()->implicit_value("")->value_name("RUN"),
+        "continue run RUN (default: the newest unfinished one) with exactly the tenants it had not finished")(
+        "run", po::value<std::string>()->value_name("RUN"), "RUN for --resume (mtctl migrate --resume RUN)");
+}
+
+void rollout_request(const po::variables_map& vm, mt::command::MigrateRequest& request) {
+    auto& ro = request.rollout;
+    if (vm.count("canary")) {
+        const auto text = vm["canary"].as<std::string>();
+        if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            ro.canary_count = mt::parse_quota(text, "--canary").value;
+        } else {
+            size_t start = 0;
+            for (;;) {
+                const size_t comma = text.find(',', start);
+                std::string id = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+                id.erase(0, id.find_first_not_of(' '));
+                id.erase(id.find_last_not_of(' ') + 1);
+                if (!id.empty()) ro.canary_ids.push_back(id);
+                if (comma == std::string::npos) break;
+                start = comma + 1;
+            }
+            if (ro.canary_ids.empty())
+                throw mt::UsageError("--canary " + text + ": expected a number of tenants (3) or tenant ids (a,b)");
+        }
+    }
+    if (vm.count("waves")) ro.waves = mt::parse_waves(vm["waves"].as<std::string>());
+    if (vm.count("seed")) {
+        if (!vm.count("waves"))
+            throw mt::UsageError("--seed shuffles the order of --waves; give --waves too");
+        ro.seed = vm["seed"].as<uint64_t>();
+    }
+    if (vm.count("max-failures")) ro.max_failures = mt::parse_quota(vm["max-failures"].as<std::string>(), "--max-failures");
+    if (vm.count("run") && !vm.count("resume"))
+        throw mt::UsageError("unexpected argument " + vm["run"].as<std::string>() +
+                             ": migrate takes a run id only after --resume (mtctl migrate --resume RUN)");
+    if (vm.count("resume")) {
+        const auto text = vm.count("run") ? vm["run"].as<std::string>() : vm["resume"].as<std::string>();
+        request.resume = true;
+        if (!text.empty()) {
+            if (!std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }) || text.size() > 18)
+                throw mt::UsageError("--resume " + text + ": expected a run id (see mtctl runs)");
+            request.resume_run = std::stoll(text);
+        }
+        if (!request.scope.selection.empty())
+            throw mt::UsageError("--resume continues a run with its own tenants: drop --all/--tenant/--tenants");
+        if (request.dry_run) throw mt::UsageError("--resume cannot be combined with --dry-run");
+        if (ro.canary_count || !ro.canary_ids.empty() || !ro.waves.empty())
+            throw mt::UsageError("--resume continues past the canary and the waves: drop --canary/--waves");
+    }
+}
+
+void rollout_json(const mt::MigrateReport& report, json& summary) {
+    const auto& r = report.rollout;
+    summary["run_id"] = or_null(report.run_id);
+    summary["stopped"] = r.stop == mt::RolloutStop::none ? json(nullptr) : json(mt::to_string(r.stop));
+    summary["stop_reason"] = or_null(r.reason);
+    summary["held_back"] = r.held_back;
+    summary["canaries"] = r.canaries;
+    summary["canary_failed"] = or_null(r.canary_failed);
+    summary["waves"] = {{"planned", r.waves_planned}, {"started", r.waves_started}};
+    summary["max_failures"] = r.budget ? json(r.budget) : json(nullptr);
+}
+
+void rollout_lines(const Output& out, const mt::MigrateReport& report) {
+    if (!report.rollout.reason.empty()) out.line("stopped: " + report.rollout.reason);
+    if (report.run_id) out.info("run " + std::to_string(*report.run_id) + " (mtctl runs show " + std::to_string(*report.run_id) + ")");
+}
+
+namespace {
+
+json run_json(const mt::RunRecord& r) {
+    return {{"id", r.id},
+            {"command", r.command},
+            {"folder_fingerprint", r.folder_fingerprint},
+            {"started_at", r.started_at},
+            {"finished_at", or_null(r.finished_at)},
+            {"host", r.host},
+            {"options", json::parse(r.options, nullptr, false)},
+            {"outcome", r.outcome},
+            {"resumed", r.resumed},
+            {"tenants", r.tenants},
+            {"finished", r.finished},
+            {"failed", r.failed},
+            {"remaining", r.remaining}};
+}
+
+int cmd_runs(const Invocation& given, const Output& out) {
+    // main.cpp takes one command word: "show" arrives as the first argument.
+    Invocation inv = given;
+    if (!inv.args.empty() && !inv.args[0].empty() && inv.args[0][0] != '-') {
+        if (inv.args[0] != "show")
+            throw mt::UsageError("unknown runs subcommand '" + inv.args[0] + "' (use: mtctl runs [show ID])");
+        inv.words.push_back(inv.args[0]);
+        inv.args.erase(inv.args.begin());
+    }
+    if (inv.words.size() > 1) {
+        po::options_description desc("runs show options");
+        desc.add_options()("id", po::value<int64_t>()->required(), "the run id (see mtctl runs)");
+        po::positional_options_description pos;
+        pos.add("id", 1);
+        const auto vm = parse_options(inv, desc, &pos);
+        const auto detail = mt::command::run_show(inv.globals.manifest_input(), vm["id"].as<int64_t>());
+        json tenants = json::array();
+        std::vector<std::vector<std::string>> rows{{"TENANT", "OUTCOME", "STARTED", "FINISHED", "ERROR"}};
+        for (const auto& t : detail.tenants) {
+            tenants.push_back({{"tenant", t.tenant},
+                               {"outcome", t.outcome},
+                               {"started_at", or_null(t.started_at)},
+                               {"finished_at", or_null(t.finished_at)},
+                               {"error", or_null(t.error)}});
+            rows.push_back({t.tenant, t.outcome, t.started_at.value_or("-"), t.finished_at.value_or("-"), t.error});
+        }
+        json doc = run_json(detail.run);
+        doc["tenant_outcomes"] = tenants;
+        out.json(doc);
+        const auto& r = detail.run;
+        out.line("run " + std::to_string(r.id) + ": " + r.command + " " + r.outcome + ", started " + r.started_at + " on " +
+                 r.host + (r.finished_at ? ", finished " + *r.finished_at : "") +
+                 (r.resumed ? ", resumed " + std::to_string(r.resumed) + "x" : ""));
+        out.line("options " + r.options + ", folder fingerprint " + r.folder_fingerprint.substr(0, 12));
+        out.line(std::to_string(r.tenants) + " tenants: " + std::to_string(r.finished) + " finished (" +
+                 std::to_string(r.failed) + " failed), " + std::to_string(r.remaining) + " remaining");
+        if (!inv.globals.json && !inv.globals.quiet) std::cout << table(rows);
+        return 0;
+    }
+    po::options_description desc("runs options");
+    desc.add_options()("limit", po::value<size_t>()->default_value(50), "show at most this many runs, newest first");
+    const auto vm = parse_options(inv, desc);
+    const auto list = mt::command::runs(inv.globals.manifest_input(), vm["limit"].as<size_t>());
+    json runs = json::array();
+    std::vector<std::vector<std::string>> rows{{"RUN", "COMMAND", "OUTCOME", "STARTED", "FINISHED", "HOST", "TENANTS", "FAILED", "REMAINING"}};
+    for (const auto& r : list) {
+        runs.push_back(run_json(r));
+        rows.push_back({std::to_string(r.id), r.command, r.outcome, r.started_at, r.finished_at.value_or("-"), r.host,
+                        std::to_string(r.tenants), std::to_string(r.failed), std::to_string(r.remaining)});
+    }
+    out.json({{"runs", runs}});
+    if (list.empty()) out.line("no runs recorded yet");
+    else if (!inv.globals.json && !inv.globals.quiet) std::cout << table(rows);
+    return 0;
+}
+
+const bool registered = register_command(
+    {"runs", "runs [--limit N] | runs show ID", "recorded migrate runs (the run ledger) / one run's tenants", 57, cmd_runs});
+
+}  // namespace
+
+}  // namespace mtctl

@@ -1,0 +1,21 @@
+// migrate's rollout flags (--canary, --waves, --seed, --max-failures, --resume) and how a report
+// shows what they held back; defined in cmd_runs.cpp beside `mtctl runs`.
+#pragma once
+
+#include "cli.hpp"
+
+#include <mt/fleet/commands.hpp>
+#include <mt/migrations/migrate.hpp>
+
+#include <nlohmann/json.hpp>
+
+namespace mtctl {
+
+void add_rollout_options(po::options_description& desc);
+// Fills request.rollout / resume from the flags; a malformed value is a UsageError (exit 2).
+void rollout_request(const po::variables_map& vm, mt::command::MigrateRequest& request);
+// Adds the rollout's fields to a migrate document's summary, and prints its one-line reason.
+void rollout_json(const mt::MigrateReport& report, nlohmann::json& summary);
+void rollout_lines(const Output& out, const mt::MigrateReport& report);
+
+}  // namespace mtctl
