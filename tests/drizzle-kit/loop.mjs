@@ -230,8 +230,9 @@ function expectFleet(cat, step) {
     const title = step >= 3 ? "heading" : "title";
     if (!taskCols.includes(title) || taskCols.includes(step >= 3 ? "title" : "heading")) problems.push(`${s}: tasks columns ${taskCols}`);
   }
-  // Nothing of the tenant schema may land in public.
-  const leaked = cat.rels.filter((r) => r.schema === "public" && !["plans", "plans_id_seq", "tenants", TABLE, `${TABLE}_id_seq`].includes(r.name));
+  // Nothing of the tenant schema may land in public; mtctl's run ledger lives there by design (SPEC §11).
+  const ledger = ["mt_runs", "mt_runs_id_seq", "mt_run_tenants"];
+  const leaked = cat.rels.filter((r) => r.schema === "public" && !["plans", "plans_id_seq", "tenants", TABLE, `${TABLE}_id_seq`, ...ledger].includes(r.name));
   if (leaked.length) problems.push(`objects created in public: ${JSON.stringify(leaked)}`);
   const publicTypes = cat.types.filter((t) => t.schema === "public");
   if (publicTypes.length) problems.push(`enums created in public: ${JSON.stringify(publicTypes)}`);
