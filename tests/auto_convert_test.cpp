@@ -14,12 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-void three_migrations(const Project& p) {
-    p.migration("0000_users", "CREATE TABLE users (id serial PRIMARY KEY, email text);");
-    p.migration("0001_posts", "CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users(id));");
-    p.migration("0002_seed", "INSERT INTO users (email) VALUES ('x@example.com');");
-}
-
 std::string columns_of(const Project& p, const std::string& schema) {
     return p.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) "
                     "FROM information_schema.columns WHERE table_schema = '" + schema +
@@ -62,7 +56,7 @@ json check_named(const json& doctor, const std::string& name) {
 
 TEST_CASE("auto_convert is off by default and migrate refuses a table in another format as before", "[convert][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a"});
     run_json(p, "migrate --all --migrations.default_format=hash");
     p.set("migrations.format", "name");
@@ -115,7 +109,7 @@ TEST_CASE("auto_convert is off by default and migrate refuses a table in another
 
 TEST_CASE("auto_convert converts old-format tables and migrates them in one run, keeping every row", "[convert][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"h", "k", "n", "fresh"});
     run_json(p, "migrate --tenant h --migrations.default_format=hash");
     run_json(p, "migrate --tenant k --migrations.default_format=drizzle-kit");
@@ -199,7 +193,7 @@ TEST_CASE("auto_convert converts old-format tables and migrates them in one run,
 
 TEST_CASE("a table converted by migrate reports it in the table output", "[convert][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a"});
     run_json(p, "migrate --all --migrations.default_format=hash");
     p.migration("0003_more", "ALTER TABLE users ADD COLUMN more int;");
@@ -215,7 +209,7 @@ TEST_CASE("a table converted by migrate reports it in the table output", "[conve
 
 TEST_CASE("a failing migration rolls back the auto conversion with it", "[convert][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a"});
     run_json(p, "migrate --all --migrations.default_format=hash");
     microsecond_times(p, "tenant_a", "created_at");
@@ -242,7 +236,7 @@ TEST_CASE("a failing migration rolls back the auto conversion with it", "[conver
 
 TEST_CASE("a conversion migrate cannot complete fails that tenant only and changes nothing", "[convert][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a", "b"});
     run_json(p, "migrate --all");  // name format
     // A record whose file is gone: the hash format needs its hash, which only the file gives.
@@ -269,7 +263,7 @@ TEST_CASE("a conversion migrate cannot complete fails that tenant only and chang
 
 TEST_CASE("convert-format keeps timestamps to the microsecond between name and hash", "[convert][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"m", "d"});
     run_json(p, "migrate --tenant m");
     // drizzle-multitenant's own name layout (no hash column), also lossless.

@@ -17,12 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-void three_migrations(const Project& p) {
-    p.migration("0000_users", "CREATE TABLE users (id serial PRIMARY KEY, email text);");
-    p.migration("0001_posts", "CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users(id));");
-    p.migration("0002_seed", "INSERT INTO users (email) VALUES ('x@example.com');");
-}
-
 void rename_posts(const Project& p) {
     std::filesystem::rename(p.dir() / "drizzle/tenant/0001_posts.sql", p.dir() / "drizzle/tenant/0001_articles.sql");
 }
@@ -53,7 +47,7 @@ TEST_CASE("sync --status reports a renamed file as renamed old → new in the ta
     // a and b: mtctl's name table (name and hash); h: drizzle-multitenant's hash table, which every
     // tool reads by hash, so the rename changes nothing there and nothing is reported.
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a", "b", "h"});
     p.exec("CREATE TABLE tenant_h.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL UNIQUE, "
            "created_at timestamptz DEFAULT now())");
@@ -97,7 +91,7 @@ TEST_CASE("sync --status reports a renamed file as renamed old → new in the ta
 
 TEST_CASE("sync --mark-missing rewrites a renamed record's name, keeping its hash and timestamp", "[sync][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a", "b"});
     run_json(p, "migrate --all");
     const std::string hash = mt::sha256_hex(read_file(p.dir() / "drizzle/tenant/0001_posts.sql"));
@@ -153,7 +147,7 @@ TEST_CASE("sync --mark-missing rewrites a renamed record's name, keeping its has
 
 TEST_CASE("sync --clean-orphans keeps a renamed record, and with --mark-missing renames it", "[sync][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a"});
     run_json(p, "migrate --all");
     rename_posts(p);
@@ -186,7 +180,7 @@ TEST_CASE("sync --clean-orphans keeps a renamed record, and with --mark-missing 
 
 TEST_CASE("migrate warns about each renamed record and applies nothing", "[sync][migrate][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a", "b"});
     run_json(p, "migrate --all");
     rename_posts(p);

@@ -16,12 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-void three_migrations(const Project& p) {
-    p.migration("0000_users", "CREATE TABLE users (id serial PRIMARY KEY, email text);");
-    p.migration("0001_posts", "CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users(id));");
-    p.migration("0002_seed", "INSERT INTO users (email) VALUES ('x@example.com');");
-}
-
 std::string columns_of(const Project& p, const std::string& schema) {
     return p.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) "
                     "FROM information_schema.columns WHERE table_schema = '" + schema +
@@ -61,7 +55,7 @@ TEST_CASE("each format's table is created, detected and used", "[format][pg]") {
         {"drizzle-kit", "id integer, hash text, created_at bigint, migration_name character varying"},
     }));
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.set("migrations.default_format", format);
     p.tenants({"a"});
     const auto doc = run_json(p, "migrate --all");
@@ -79,7 +73,7 @@ TEST_CASE("each format's table is created, detected and used", "[format][pg]") {
 
 TEST_CASE("format = auto detects each tenant's format on a mixed fleet", "[format][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"n", "h", "k"});
     // Tables as drizzle-multitenant and drizzle-orm create them (no extra columns).
     p.exec("CREATE TABLE tenant_n.__drizzle_migrations (id serial PRIMARY KEY, name varchar(255) NOT NULL UNIQUE, "
@@ -103,7 +97,7 @@ TEST_CASE("format = auto detects each tenant's format on a mixed fleet", "[forma
 
 TEST_CASE("a fixed format refuses a table of another layout and says how to convert", "[format][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a"});
     run_json(p, "migrate --all");
     p.set("migrations.format", "hash");
@@ -128,7 +122,7 @@ TEST_CASE("a fixed format refuses a table of another layout and says how to conv
 
 TEST_CASE("convert-format round-trips name -> hash -> drizzle-kit -> name losslessly", "[format][convert][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a", "b"});
     run_json(p, "migrate --all");
     // b's ids have a hole and are not in file order: 0001_posts was recorded again last.
@@ -197,7 +191,7 @@ TEST_CASE("convert-format round-trips name -> hash -> drizzle-kit -> name lossle
 
 TEST_CASE("converting a table drizzle-multitenant made keeps later migrations working", "[format][convert][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a"});
     // drizzle-multitenant's name layout, without mtenant's extra column.
     p.exec("CREATE TABLE tenant_a.__drizzle_migrations (id serial PRIMARY KEY, name varchar(255) NOT NULL UNIQUE, "
@@ -213,7 +207,7 @@ TEST_CASE("converting a table drizzle-multitenant made keeps later migrations wo
     CHECK(p.scalar("SELECT string_agg(id || '|' || migration_name || '|' || created_at::text, ',' ORDER BY id) "
                    "FROM tenant_a.__drizzle_migrations") == before_exact);
     Project reference;
-    three_migrations(reference);
+    users_posts_seed_migrations(reference);
     reference.tenants({"r"});
     run_json(reference, "migrate --all");
     CHECK(p.scalar("SELECT string_agg(hash, ',' ORDER BY id) FROM tenant_a.__drizzle_migrations") ==
@@ -225,7 +219,7 @@ TEST_CASE("converting a table drizzle-multitenant made keeps later migrations wo
 
 TEST_CASE("convert-format refuses what it cannot do losslessly and changes nothing", "[format][convert][pg]") {
     Project p;
-    three_migrations(p);
+    users_posts_seed_migrations(p);
     p.tenants({"a"});
     run_json(p, "migrate --all");
     p.exec("INSERT INTO tenant_a.__drizzle_migrations (name) VALUES ('0007_deleted_file')");

@@ -100,4 +100,10 @@ void Project::tenants(const std::vector<std::string>& ids, bool create_schemas) 
 
 RunResult Project::mtctl(const std::string& args) const { return mt::test::mtctl(args, dir()); }
 
+void users_posts_seed_migrations(const Project& p) {
+    p.migration("0000_users", "CREATE TABLE users (id serial PRIMARY KEY, email text);");
+    p.migration("0001_posts", "CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users(id));");
+    p.migration("0002_seed", "INSERT INTO users (email) VALUES ('x@example.com');");
+}
+
 }  // namespace mt::test

@@ -45,4 +45,8 @@ private:
     std::vector<std::pair<std::string, std::string>> settings_;
 };
 
+// The three tenant migrations the tracking-format, auto-convert and rename tests start from:
+// 0000_users, 0001_posts (references users) and 0002_seed (one row).
+void users_posts_seed_migrations(const Project& p);
+
 }  // namespace mt::test

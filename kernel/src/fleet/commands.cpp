@@ -18,6 +18,8 @@
 #include <mt/tracking/rebase.hpp>
 #include <mt/tracking/status.hpp>
 
+#include "fleet/translated.hpp"
+
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
@@ -32,32 +34,6 @@ namespace mt::command {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string trimmed(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text;
-}
-
-// Runs one command and turns whatever the driver or the library threw into an mt:: error, the one
-// place where this happens: a lost connection is DatabaseUnavailable (exit 3), a statement the server
-// refused an OperationError with its SQLSTATE (exit 1), anything else unexpected an InternalError
-// (exit 1). The texts are kept as they were, minus any password.
-template <class F>
-auto translated(F&& run) -> decltype(run()) {
-    try {
-        return run();
-    } catch (const Error&) {
-        throw;
-    } catch (const pqxx::broken_connection& e) {
-        throw DatabaseUnavailable("lost the database connection: " + redact_text(trimmed(e.what())));
-    } catch (const pqxx::sql_error& e) {
-        throw OperationError(redact_text(trimmed(e.what())), e.sqlstate());
-    } catch (const pqxx::failure& e) {
-        throw OperationError(redact_text(trimmed(e.what())));
-    } catch (const std::exception& e) {
-        throw InternalError(redact_text(e.what()));
-    }
-}
 
 // The one check behind every --shared flag.
 const fs::path& shared_dir(const Manifest& m) {

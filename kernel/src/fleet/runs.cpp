@@ -14,6 +14,8 @@
 #include <mt/tracking/migration_folder.hpp>
 #include <mt/tracking/status.hpp>
 
+#include "fleet/translated.hpp"
+
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
@@ -336,21 +338,6 @@ MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateReque
 }
 
 namespace command {
-
-namespace {
-template <class F>
-auto translated(F&& run) -> decltype(run()) {
-    try {
-        return run();
-    } catch (const Error&) {
-        throw;
-    } catch (const pqxx::broken_connection& e) {
-        throw DatabaseUnavailable(std::string("lost the database connection: ") + e.what());
-    } catch (const pqxx::sql_error& e) {
-        throw OperationError(e.what(), e.sqlstate());
-    }
-}
-}  // namespace
 
 std::vector<RunRecord> runs(const ManifestInput& input, size_t limit) {
     return translated([&] {
