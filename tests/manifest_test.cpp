@@ -206,7 +206,7 @@ TEST_CASE("manifest: keys left out keep the defaults of SPEC §4", "[manifest]")
     CHECK(m.migrations.default_format == "name");
     CHECK(m.migrations.concurrency == 10);
     CHECK(m.migrations.lock_timeout == 10s);
-    CHECK(m.migrations.transaction == mt::TransactionMode::per_migration);
+    CHECK(m.migrations.transaction == mt::TransactionMode::per_tenant);
     CHECK_FALSE(m.migrations.fail_fast);
     CHECK(m.plugins.path.empty());
     CHECK(m.plugin_config.empty());

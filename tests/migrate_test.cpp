@@ -212,10 +212,12 @@ TEST_CASE("a failing migration rolls back with its tracking row and other tenant
     CHECK(count(p, "tenant_c.__drizzle_migrations") == "6");
 }
 
-TEST_CASE("a failure stops that tenant at the failing migration, keeping the ones before", "[migrate][pg]") {
+TEST_CASE("transaction = per-migration: a failure stops that tenant at the failing migration, keeping the ones before",
+          "[migrate][pg]") {
     Project p;
     six_migrations(p);
     p.migration("0003_users_name", "ALTER TABLE users ADD COLUMN name text; SELECT 1/0;");
+    p.set("migrations.transaction", "per-migration");
     p.tenants({"a"});
     const auto doc = run_json(p, "migrate --all", 1);
     CHECK(doc["tenants"][0]["failed_migration"] == "0003_users_name");
@@ -226,11 +228,10 @@ TEST_CASE("a failure stops that tenant at the failing migration, keeping the one
                    "AND table_name = 'users' AND column_name = 'name'") == "0");
 }
 
-TEST_CASE("transaction = per-tenant applies a tenant's migrations all or nothing", "[migrate][pg]") {
+TEST_CASE("transaction = per-tenant (the default) applies a tenant's migrations all or nothing", "[migrate][pg]") {
     Project p;
     six_migrations(p);
     p.migration("0005_backfill", "UPDATE users SET name = 1/0;");
-    p.set("migrations.transaction", "per-tenant");
     p.tenants({"a"});
     run_json(p, "migrate --all", 1);
     CHECK(p.scalar("SELECT to_regclass('tenant_a.users')::text").empty());

@@ -83,7 +83,7 @@ struct Manifest {
         std::string default_format = "name";
         int concurrency = 10;
         std::chrono::milliseconds lock_timeout = std::chrono::seconds(10);
-        TransactionMode transaction = TransactionMode::per_migration;
+        TransactionMode transaction = TransactionMode::per_tenant;
         bool fail_fast = false;
         // Schema rebasing of tenant migrations (mt/tracking/rebase.hpp): references to objects the
         // tenant folder owns in template_schema are rewritten to the tenant's schema.
