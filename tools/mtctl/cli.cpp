@@ -46,12 +46,19 @@ void Output::info(const std::string& text) const {
 
 void Output::json(const nlohmann::json& document) const {
     if (!g_.json) return;
-    // nlohmann::json keeps keys sorted; an ordered copy of the top level puts schema_version first,
-    // so a reader can check it before anything else (the rest keeps its order).
-    nlohmann::ordered_json ordered{{"schema_version", json_schema_version}};
-    for (const auto& [key, value] : document.items())
-        if (key != "schema_version") ordered[key] = value;
-    std::cout << ordered.dump(2) << "\n";
+    if (document.contains("schema_version")) {
+        nlohmann::json copy = document;
+        copy.erase("schema_version");
+        return json(copy);
+    }
+    // nlohmann::json keeps keys sorted: schema_version goes in front of the dumped text, so a reader
+    // can check it before anything else, without a copy of a document that may hold 100k tenants.
+    const std::string version = "\"schema_version\": " + std::to_string(json_schema_version);
+    std::string text = document.dump(2);
+    // Every command's document is an object; anything else is printed as it is.
+    if (document.is_object() && document.empty()) text = "{\n  " + version + "\n}";
+    else if (document.is_object()) text.insert(1, "\n  " + version + ",");
+    std::cout << text << "\n";
 }
 
 std::string Output::paint(const std::string& text, const char* ansi) const {
