@@ -19,7 +19,6 @@
 
 using namespace mt::test;
 using Catch::Matchers::Contains;
-using Catch::Matchers::StartsWith;
 using nlohmann::json;
 
 namespace {
@@ -63,7 +62,8 @@ public:
 
     void check_text(const std::string& schema, const std::string& what, const std::string& text) {
         INFO("mtctl " << what << " printed:\n" << text);
-        CHECK_THAT(text, StartsWith("{\n  \"schema_version\": 1,\n"));
+        // The first key, whatever the layout (streamed documents are written as they go).
+        CHECK(std::regex_search(text, std::regex(R"(^\{\s*"schema_version"\s*:\s*1\s*,)")));
         const auto file = schema_dir() / (schema + ".schema.json");
         INFO("mtctl " << what << " --json has no docs/schema/" << schema << ".schema.json");
         REQUIRE(std::filesystem::is_regular_file(file));
