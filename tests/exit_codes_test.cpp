@@ -369,7 +369,8 @@ TEST_CASE("mtctl --version prints the project version and the plugin ABI, as tex
         INFO("mtctl " << args << "\nstdout: " << r.out << "\nstderr: " << r.err);
         CHECK(r.exit_code == 0);
         CHECK(json::parse(r.out) ==
-              json{{"version", MT_VERSION}, {"abi", abi}, {"abi_major", MT_ABI_MAJOR}, {"abi_minor", MT_ABI_MINOR}});
+              json{{"schema_version", 1}, {"version", MT_VERSION}, {"abi", abi}, {"abi_major", MT_ABI_MAJOR},
+                   {"abi_minor", MT_ABI_MINOR}});
     }
     // After a command word it is that command's (unknown) option, not the global flag.
     const auto misplaced = mtctl("status --version");

@@ -1,8 +1,9 @@
 // A small REST service over cpp-httplib and the mtenant adapter: tasks per tenant.
 //
 //   http-service [-c FILE] [--listen HOST:PORT] [--threads N] [--directory-refresh 30s]
-//                [--section.key=value ...]
+//                [--bench-raw] [--section.key=value ...]      (--help lists them)
 //
+// Flags are parsed with Boost.Program_options like mtctl's; a bad flag exits 2 with a message.
 // --threads: requests handled at once (default 8); idle keep-alive connections hold none. The
 // listen address defaults to 127.0.0.1:8080 (loopback).
 //
@@ -25,16 +26,20 @@
 #include <mt/runtime/tenant_context.hpp>
 #include <mt/runtime/tenant_manager.hpp>
 
+#include <boost/program_options.hpp>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <csignal>
-#include <sys/socket.h>
 #include <iostream>
+#include <optional>
+#include <sys/socket.h>
 
 namespace {
 
 namespace adapter = mt::adapter::httplib;
+namespace po = boost::program_options;
 using json = nlohmann::json;
 
 httplib::Server* running = nullptr;
@@ -51,49 +56,77 @@ struct Options {
     bool bench_raw = false;
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    throw mt::UsageError(why + "\nusage: http-service [-c FILE] [--listen HOST:PORT] [--threads N] "
-                               "[--directory-refresh 30s] [--section.key=value ...]");
+constexpr const char* usage_line =
+    "usage: http-service [-c FILE] [--listen HOST:PORT] [--threads N] [--directory-refresh 30s] [--bench-raw]\n"
+    "                    [--section.key=value ...]\n";
+
+// Any --section.key=value argument is a manifest override, as with mtctl: it goes to the kernel
+// verbatim (mt::ManifestInput::overrides), which checks the key and the value like the file's.
+std::pair<std::string, std::string> manifest_override(const std::string& arg) {
+    const auto eq = arg.find('=');
+    const auto dot = arg.find('.');
+    if (arg.rfind("--", 0) == 0 && eq != std::string::npos && dot < eq) return {"manifest-override", arg};
+    return {};
 }
 
-Options parse(int argc, char** argv) {
-    Options o;
-    auto value = [&](int& i, const std::string& flag) -> std::string {
-        if (i + 1 >= argc) usage(flag + " needs a value");
-        return argv[++i];
-    };
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "-c" || arg == "--config") {
-            o.manifest.file = value(i, arg);
-        } else if (arg == "--listen") {
-            const std::string addr = value(i, arg);
-            const auto colon = addr.rfind(':');
-            if (colon == std::string::npos) usage("--listen " + addr + ": expected HOST:PORT");
-            o.host = addr.substr(0, colon);
-            try {
-                o.port = std::stoi(addr.substr(colon + 1));
-            } catch (const std::exception&) {
-                usage("--listen " + addr + ": the port must be a number");
-            }
-            if (o.port < 0 || o.port > 65535) usage("--listen " + addr + ": the port must be from 0 to 65535");
-        } else if (arg == "--threads") {
-            try {
-                o.threads = static_cast<size_t>(std::stoul(value(i, arg)));
-            } catch (const std::exception&) {
-                usage("--threads: expected a number");
-            }
-            if (o.threads == 0) usage("--threads: at least 1");
-        } else if (arg == "--directory-refresh") {
-            o.directory_refresh = mt::parse_duration(value(i, arg));
-        } else if (arg == "--bench-raw") {
-            o.bench_raw = true;
-        } else if (arg.rfind("--", 0) == 0 && arg.find('.') != std::string::npos) {
-            o.manifest.overrides.push_back(arg);
-        } else {
-            usage("unknown argument " + arg);
-        }
+// The options, or nothing when --help printed the usage.
+std::optional<Options> parse(int argc, char** argv) {
+    po::options_description desc("options");
+    desc.add_options()("help,h", "show this help")(
+        "config,c", po::value<std::string>()->value_name("FILE"),
+        "manifest (default: $MT_CONFIG, then ./multitenant.ini)")(
+        "listen", po::value<std::string>()->default_value("127.0.0.1:8080")->value_name("HOST:PORT"),
+        "where to listen (port 0: a free one; the first line on stdout says which)")(
+        "threads", po::value<int>()->default_value(8)->value_name("N"),
+        "requests handled at once; idle keep-alive connections hold none")(
+        "directory-refresh", po::value<std::string>()->default_value("30s")->value_name("DURATION"),
+        "how often the tenant directory re-runs discovery")(
+        "bench-raw", "add the benchmark baselines GET /raw/tasks and GET /lease/tasks (not for production)");
+    po::options_description hidden;
+    hidden.add_options()("manifest-override", po::value<std::vector<std::string>>()->composing());
+    po::options_description all;
+    all.add(desc).add(hidden);
+    // No positional arguments: an empty description makes a stray word an error, not ignored.
+    const po::positional_options_description none;
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).positional(none).extra_parser(manifest_override).run(),
+              vm);
+    if (vm.count("help")) {
+        std::cout << usage_line << "\nA REST service over the mtenant httplib adapter: tasks per tenant.\n\n"
+                  << desc;
+        // Overrides are not options of desc (any section.key goes): listed in its columns by hand.
+        std::string overrides = "  --section.key=value";
+        overrides.resize(std::max<size_t>(desc.get_option_column_width(), overrides.size() + 1), ' ');
+        std::cout << overrides << "override any manifest key\n";
+        return std::nullopt;
     }
+    po::notify(vm);
+
+    Options o;
+    if (vm.count("config")) o.manifest.file = vm["config"].as<std::string>();
+    if (vm.count("manifest-override")) o.manifest.overrides = vm["manifest-override"].as<std::vector<std::string>>();
+    const auto addr = vm["listen"].as<std::string>();
+    const auto colon = addr.rfind(':');
+    if (colon == std::string::npos) throw mt::UsageError("--listen " + addr + ": expected HOST:PORT");
+    o.host = addr.substr(0, colon);
+    try {
+        size_t used = 0;
+        o.port = std::stoi(addr.substr(colon + 1), &used);
+        if (used != addr.size() - colon - 1) throw std::invalid_argument("port");
+    } catch (const std::exception&) {
+        throw mt::UsageError("--listen " + addr + ": the port must be a number");
+    }
+    if (o.port < 0 || o.port > 65535) throw mt::UsageError("--listen " + addr + ": the port must be from 0 to 65535");
+    const int threads = vm["threads"].as<int>();
+    if (threads < 1) throw mt::UsageError("--threads " + std::to_string(threads) + ": at least 1");
+    o.threads = static_cast<size_t>(threads);
+    const auto refresh = vm["directory-refresh"].as<std::string>();
+    try {
+        o.directory_refresh = mt::parse_duration(refresh);
+    } catch (const std::exception& e) {
+        throw mt::UsageError("--directory-refresh " + refresh + ": " + e.what());
+    }
+    o.bench_raw = vm.count("bench-raw") != 0;
     return o;
 }
 
@@ -192,7 +225,11 @@ int run(const Options& options) {
 
 int main(int argc, char** argv) {
     try {
-        return run(parse(argc, argv));
+        const auto options = parse(argc, argv);
+        return options ? run(*options) : 0;
+    } catch (const po::error& e) {
+        std::cerr << "http-service: " << e.what() << "\n" << usage_line << "(see http-service --help)\n";
+        return static_cast<int>(mt::ExitCode::usage);
     } catch (const mt::Error& e) {
         std::cerr << "http-service: " << e.what() << "\n";
         return static_cast<int>(e.exit_code());

@@ -45,7 +45,20 @@ void Output::info(const std::string& text) const {
 }
 
 void Output::json(const nlohmann::json& document) const {
-    if (g_.json) std::cout << document.dump(2) << "\n";
+    if (!g_.json) return;
+    if (document.contains("schema_version")) {
+        nlohmann::json copy = document;
+        copy.erase("schema_version");
+        return json(copy);
+    }
+    // nlohmann::json keeps keys sorted: schema_version goes in front of the dumped text, so a reader
+    // can check it before anything else, without a copy of a document that may hold 100k tenants.
+    const std::string version = "\"schema_version\": " + std::to_string(json_schema_version);
+    std::string text = document.dump(2);
+    // Every command's document is an object; anything else is printed as it is.
+    if (document.is_object() && document.empty()) text = "{\n  " + version + "\n}";
+    else if (document.is_object()) text.insert(1, "\n  " + version + ",");
+    std::cout << text << "\n";
 }
 
 std::string Output::paint(const std::string& text, const char* ansi) const {
@@ -64,6 +77,77 @@ std::function<void(size_t, size_t)> Output::progress(const std::string& label) c
     };
 }
 
+namespace {
+
+// The alternatives of a usage text ("tenant list | create --id X"), split at " | " outside
+// brackets so that "(--all | --tenant ID)" stays whole; each starts with the command's name.
+std::vector<std::string> usage_alternatives(const std::string& command, const std::string& usage) {
+    std::vector<std::string> out;
+    std::string current;
+    int depth = 0;
+    for (size_t i = 0; i < usage.size(); ++i) {
+        const char c = usage[i];
+        if (c == '(' || c == '[') ++depth;
+        if (c == ')' || c == ']') --depth;
+        if (depth == 0 && usage.compare(i, 3, " | ") == 0) {
+            out.push_back(current);
+            current.clear();
+            i += 2;
+            continue;
+        }
+        current += c;
+    }
+    out.push_back(current);
+    for (auto& alternative : out)
+        if (alternative != command && alternative.rfind(command + " ", 0) != 0) alternative = command + " " + alternative;
+    return out;
+}
+
+// "usage: mtctl TEXT", wrapped at spaces to 100 columns with continuation lines indented under the
+// command; `first` is the prefix of the first line ("usage: " or the same width of spaces).
+std::string wrapped_usage(const std::string& first, const std::string& text) {
+    constexpr size_t width = 100;
+    const std::string lead = first + "mtctl ";
+    const std::string indent(lead.size() + text.substr(0, text.find(' ')).size() + 1, ' ');
+    std::string out = lead, line_word;
+    size_t column = lead.size();
+    std::istringstream words(text);
+    bool first_word = true;
+    while (words >> line_word) {
+        if (!first_word && column + 1 + line_word.size() > width) {
+            out += "\n" + indent;
+            column = indent.size();
+        } else if (!first_word) {
+            out += ' ';
+            ++column;
+        }
+        out += line_word;
+        column += line_word.size();
+        first_word = false;
+    }
+    return out + "\n";
+}
+
+}  // namespace
+
+std::string command_usage(const Invocation& inv) {
+    const std::string& command = inv.words.at(0);
+    const auto it = registered_commands().find(command);
+    if (it == registered_commands().end()) return wrapped_usage("usage: ", command);
+    auto alternatives = usage_alternatives(command, it->second.usage);
+    // `mtctl tenant create --help`: only the subcommand's own line.
+    if (inv.words.size() > 1) {
+        const std::string prefix = command + " " + inv.words[1];
+        std::vector<std::string> chosen;
+        for (const auto& a : alternatives)
+            if (a == prefix || a.rfind(prefix + " ", 0) == 0) chosen.push_back(a);
+        if (!chosen.empty()) alternatives = chosen;
+    }
+    std::string text;
+    for (size_t i = 0; i < alternatives.size(); ++i) text += wrapped_usage(i == 0 ? "usage: " : "       ", alternatives[i]);
+    return text;
+}
+
 po::variables_map parse_options(const Invocation& inv, const po::options_description& desc,
                                 const po::positional_options_description* positional) {
     po::options_description all(desc);
@@ -74,8 +158,11 @@ po::variables_map parse_options(const Invocation& inv, const po::options_descrip
     po::store(parser.run(), vm);
     if (vm.count("help")) {
         const auto it = registered_commands().find(inv.words.at(0));
-        std::cout << "usage: mtctl " << (it != registered_commands().end() ? it->second.usage : inv.words[0])
-                  << "\n" << all << "\nGlobal flags: see mtctl --help\n";
+        std::cout << command_usage(inv) << "\n";
+        if (it != registered_commands().end() && !it->second.summary.empty()) std::cout << it->second.summary << "\n\n";
+        std::cout << all << "\n"
+                  << "global flags: -c FILE --json -q -v --no-color --no-progress --SECTION.KEY=VALUE "
+                     "(see mtctl --help)\n";
         std::exit(0);
     }
     po::notify(vm);
@@ -84,8 +171,8 @@ po::variables_map parse_options(const Invocation& inv, const po::options_descrip
 
 void add_tenant_selection(po::options_description& desc) {
     desc.add_options()("all", "every tenant the discovery plugin returns")(
-        "tenant", po::value<std::vector<std::string>>()->composing(), "a tenant id (repeatable)")(
-        "tenants", po::value<std::string>(), "comma-separated tenant ids");
+        "tenant", po::value<std::vector<std::string>>()->composing()->value_name("ID"), "a tenant id (repeatable)")(
+        "tenants", po::value<std::string>()->value_name("a,b"), "comma-separated tenant ids");
 }
 
 std::chrono::milliseconds duration_flag(const po::variables_map& vm, const std::string& flag) {

@@ -70,6 +70,9 @@ struct CommandInfo {
 bool register_command(CommandInfo info);
 const std::map<std::string, CommandInfo>& registered_commands();
 
+// The usage lines of inv's command ("usage: mtctl …"), only the subcommand's when one is given,
+// wrapped to 100 columns.
+std::string command_usage(const Invocation& inv);
 // Parses a command's options (plus tenant selection when asked) from inv.args; --help prints usage.
 po::variables_map parse_options(const Invocation& inv, const po::options_description& desc,
                                 const po::positional_options_description* positional = nullptr);

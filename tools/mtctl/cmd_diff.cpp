@@ -32,7 +32,7 @@ std::string tenant_list(const std::vector<mt::Tenant>& tenants) {
 int cmd_diff(const Invocation& inv, const Output& out) {
     po::options_description desc("diff options");
     add_tenant_selection(desc);
-    desc.add_options()("reference", po::value<std::string>(),
+    desc.add_options()("reference", po::value<std::string>()->value_name("ID"),
                        "the tenant whose structure is expected (default: the first tenant of the largest group)");
     const auto vm = parse_options(inv, desc);
     // Like status: the whole fleet unless a selection is given.

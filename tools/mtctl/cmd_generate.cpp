@@ -10,7 +10,7 @@ namespace {
 
 int cmd_generate(const Invocation& inv, const Output& out) {
     po::options_description desc("generate options");
-    desc.add_options()("name", po::value<std::string>()->required(), "what the migration does (letters, digits, _ and -)")(
+    desc.add_options()("name", po::value<std::string>()->required()->value_name("N"), "what the migration does (letters, digits, _ and -)")(
         "shared", "in migrations.shared_dir instead of migrations.tenant_dir");
     const auto vm = parse_options(inv, desc);
     const auto made = mt::command::generate(inv.globals.manifest_input(), vm["name"].as<std::string>(), vm.count("shared") != 0);

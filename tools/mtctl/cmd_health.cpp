@@ -12,9 +12,9 @@ namespace {
 int cmd_health(const Invocation& inv, const Output& out) {
     po::options_description desc("health options");
     desc.add_options()("all", "ping every tenant the discovery plugin returns")(
-        "tenant", po::value<std::vector<std::string>>()->composing(), "ping this tenant (repeatable)")(
-        "tenants", po::value<std::string>(), "comma-separated tenant ids")(
-        "timeout", po::value<std::string>(),
+        "tenant", po::value<std::vector<std::string>>()->composing()->value_name("ID"), "ping this tenant (repeatable)")(
+        "tenants", po::value<std::string>()->value_name("a,b"), "comma-separated tenant ids")(
+        "timeout", po::value<std::string>()->value_name("DURATION"),
         ("ping timeout (default " + std::to_string(mt::command::HealthRequest{}.timeout.count()) +
          "ms); slower than half is degraded").c_str())(
         "pending", "also count each tenant's pending migrations (as status does); any makes it degraded");

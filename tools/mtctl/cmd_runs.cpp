@@ -121,7 +121,7 @@ int cmd_runs(const Invocation& given, const Output& out) {
     }
     if (inv.words.size() > 1) {
         po::options_description desc("runs show options");
-        desc.add_options()("id", po::value<int64_t>()->required(), "the run id (see mtctl runs)");
+        desc.add_options()("id", po::value<int64_t>()->required()->value_name("ID"), "the run id (see mtctl runs)");
         po::positional_options_description pos;
         pos.add("id", 1);
         const auto vm = parse_options(inv, desc, &pos);
@@ -150,7 +150,7 @@ int cmd_runs(const Invocation& given, const Output& out) {
         return 0;
     }
     po::options_description desc("runs options");
-    desc.add_options()("limit", po::value<size_t>()->default_value(50), "show at most this many runs, newest first");
+    desc.add_options()("limit", po::value<size_t>()->default_value(50)->value_name("N"), "show at most this many runs, newest first");
     const auto vm = parse_options(inv, desc);
     const auto list = mt::command::runs(inv.globals.manifest_input(), vm["limit"].as<size_t>());
     json runs = json::array();

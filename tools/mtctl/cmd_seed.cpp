@@ -16,8 +16,8 @@ using nlohmann::json;
 int cmd_seed(const Invocation& inv, const Output& out) {
     po::options_description desc("seed options");
     add_tenant_selection(desc);
-    desc.add_options()("file", po::value<std::string>()->required(), "the SQL file to run in each tenant")(
-        "concurrency", po::value<int>(), "workers (and connections) per server (default migrations.concurrency)");
+    desc.add_options()("file", po::value<std::string>()->required()->value_name("F"), "the SQL file to run in each tenant")(
+        "concurrency", po::value<int>()->value_name("N"), "workers (and connections) per server (default migrations.concurrency)");
     const auto vm = parse_options(inv, desc);
     mt::command::SeedRequest request;
     request.selection = tenant_selection(vm);

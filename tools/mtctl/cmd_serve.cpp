@@ -174,13 +174,13 @@ std::pair<std::string, int> parse_listen(const std::string& addr) {
 
 int cmd_serve(const Invocation& inv, const Output& out) {
     po::options_description desc("serve options");
-    desc.add_options()("listen", po::value<std::string>()->default_value(default_listen),
+    desc.add_options()("listen", po::value<std::string>()->default_value(default_listen)->value_name("HOST:PORT"),
                        "HOST:PORT to serve /health/db and /metrics on (loopback unless a host says otherwise)")(
-        "refresh", po::value<std::string>()->default_value("15s"), "how stale the fleet gauges may get")(
-        "tls-cert", po::value<std::string>(), "serve HTTPS with this PEM certificate (chain)")(
-        "tls-key", po::value<std::string>(), "the PEM private key of --tls-cert")(
-        "basic-auth", po::value<std::string>(), "require HTTP basic auth: USER:HASH lines (crypt(3) hashes)")(
-        "bearer-token-file", po::value<std::string>(), "require Authorization: Bearer with the token in this file");
+        "refresh", po::value<std::string>()->default_value("15s")->value_name("DURATION"), "how stale the fleet gauges may get")(
+        "tls-cert", po::value<std::string>()->value_name("FILE"), "serve HTTPS with this PEM certificate (chain)")(
+        "tls-key", po::value<std::string>()->value_name("FILE"), "the PEM private key of --tls-cert")(
+        "basic-auth", po::value<std::string>()->value_name("FILE"), "require HTTP basic auth: USER:HASH lines (crypt(3) hashes)")(
+        "bearer-token-file", po::value<std::string>()->value_name("FILE"), "require Authorization: Bearer with the token in this file");
     const auto vm = parse_options(inv, desc);
     const auto [host, port] = parse_listen(vm["listen"].as<std::string>());
     const auto refresh = duration_flag(vm, "refresh");

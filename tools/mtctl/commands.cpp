@@ -147,7 +147,7 @@ int render_report(const Output& out, const std::string& command, const mt::Migra
 static int cmd_init(const Invocation& inv, const Output& out) {
     po::options_description desc("init options");
     desc.add_options()("force", "overwrite an existing manifest")(
-        "dir", po::value<std::string>()->default_value("."), "where to write");
+        "dir", po::value<std::string>()->default_value(".")->value_name("D"), "where to write");
     const auto vm = parse_options(inv, desc);
     const auto made = mt::command::init(inv.globals.manifest_input(), vm["dir"].as<std::string>(), vm.count("force") != 0);
     out.json({{"manifest", made.manifest.string()}, {"folders", {made.folders[0].string(), made.folders[1].string()}}});
@@ -180,7 +180,7 @@ static int cmd_plugins(const Invocation& inv, const Output& out) {
         throw mt::UsageError("unknown plugins subcommand '" + inv.words[1] + "' (use: mtctl plugins [inspect FILE])");
     if (inv.words.size() > 1) {
         po::options_description desc("plugins inspect options");
-        desc.add_options()("file", po::value<std::string>()->required(), "the plugin file");
+        desc.add_options()("file", po::value<std::string>()->required()->value_name("FILE"), "the plugin file");
         po::positional_options_description pos;
         pos.add("file", 1);
         const auto vm = parse_options(inv, desc, &pos);
@@ -236,7 +236,7 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
     }
     if (sub == "create") {
         po::options_description desc("tenant create options");
-        desc.add_options()("id", po::value<std::string>()->required(), "the tenant id")(
+        desc.add_options()("id", po::value<std::string>()->required()->value_name("X"), "the tenant id")(
             "no-migrate", "create the schema and tracking table only");
         const auto vm = parse_options(inv, desc);
         const auto result = mt::command::tenant_create(inv.globals.manifest_input(), vm["id"].as<std::string>(),
@@ -249,7 +249,7 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
     }
     if (sub == "drop") {
         po::options_description desc("tenant drop options");
-        desc.add_options()("id", po::value<std::string>()->required(), "the tenant id")(
+        desc.add_options()("id", po::value<std::string>()->required()->value_name("X"), "the tenant id")(
             "force", "required: dropping a tenant deletes its schema and all its data");
         const auto vm = parse_options(inv, desc);
         const auto tenant =
@@ -260,8 +260,8 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
     }
     if (sub == "clone") {
         po::options_description desc("tenant clone options");
-        desc.add_options()("from", po::value<std::string>()->required(), "the tenant to copy")(
-            "to", po::value<std::string>()->required(), "the new tenant's id")(
+        desc.add_options()("from", po::value<std::string>()->required()->value_name("A"), "the tenant to copy")(
+            "to", po::value<std::string>()->required()->value_name("B"), "the new tenant's id")(
             "with-data", "also copy the rows (and move sequences past them)");
         const auto vm = parse_options(inv, desc);
         const bool with_data = vm.count("with-data") != 0;
@@ -293,6 +293,11 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
                  ")");
         return 0;
     }
+    if (sub.empty()) {
+        // `mtctl tenant --help` lists the subcommands.
+        po::options_description desc("tenant options");
+        parse_options(inv, desc);
+    }
     throw mt::UsageError(sub.empty() ? "tenant needs a subcommand: list, create, drop or clone"
                                      : "unknown tenant subcommand '" + sub + "' (use list, create, drop or clone)");
 }
@@ -303,8 +308,8 @@ po::options_description migrate_options(const std::string& title, bool tenants) 
     po::options_description desc(title);
     if (tenants) {
         add_tenant_selection(desc);
-        desc.add_options()("concurrency", po::value<int>(), "workers (and connections) per server")(
-            "to", po::value<std::string>(), "stop after this migration (file name without .sql)")(
+        desc.add_options()("concurrency", po::value<int>()->value_name("N"), "workers (and connections) per server")(
+            "to", po::value<std::string>()->value_name("NAME"), "stop after this migration (file name without .sql)")(
             "fail-fast", "stop starting tenants after the first failure");
         add_rollout_options(desc);
     }
@@ -401,8 +406,8 @@ static int cmd_status(const Invocation& inv, const Output& out) {
 static int cmd_convert_format(const Invocation& inv, const Output& out) {
     po::options_description desc("convert-format options");
     add_tenant_selection(desc);
-    desc.add_options()("to", po::value<std::string>()->required(), "target format: name | hash | drizzle-kit | a plugin's")(
-        "from", po::value<std::string>(), "expected source format (a tenant in another format fails)")(
+    desc.add_options()("to", po::value<std::string>()->required()->value_name("FORMAT"), "target format: name | hash | drizzle-kit | a plugin's")(
+        "from", po::value<std::string>()->value_name("FORMAT"), "expected source format (a tenant in another format fails)")(
         "dry-run", "show what would be converted; change nothing")("shared", "convert the shared schema's table");
     const auto vm = parse_options(inv, desc);
     mt::command::ConvertRequest request;
@@ -420,7 +425,7 @@ const bool registered = [] {
     register_command({"doctor", "doctor",
                       "check manifest, plugins, connection, discovery, folders, formats, pool sizing, schemas, pooler",
                       20, cmd_doctor});
-    register_command({"plugins", "plugins [inspect FILE]", "list loaded plugins / show one file's descriptor", 30, cmd_plugins});
+    register_command({"plugins", "plugins | plugins inspect FILE", "list loaded plugins / show one file's descriptor", 30, cmd_plugins});
     register_command({"tenant", "tenant list | create --id X [--no-migrate] | drop --id X --force | "
                                 "clone --from A --to B [--with-data]",
                       "tenant lifecycle", 40, cmd_tenant});
@@ -432,9 +437,11 @@ const bool registered = [] {
                       "apply pending shared-schema migrations", 51, cmd_migrate_shared});
     register_command({"status", "status [--all | --tenant ID | --tenants a,b] [--shared]",
                       "per tenant: schema, format, applied, pending, orphans, state", 52, cmd_status});
-    register_command({"convert-format", "convert-format --to FORMAT [--from FORMAT] (--all | --tenant ID …) [--dry-run]",
+    register_command({"convert-format", "convert-format --to FORMAT [--from FORMAT] (--all | --tenant ID | --tenants a,b | --shared) [--dry-run]",
                       "rewrite tracking tables in another format (alias migrate-tracking-format)", 53, cmd_convert_format});
-    register_command({"migrate-tracking-format", "migrate-tracking-format …", "", -1, cmd_convert_format});
+    register_command({"migrate-tracking-format",
+                      "migrate-tracking-format --to FORMAT [--from FORMAT] (--all | --tenant ID | --tenants a,b | --shared) [--dry-run]",
+                      "alias of convert-format", -1, cmd_convert_format});
     return true;
 }();
 }  // namespace

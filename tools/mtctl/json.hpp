@@ -10,6 +10,11 @@
 
 namespace mtctl {
 
+// The version of every --json document's shape, written as its first key "schema_version" (the
+// documents are described by docs/schema/*.schema.json). It changes only when a field is removed,
+// renamed or changes type; adding a field keeps it.
+inline constexpr int json_schema_version = 1;
+
 nlohmann::json tenant_json(const mt::Tenant& t);
 
 // null for an empty text or an absent value, the value otherwise.

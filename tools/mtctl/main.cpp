@@ -9,6 +9,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <unistd.h>
@@ -30,7 +31,8 @@ global flags:
   --json                       one JSON document on stdout
   -q, --quiet                  only errors and the summary
   -v, --verbose                more detail (and debug logs on stderr)
-  --no-color, --no-progress
+  --no-color                   no colour (also when NO_COLOR is set and not empty)
+  --no-progress                no progress bar on stderr
   --version                    mtctl's version and the plugin ABI it loads
   --SECTION.KEY=VALUE          override any manifest key
 
@@ -87,9 +89,15 @@ int main(int argc, char** argv) {
         std::cerr << "mtctl: " << e.what() << "\n";
         return 2;
     }
-    if (!isatty(STDERR_FILENO)) inv.globals.color = false;
-    // stdout carries the one --json document (or the table): the kernel's warnings go to stderr.
-    spdlog::set_default_logger(spdlog::stderr_color_mt("mtctl"));
+    // Colour only on terminals, and never when NO_COLOR is set to anything (https://no-color.org);
+    // an empty NO_COLOR counts as unset, as the convention says. Both streams must be terminals:
+    // painted text goes to either, and escapes must not end up in a pipe or a file.
+    const char* no_color = std::getenv("NO_COLOR");
+    if ((no_color && *no_color) || !isatty(STDERR_FILENO) || !isatty(STDOUT_FILENO)) inv.globals.color = false;
+    // stdout carries the one --json document (or the table): the kernel's warnings go to stderr,
+    // coloured by level only when mtctl colours at all.
+    spdlog::set_default_logger(spdlog::stderr_color_mt(
+        "mtctl", inv.globals.color ? spdlog::color_mode::automatic : spdlog::color_mode::never));
     spdlog::set_level(inv.globals.verbose ? spdlog::level::debug : spdlog::level::warn);
     spdlog::set_pattern("%^[%l]%$ %v");
     Output out(inv.globals);
