@@ -95,7 +95,6 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME mtenant)
 set(CPACK_PACKAGE_VENDOR "mtenant")
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "schema-per-tenant PostgreSQL toolkit")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_PACKAGE_DIRECTORY ${CMAKE_BINARY_DIR}/packages)
 set(CPACK_OUTPUT_CONFIG_FILE ${CMAKE_BINARY_DIR}/CPackConfig.cmake)
@@ -105,6 +104,10 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS
   OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
+# The first line of each CPACK_DEBIAN_<COMPONENT>_DESCRIPTION is the package's synopsis (no
+# CPACK_PACKAGE_DESCRIPTION_SUMMARY: CPack would put it in front of every one).
+# Component DEPENDS become "Depends: libmtenant1 (= version)".
+set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
 set(CPACK_COMPONENTS_ALL mtctl libs dev)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_COMPRESSION_TYPE gzip)
@@ -117,7 +120,7 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${CMAKE_BINARY_DIR}/lib)
 set(CPACK_DEBIAN_MTCTL_PACKAGE_NAME ${mt_deb_mtctl})
 set(CPACK_DEBIAN_MTCTL_PACKAGE_SECTION database)
 set(CPACK_COMPONENT_MTCTL_DEPENDS libs)
-set(CPACK_COMPONENT_MTCTL_DESCRIPTION "schema-per-tenant PostgreSQL toolkit: mtctl and plugins
+set(CPACK_DEBIAN_MTCTL_DESCRIPTION "schema-per-tenant PostgreSQL toolkit: mtctl and plugins
 mtenant keeps one PostgreSQL schema per tenant. mtctl creates, migrates, checks
 and serves the health and metrics of a fleet of tenant schemas, with the
 migration folders of drizzle-kit or plain SQL. This package holds mtctl, its
@@ -126,11 +129,20 @@ retry, metrics, tenant extractors) under /usr/lib/<triplet>/mtenant/plugins.")
 
 set(CPACK_DEBIAN_LIBS_PACKAGE_NAME ${mt_deb_libs})
 set(CPACK_DEBIAN_LIBS_PACKAGE_SECTION libs)
-# A shlibs file (and the ldconfig trigger) so that packages built against these libraries depend
-# on a version at least as new.
-set(CPACK_DEBIAN_LIBS_PACKAGE_GENERATE_SHLIBS ON)
-set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
-set(CPACK_COMPONENT_LIBS_DESCRIPTION "schema-per-tenant PostgreSQL toolkit: shared libraries
+# A shlibs file so that packages built against these libraries depend on a version at least as new
+# (written here: CPack's CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS applies to every package, and warns
+# about each plugin, which has no SONAME by design).
+set(mt_shlibs "")
+foreach(lib mtenant_runtime mtenant_migrations mtenant_adapter_httplib mtenant_adapter_beast)
+  string(APPEND mt_shlibs "lib${lib} ${MT_SOVERSION} ${mt_deb_libs} (>= ${PROJECT_VERSION})\n")
+endforeach()
+file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/packaging/libs/shlibs CONTENT "${mt_shlibs}")
+# The ldconfig trigger instead of CPack's postinst/postrm calling ldconfig (which lintian refuses):
+# shipping our own (empty) postinst and postrm stops CPack from writing its own.
+set(CPACK_DEBIAN_LIBS_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/packaging/libs/shlibs
+  ${MT_PACKAGING_DIR}/libs/triggers ${MT_PACKAGING_DIR}/libs/postinst ${MT_PACKAGING_DIR}/libs/postrm)
+set(CPACK_DEBIAN_LIBS_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_DEBIAN_LIBS_DESCRIPTION "schema-per-tenant PostgreSQL toolkit: shared libraries
 The mtenant kernel as two shared libraries, libmtenant_runtime (tenant manager,
 connection pools, plugin host: what a service links) and libmtenant_migrations
 (the migration engine and fleet commands), and the HTTP adapters for
@@ -143,7 +155,7 @@ set(CPACK_COMPONENT_DEV_DEPENDS libs)
 # and Boost headers (adapters); program_options for services using the project's flag handling.
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
   "libpqxx-dev, libcpp-httplib-dev, libboost-dev (>= 1.74), libboost-program-options-dev (>= 1.74), pkg-config")
-set(CPACK_COMPONENT_DEV_DESCRIPTION "schema-per-tenant PostgreSQL toolkit: development files
+set(CPACK_DEBIAN_DEV_DESCRIPTION "schema-per-tenant PostgreSQL toolkit: development files
 Headers of the mtenant kernel, the plugin SDK (a C ABI and a header-only C++
 layer) and the HTTP adapters; the CMake package (find_package(mtenant),
 mtenant_add_plugin()) and pkg-config files (mtenant, mtenant-httplib,
