@@ -29,7 +29,7 @@ PACKAGES=(
   postgresql-15 postgresql-client-15 pgbouncer prometheus
   nodejs npm wrk curl time
   clang-16 libclang-rt-16-dev llvm-16
-  dpkg-dev file lintian man-db groff-base bash-completion
+  dpkg-dev file lintian man-db groff-base bash-completion zsh
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -512,8 +512,9 @@ if [[ $prev == -c || $prev == --config ]]; then _files; return; fi
 if [[ -n $command ]]; then
   _mtctl_tenant_flags "$page"
   if (( ${reply[(Ie)$prev]} )); then
-    local -a tenants
-    tenants=(${(f)"$(${words[1]} ${config:+-c "$config"} tenant list -q 2>/dev/null)"})
+    local -a tenants cfg
+    [[ -n $config ]] && cfg=(-c "$config")
+    tenants=(${(f)"$(${words[1]} $cfg tenant list -q 2>/dev/null)"})
     compadd -a tenants; return
   fi
   _mtctl_file_flags "$page"
