@@ -4,6 +4,7 @@
 #include <mt/sdk/abi.h>
 
 #include "support/pg.hpp"
+#include "support/samples.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -19,24 +20,12 @@
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using json = nlohmann::json;
+using mt::test::require_ok;
 using mt::test::RunResult;
+using mt::test::sample_flags;
 using mt::test::shell_quote;
 
 namespace {
-
-std::string tail(const std::string& text, size_t n = 4000) {
-    return text.size() <= n ? text : "…" + text.substr(text.size() - n);
-}
-
-void require_ok(const RunResult& r, const std::string& what) {
-    INFO(what << " exited " << r.exit_code << "\nstdout:\n" << tail(r.out) << "\nstderr:\n" << tail(r.err));
-    REQUIRE(r.exit_code == 0);
-}
-
-// The samples' compile flags: -Werror (the installed SDK headers compile cleanly in an outside
-// project) plus this tree's CMAKE_CXX_FLAGS, so that in a sanitizer tree the sample is instrumented
-// like the installed libraries it links (an uninstrumented executable cannot load an ASan library).
-std::string sample_flags() { return std::string("-Wall -Wextra -Wpedantic -Werror ") + MT_PRODUCT_CXX_FLAGS; }
 
 // The staged install and the sample build, in `root` (prefix/ and build/). CTest runs the hidden
 // fixture test below once per run (FIXTURES_SETUP, tests/CMakeLists.txt) into build/tests/sdk-stage
@@ -134,13 +123,15 @@ TEST_CASE("sdk: stage the install and build the sample once", "[.sdk-stage]") {
 
 TEST_CASE("cmake --install stages mtctl, the kernel, the plugins, the SDK headers and the CMake package", "[sdk]") {
     const auto& s = staged();
-    for (const char* file : {"bin/mtctl", "lib/libmtenant_runtime.so", "lib/libmtenant_migrations.so",
+    // MT_INSTALL_LIBDIR: lib/<multiarch triplet> on Debian (MT_MULTIARCH_LIBDIR).
+    const std::string lib = MT_INSTALL_LIBDIR;
+    for (const std::string& file : std::vector<std::string>{"bin/mtctl", lib + "/libmtenant_runtime.so", lib + "/libmtenant_migrations.so",
                              "include/mt/sdk/abi.h", "include/mt/sdk/plugin.hpp", "include/mt/sdk/version.h", "include/mt/context/kernel.hpp",
                              "include/mt/plugin_host/plugins.hpp", "include/mt/runtime/tenant_manager.hpp",
-                             "include/mt/migrations/migrate.hpp", "lib/cmake/mtenant/mtenantConfig.cmake",
-                             "lib/cmake/mtenant/mtenantConfigVersion.cmake", "lib/cmake/mtenant/mtenantTargets.cmake",
-                             "lib/cmake/mtenant/mtenant_plugin.cmake", "lib/mtenant/plugins/discovery-sql.so",
-                             "lib/mtenant/plugins/discovery-static.so", "lib/mtenant/plugins/tracking-name.so"}) {
+                             "include/mt/migrations/migrate.hpp", lib + "/cmake/mtenant/mtenantConfig.cmake",
+                             lib + "/cmake/mtenant/mtenantConfigVersion.cmake", lib + "/cmake/mtenant/mtenantTargets.cmake",
+                             lib + "/cmake/mtenant/mtenant_plugin.cmake", lib + "/mtenant/plugins/discovery-sql.so",
+                             lib + "/mtenant/plugins/discovery-static.so", lib + "/mtenant/plugins/tracking-name.so"}) {
         INFO(file);
         CHECK(fs::exists(s.prefix() / file));
     }
@@ -154,7 +145,7 @@ TEST_CASE("cmake --install stages mtctl, the kernel, the plugins, the SDK header
     std::set<std::string> available;
     for (const auto& p : doc.at("plugins")) {
         CHECK(p.at("status") == "available");
-        CHECK_THAT(p.at("file").get<std::string>(), Contains((s.prefix() / "lib/mtenant/plugins").string()));
+        CHECK_THAT(p.at("file").get<std::string>(), Contains((s.prefix() / MT_INSTALL_LIBDIR / "mtenant/plugins").string()));
         available.insert(p.at("name").get<std::string>());
     }
     for (const char* name : {"discovery-sql", "discovery-schemas", "discovery-static", "tracking-name", "tracking-hash",
@@ -169,7 +160,7 @@ TEST_CASE("samples/runtime built against the installed package loads libmtenant_
     REQUIRE(fs::is_regular_file(s.service()));
     const auto needed = mt::test::run("readelf -d " + shell_quote(s.service().string()));
     require_ok(needed, "readelf -d runtime-sample");
-    CHECK_THAT(needed.out, Contains("[libmtenant_runtime.so.0]"));
+    CHECK_THAT(needed.out, Contains("[libmtenant_runtime.so." + std::to_string(MT_SOVERSION) + "]"));
     CHECK_THAT(needed.out, !Contains("libmtenant_migrations") && !Contains("libmtenant_kernel"));
 
     // It starts from the installed library (its run path) and stops at the missing manifest.

@@ -30,6 +30,7 @@ PACKAGES=(
   nodejs npm wrk curl time
   clang-16 libclang-rt-16-dev llvm-16
   python3-jsonschema systemd
+  dpkg-dev file lintian man-db groff-base bash-completion zsh
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -152,6 +152,7 @@ po::variables_map parse_options(const Invocation& inv, const po::options_descrip
                                 const po::positional_options_description* positional) {
     po::options_description all(desc);
     all.add_options()("help,h", "show this command's options");
+    if (describe_options) describe_options(all);
     po::variables_map vm;
     auto parser = po::command_line_parser(inv.args).options(all);
     if (positional) parser.positional(*positional);

@@ -76,6 +76,9 @@ std::string command_usage(const Invocation& inv);
 // Parses a command's options (plus tenant selection when asked) from inv.args; --help prints usage.
 po::variables_map parse_options(const Invocation& inv, const po::options_description& desc,
                                 const po::positional_options_description* positional = nullptr);
+// Set only by `mtctl __docs` (docs.cpp) while it runs each command to collect its options for the
+// man page and completions: parse_options hands it the description (with --help) and it throws.
+extern std::function<void(const po::options_description&)> describe_options;
 void add_tenant_selection(po::options_description& desc);
 // The selection the flags give, empty when none: the kernel decides what an empty one means.
 // --all together with ids is a usage error.

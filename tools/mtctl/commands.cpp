@@ -230,7 +230,10 @@ static int cmd_tenant(const Invocation& inv, const Output& out) {
             rows.push_back({t.id, t.schema, t.server.value_or("default")});
         }
         out.json({{"tenants", list}, {"total", tenants.size()}});
-        if (!inv.globals.json) std::cout << table(rows);
+        // -q: the ids alone, one a line, for scripts and the shell completions.
+        if (inv.globals.quiet && !inv.globals.json)
+            for (const auto& t : tenants) std::cout << t.id << "\n";
+        else if (!inv.globals.json) std::cout << table(rows);
         out.info(std::to_string(tenants.size()) + " tenants");
         return 0;
     }

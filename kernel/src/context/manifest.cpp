@@ -5,12 +5,14 @@
 
 #include <mt/base/errors.hpp>
 #include <mt/context/manifest.hpp>
+#include <mt/context/manifest_keys.hpp>
 #include <mt/sdk/plugin.hpp>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <functional>
+#include <optional>
 #include <regex>
 #include <stdexcept>
 
@@ -77,35 +79,50 @@ fs::path resolve(const Value& v, const std::string& text) {
     return (p.is_absolute() ? p : v.relative_to / p).lexically_normal();
 }
 
+// A fixed key: its parser and its documentation. The documentation is the one source of the
+// starter manifest (`mtctl init`) and of multitenant.ini(5) (`mtctl __docs`), so a key the parser
+// accepts cannot go undocumented.
 struct Field {
     std::string name;
+    std::string default_value;  // as written in the file; empty: none
+    std::string description;
     std::function<void(Manifest&, const Value&)> apply;
+    std::optional<std::string> starter = std::nullopt;  // what `mtctl init` writes, when not the default
+    bool starter_commented = false;                      // written as "# key = value" (an example)
 };
 
 const std::vector<Field>& fixed_fields() {
     static const std::vector<Field> fields = {
-        {"database.url",
+        {"database.url", "",
+         "required: a libpq URL or key=value string (application_name and connect_timeout added unless set)",
          [](Manifest& m, const Value& v) {
              m.database.url = non_empty(v, "a libpq URL or key=value string, for example ${DATABASE_URL}");
-         }},
-        {"database.pool_mode", [](Manifest& m, const Value& v) { m.database.pool_mode = pool_mode(v); }},
-        {"database.pool_size", [](Manifest& m, const Value& v) { m.database.pool_size = at_least_one(v); }},
-        {"database.max_pools", [](Manifest& m, const Value& v) { m.database.max_pools = at_least_one(v); }},
-        {"database.pool_idle_timeout",
+         }, "${DATABASE_URL}"},
+        {"database.pool_mode", "per-tenant",
+         "per-tenant | shared | transaction (behind PgBouncer in transaction mode)",
+         [](Manifest& m, const Value& v) { m.database.pool_mode = pool_mode(v); }},
+        {"database.pool_size", "10", "connections per pool",
+         [](Manifest& m, const Value& v) { m.database.pool_size = at_least_one(v); }},
+        {"database.max_pools", "50", "per-tenant mode: most tenant pools alive at once (least recently used evicted)",
+         [](Manifest& m, const Value& v) { m.database.max_pools = at_least_one(v); }},
+        {"database.pool_idle_timeout", "1h", "close a tenant pool unused this long; 0 = never",
          [](Manifest& m, const Value& v) { m.database.pool_idle_timeout = duration(v); }},
-        {"database.connect_timeout", [](Manifest& m, const Value& v) { m.database.connect_timeout = duration(v); }},
-        {"database.statement_timeout",
-         [](Manifest& m, const Value& v) { m.database.statement_timeout = duration(v); }},
-        {"database.application_name",
+        {"database.connect_timeout", "5s", "opening a connection; also bounds the wait for a free pooled connection",
+         [](Manifest& m, const Value& v) { m.database.connect_timeout = duration(v); }},
+        {"database.statement_timeout", "0",
+         "leases: cancel a statement running longer; 0: the server's setting (migrations are not affected)",
+         [](Manifest& m, const Value& v) { m.database.statement_timeout = duration(v); }, "30s", true},
+        {"database.application_name", "mtenant", "shown in pg_stat_activity",
          [](Manifest& m, const Value& v) { m.database.application_name = v.text; }},
-        {"isolation.schema_template",
+        {"isolation.schema_template", "tenant_{id}", "a tenant's schema name; {id} is the tenant id",
          [](Manifest& m, const Value& v) {
              if (v.text.find("{id}") == std::string::npos) malformed(v, "a schema name containing {id}, such as tenant_{id}");
              m.isolation.schema_template = v.text;
          }},
-        {"isolation.shared_schema",
+        {"isolation.shared_schema", "public", "the schema shared by every tenant (mtctl migrate-shared)",
          [](Manifest& m, const Value& v) { m.isolation.shared_schema = non_empty(v, "a schema name such as public"); }},
-        {"isolation.tenant_id_pattern",
+        {"isolation.tenant_id_pattern", "^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$",
+         "ECMAScript regular expression every tenant id must match",
          [](Manifest& m, const Value& v) {
              const std::string pattern = non_empty(v, "a regular expression for tenant ids");
              try {
@@ -115,53 +132,69 @@ const std::vector<Field>& fixed_fields() {
              }
              m.isolation.tenant_id_pattern = pattern;
          }},
-        {"migrations.tenant_dir",
+        {"migrations.tenant_dir", "drizzle/tenant", "migrations applied to every tenant schema",
          [](Manifest& m, const Value& v) {
              m.migrations.tenant_dir = resolve(v, non_empty(v, "the folder of tenant migrations"));
          }},
-        {"migrations.shared_dir",
+        {"migrations.shared_dir", "", "migrations for the shared schema (mtctl migrate-shared); optional",
          [](Manifest& m, const Value& v) {
              if (v.text.empty()) m.migrations.shared_dir.reset();
              else m.migrations.shared_dir = resolve(v, v.text);
-         }},
-        {"migrations.table",
+         }, "drizzle/shared"},
+        {"migrations.table", "__drizzle_migrations", "tracking table in each tenant schema",
          [](Manifest& m, const Value& v) { m.migrations.table = non_empty(v, "a table name"); }},
-        {"migrations.shared_table",
+        {"migrations.shared_table", "__drizzle_migrations", "tracking table in the shared schema",
          [](Manifest& m, const Value& v) { m.migrations.shared_table = non_empty(v, "a table name"); }},
         // Which names are valid depends on the tracking plugins loaded; the migration engine checks.
-        {"migrations.format",
+        {"migrations.format", "auto", "auto | name | hash | drizzle-kit | a loaded plugin's tracking format",
          [](Manifest& m, const Value& v) {
              m.migrations.format = non_empty(v, "auto or a tracking format (name, hash, drizzle-kit)");
          }},
-        {"migrations.default_format",
+        {"migrations.default_format", "name", "what auto creates in a schema that has no tracking table yet",
          [](Manifest& m, const Value& v) {
              m.migrations.default_format = non_empty(v, "a tracking format (name, hash, drizzle-kit)");
          }},
-        {"migrations.concurrency", [](Manifest& m, const Value& v) { m.migrations.concurrency = at_least_one(v); }},
-        {"migrations.lock_timeout", [](Manifest& m, const Value& v) { m.migrations.lock_timeout = duration(v); }},
-        {"migrations.transaction",
+        {"migrations.concurrency", "10", "tenants migrated in parallel (per server); also the connections used",
+         [](Manifest& m, const Value& v) { m.migrations.concurrency = at_least_one(v); }},
+        {"migrations.lock_timeout", "10s", "SET lock_timeout while migrating",
+         [](Manifest& m, const Value& v) { m.migrations.lock_timeout = duration(v); }},
+        {"migrations.transaction", "per-tenant",
+         "per-tenant (all pending migrations of a tenant in one transaction) | per-migration (each on its own)",
          [](Manifest& m, const Value& v) { m.migrations.transaction = transaction_mode(v); }},
-        {"migrations.fail_fast", [](Manifest& m, const Value& v) { m.migrations.fail_fast = boolean(v); }},
-        {"migrations.template_schema",
+        {"migrations.fail_fast", "false", "stop every tenant at the first failure",
+         [](Manifest& m, const Value& v) { m.migrations.fail_fast = boolean(v); }},
+        {"migrations.template_schema", "public",
+         "schema the tenant migrations name their own objects in (drizzle-kit: public)",
          [](Manifest& m, const Value& v) {
              m.migrations.template_schema = non_empty(v, "the schema the tenant migrations were generated against, such as public");
          }},
-        {"migrations.rebase",
+        {"migrations.rebase", "auto",
+         "auto: rewrite template_schema.x to the tenant schema for objects the folder owns | off",
          [](Manifest& m, const Value& v) {
              if (v.text != "auto" && v.text != "off") malformed(v, "auto or off");
              m.migrations.rebase = v.text == "auto" ? RebaseMode::automatic : RebaseMode::off;
          }},
-        {"migrations.auto_convert", [](Manifest& m, const Value& v) { m.migrations.auto_convert = boolean(v); }},
-        {"plugins.path",
+        {"migrations.auto_convert", "false",
+         "true: migrate first converts a tracking table in another readable format to format",
+         [](Manifest& m, const Value& v) { m.migrations.auto_convert = boolean(v); }},
+        {"plugins.path", "", "folders searched first; the kernel's own plugin folder is always searched",
          [](Manifest& m, const Value& v) {
              m.plugins.path.clear();
              for (const auto& item : list(v.text)) m.plugins.path.push_back(resolve(v, item));
-         }},
-        {"plugins.load", [](Manifest& m, const Value& v) { m.plugins.load = list(v.text); }},
-        {"roles.discovery", [](Manifest& m, const Value& v) { m.roles.discovery = v.text; }},
-        {"roles.retry", [](Manifest& m, const Value& v) { m.roles.retry = v.text; }},
-        {"roles.sinks", [](Manifest& m, const Value& v) { m.roles.sinks = list(v.text); }},
-        {"roles.extractor", [](Manifest& m, const Value& v) { m.roles.extractor = list(v.text); }},
+         }, "plugins", true},
+        {"plugins.load", "", "plugins to load (comma-separated); their factories become available by name",
+         [](Manifest& m, const Value& v) { m.plugins.load = list(v.text); },
+         "tracking-name, tracking-hash, tracking-drizzle-kit, discovery-sql, retry-exponential"},
+        {"roles.discovery", "", "the tenant_discovery instance",
+         [](Manifest& m, const Value& v) { m.roles.discovery = v.text; }, "discovery-sql"},
+        {"roles.retry", "", "the retry_policy instance (none: no retries)",
+         [](Manifest& m, const Value& v) { m.roles.retry = v.text; }, "retry-exponential"},
+        {"roles.sinks", "",
+         "metrics_sink instances receiving every event, for example metrics-prometheus, log-debug (load them above)",
+         [](Manifest& m, const Value& v) { m.roles.sinks = list(v.text); }},
+        {"roles.extractor", "",
+         "request_tenant_extractor instances for HTTP services, tried in order, for example extract-header",
+         [](Manifest& m, const Value& v) { m.roles.extractor = list(v.text); }},
     };
     return fields;
 }
@@ -303,61 +336,42 @@ std::string to_string(TransactionMode mode) {
     return "unknown";
 }
 
+std::vector<ManifestKeyDoc> manifest_key_docs() {
+    std::vector<ManifestKeyDoc> docs;
+    for (const auto& f : fixed_fields()) docs.push_back({f.name, f.default_value, f.description});
+    return docs;
+}
+
 std::string starter_manifest() {
-    return R"(# mtenant manifest. '#' starts a comment.
+    std::string text = R"(# mtenant manifest. '#' starts a comment.
 # Every key can also come from an environment variable MT_SECTION__KEY (MT_DATABASE__POOL_SIZE=20)
 # or a flag --section.key=value (--database.pool_size=20): a flag beats the environment, which
 # beats this file, which beats the defaults written here. ${NAME} in a value is replaced by the
 # environment variable NAME. '#' starts a comment even inside a value: a URL whose password holds
 # one goes in an environment variable, written here as ${NAME}. Relative paths in this file are
-# relative to this file's folder.
-
-[database]
-url = ${DATABASE_URL}            # required: a libpq URL or key=value string
-pool_mode = per-tenant           # per-tenant | shared | transaction (behind PgBouncer in transaction mode)
-pool_size = 10                   # connections per pool
-max_pools = 50                   # per-tenant mode: most tenant pools alive at once (least recently used evicted)
-pool_idle_timeout = 1h           # close a tenant pool unused this long; 0 = never
-connect_timeout = 5s               # also bounds the wait for a free pooled connection
-# statement_timeout = 30s        # leases: cancel a statement running longer; default: the server's
-application_name = mtenant
-
-[isolation]
-schema_template = tenant_{id}    # {id} is the tenant id
-shared_schema = public
-tenant_id_pattern = ^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$
-
-[migrations]
-tenant_dir = drizzle/tenant      # migrations applied to every tenant schema
-shared_dir = drizzle/shared      # migrations for the shared schema (mtctl migrate-shared); optional
-table = __drizzle_migrations     # tracking table in each tenant schema
-shared_table = __drizzle_migrations
-format = auto                    # auto | name | hash | drizzle-kit
-default_format = name            # what auto creates in a schema that has no tracking table yet
-concurrency = 10                 # tenants migrated in parallel
-lock_timeout = 10s               # SET lock_timeout while migrating
-transaction = per-tenant         # per-tenant (all pending migrations of a tenant in one) | per-migration
-fail_fast = false                # stop every tenant at the first failure
-template_schema = public         # schema the tenant migrations name their own objects in (drizzle-kit: public)
-rebase = auto                    # auto: rewrite template_schema.x to the tenant schema for objects the folder owns | off
-auto_convert = false             # true: migrate first converts a tracking table in another readable format to format
-
-[plugins]
-# path = plugins                 # folders searched first; the kernel's own plugin folder is always searched
-load = tracking-name, tracking-hash, tracking-drizzle-kit, discovery-sql, retry-exponential
-
-[roles]
-discovery = discovery-sql
-retry = retry-exponential
-sinks =                          # for example metrics-prometheus, log-debug (load them above)
-extractor =                      # for HTTP services, for example extract-header
-
+# relative to this file's folder. `man multitenant.ini` describes every key.
+)";
+    // Every key of the table, in its order, with its default (or the starter's value) and its
+    // description as the comment: the same text multitenant.ini(5) shows.
+    std::string section;
+    for (const auto& f : fixed_fields()) {
+        const auto [s, key] = split_key(f.name);
+        if (s != section) {
+            section = s;
+            text += "\n[" + section + "]\n";
+        }
+        std::string line = (f.starter_commented ? "# " : "") + key + " = " + f.starter.value_or(f.default_value);
+        while (line.back() == ' ') line.pop_back();
+        text += line + std::string(line.size() < 33 ? 33 - line.size() : 1, ' ') + "# " + f.description + "\n";
+    }
+    text += R"(
 [plugin.discovery-sql]
 query = SELECT id FROM public.tenants ORDER BY id
 
 # [servers.eu1]                  # more database servers; discovery says which tenant lives where
 # url = postgresql://app@db-eu1/app
 )";
+    return text;
 }
 
 }  // namespace mt
