@@ -45,6 +45,14 @@ int at_least_one(const Value& v) {
     return n;
 }
 
+int at_least_zero(const Value& v) {
+    int n = 0;
+    const char* end = v.text.data() + v.text.size();
+    const auto [ptr, ec] = std::from_chars(v.text.data(), end, n);
+    if (ec != std::errc() || ptr != end || n < 0) malformed(v, "a whole number of at least 0 (for example 20)");
+    return n;
+}
+
 std::chrono::milliseconds duration(const Value& v) {
     try {
         return parse_duration(v.text);
@@ -137,7 +145,19 @@ const std::vector<Field>& fixed_fields() {
          [](Manifest& m, const Value& v) {
              m.migrations.default_format = non_empty(v, "a tracking format (name, hash, drizzle-kit)");
          }},
-        {"migrations.concurrency", [](Manifest& m, const Value& v) { m.migrations.concurrency = at_least_one(v); }},
+        {"migrations.concurrency",
+         [](Manifest& m, const Value& v) {
+             if (v.text == "auto") {
+                 m.migrations.concurrency_auto = true;
+                 return;
+             }
+             int n = 0;
+             const char* end = v.text.data() + v.text.size();
+             const auto [ptr, ec] = std::from_chars(v.text.data(), end, n);
+             if (ec != std::errc() || ptr != end || n < 1) malformed(v, "a whole number of at least 1 (for example 10) or auto");
+             m.migrations.concurrency = n;
+             m.migrations.concurrency_auto = false;
+         }},
         {"migrations.lock_timeout", [](Manifest& m, const Value& v) { m.migrations.lock_timeout = duration(v); }},
         {"migrations.transaction",
          [](Manifest& m, const Value& v) { m.migrations.transaction = transaction_mode(v); }},
@@ -152,6 +172,12 @@ const std::vector<Field>& fixed_fields() {
              m.migrations.rebase = v.text == "auto" ? RebaseMode::automatic : RebaseMode::off;
          }},
         {"migrations.auto_convert", [](Manifest& m, const Value& v) { m.migrations.auto_convert = boolean(v); }},
+        {"rollout.max_replica_lag", [](Manifest& m, const Value& v) { m.rollout.max_replica_lag = duration(v); }},
+        {"rollout.max_active_backends",
+         [](Manifest& m, const Value& v) { m.rollout.max_active_backends = at_least_zero(v); }},
+        {"rollout.max_lock_waits", [](Manifest& m, const Value& v) { m.rollout.max_lock_waits = at_least_zero(v); }},
+        {"rollout.throttle_timeout", [](Manifest& m, const Value& v) { m.rollout.throttle_timeout = duration(v); }},
+        {"rollout.replicas", [](Manifest& m, const Value& v) { m.rollout.replicas = list(v.text); }},
         {"plugins.path",
          [](Manifest& m, const Value& v) {
              m.plugins.path.clear();
@@ -167,7 +193,7 @@ const std::vector<Field>& fixed_fields() {
 }
 
 const std::vector<std::string>& fixed_sections() {
-    static const std::vector<std::string> sections = {"database", "isolation", "migrations", "plugins", "roles"};
+    static const std::vector<std::string> sections = {"database", "isolation", "migrations", "rollout", "plugins", "roles"};
     return sections;
 }
 
@@ -181,7 +207,7 @@ std::vector<std::string> keys_of_section(const std::string& section) {
 }
 
 std::string sections_expected() {
-    return "[database], [isolation], [migrations], [plugins], [roles], [plugin.NAME], [servers.NAME]";
+    return "[database], [isolation], [migrations], [rollout], [plugins], [roles], [plugin.NAME], [servers.NAME]";
 }
 
 }  // namespace
@@ -334,13 +360,20 @@ table = __drizzle_migrations     # tracking table in each tenant schema
 shared_table = __drizzle_migrations
 format = auto                    # auto | name | hash | drizzle-kit
 default_format = name            # what auto creates in a schema that has no tracking table yet
-concurrency = 10                 # tenants migrated in parallel
+concurrency = 10                 # tenants migrated in parallel; auto: migrate adapts it to the server
 lock_timeout = 10s               # SET lock_timeout while migrating
 transaction = per-migration      # per-migration | per-tenant (all pending migrations of a tenant in one)
 fail_fast = false                # stop every tenant at the first failure
 template_schema = public         # schema the tenant migrations name their own objects in (drizzle-kit: public)
 rebase = auto                    # auto: rewrite template_schema.x to the tenant schema for objects the folder owns | off
 auto_convert = false             # true: migrate first converts a tracking table in another readable format to format
+
+[rollout]                        # migrate's throttle (docs/rollouts.md); a flag overrides each key
+# max_replica_lag = 2s           # wait while a replica's replay lags more (pg_stat_replication and replicas below)
+# max_active_backends = 50       # wait while more other backends of this database are active
+# max_lock_waits = 5             # wait while more other backends of this database wait on a lock
+throttle_timeout = 30m           # stop starting tenants after one wait this long (0 = wait for ever)
+# replicas = postgresql://monitor@replica1/app, postgresql://monitor@replica2/app   # probed directly
 
 [plugins]
 # path = plugins                 # folders searched first; the kernel's own plugin folder is always searched
