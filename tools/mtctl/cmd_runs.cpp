@@ -79,8 +79,8 @@ void rollout_request(const po::variables_map& vm, mt::command::MigrateRequest& r
         } else {
             const bool digits = !text.empty() && text.size() <= 6 &&
                                 std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-            if (!digits || std::stoi(text) < 1)
-                throw mt::UsageError("--concurrency " + text + ": expected a number of workers of at least 1, or auto");
+            // 0 is refused where every command checks its concurrency (mt::command::migrate).
+            if (!digits) throw mt::UsageError("--concurrency " + text + ": expected a number of workers of at least 1, or auto");
             request.concurrency = std::stoi(text);
             th.concurrency_auto = false;
         }
