@@ -131,16 +131,16 @@ TEST_CASE("migrate throttles on the replay lag of a real streaming replica and p
         replica.wait_caught_up();
         replica.pause_replay();
         Gate gate(p->url());
-        Daemon run(kMtctl + " -v --json migrate --all --concurrency 1 --max-replica-lag 1s", p->dir());
+        Daemon run(kMtctl + " -v --json migrate --all --concurrency 1 --max-replica-lag 500ms", p->dir());
         // a runs (the replica is not behind yet) and writes WAL the paused replica does not
-        // replay; once a has waited at the gate for over 1.2 s, that WAL is older than the limit.
-        wait_until([&] { return gated_for_longer_than(*p, 1.2); }, "tenant a waiting at the gate for 1.2 s");
+        // replay; once a has waited at the gate for over 0.7 s, that WAL is older than the limit.
+        wait_until([&] { return gated_for_longer_than(*p, 0.7); }, "tenant a waiting at the gate for 0.7 s");
         gate.open();
         wait_until([&] { return run.err().find("[info] throttled: replica lag ") != std::string::npos; },
                    "mtctl saying it is throttled");
         INFO("stderr: " << run.err());
         // Throttled: a is done, no other tenant starts while replay stays paused.
-        CHECK(!poll_until([&] { return attempts(*p) > 1; }, std::chrono::milliseconds(1000)));
+        CHECK(!poll_until([&] { return attempts(*p) > 1; }, std::chrono::milliseconds(500)));
         CHECK(ledger(*p) == std::map<std::string, std::string>{{"a", "migrated"}, {"b", "pending"}, {"c", "pending"}, {"d", "pending"}});
         CHECK(run.running());
 
@@ -151,14 +151,14 @@ TEST_CASE("migrate throttles on the replay lag of a real streaming replica and p
         CHECK(attempts(*p) == 4);
         const auto& t = doc["summary"]["throttle"];
         CHECK(t["enabled"] == true);
-        CHECK(t["max_replica_lag_ms"] == 1000);
+        CHECK(t["max_replica_lag_ms"] == 500);
         CHECK(t["waits"].get<int>() >= 1);
-        CHECK(t["waited_ms"].get<double>() >= 1000);
+        CHECK(t["waited_ms"].get<double>() >= 500);
         CHECK(t["stop_reason"].is_null());
         // The lag kept growing while replay was paused and the primary idle (replay_lag would not).
         const auto last = t["last_reason"].get<std::string>();
-        CHECK(last.find("(limit 1s; walreceiver at 127.0.0.1)") != std::string::npos);
-        CHECK(lag_seconds(last) >= 2.0);
+        CHECK(last.find("(limit 500ms; walreceiver at 127.0.0.1)") != std::string::npos);
+        CHECK(lag_seconds(last) >= 1.2);
         CHECK(run.err().find("[info] throttle: resumed after ") != std::string::npos);
         CHECK(doc["summary"]["stopped"].is_null());
     }
@@ -169,13 +169,13 @@ TEST_CASE("migrate throttles on the replay lag of a real streaming replica and p
         replica.wait_caught_up();
         replica.pause_replay();
         Gate gate(p->url());
-        Daemon run(kMtctl + " migrate --all --concurrency 1 --max-replica-lag 1s --throttle-timeout 1s", p->dir());
-        wait_until([&] { return gated_for_longer_than(*p, 1.2); }, "tenant a waiting at the gate for 1.2 s");
+        Daemon run(kMtctl + " migrate --all --concurrency 1 --max-replica-lag 500ms --throttle-timeout 500ms", p->dir());
+        wait_until([&] { return gated_for_longer_than(*p, 0.7); }, "tenant a waiting at the gate for 0.7 s");
         gate.open();
         REQUIRE(run.wait() == 1);
         INFO("stdout: " << run.out() << "\nstderr: " << run.err());
         const std::string reason =
-            "throttle timeout: throttled by replica lag for longer than 1s; 2 tenants not started (continue with: mtctl migrate --resume)";
+            "throttle timeout: throttled by replica lag for longer than 500ms; 2 tenants not started (continue with: mtctl migrate --resume)";
         CHECK(run.out().find("migrate: 3 tenants, 1 succeeded, 0 failed, 2 skipped; 1 migrations in") != std::string::npos);
         CHECK(run.out().find("\nstopped: " + reason + "\n") != std::string::npos);
         CHECK(attempts(*p) == 1);
@@ -188,7 +188,7 @@ TEST_CASE("migrate throttles on the replay lag of a real streaming replica and p
         const auto doc = run_json(*p, "migrate --resume");
         CHECK(outcomes(doc) == std::map<std::string, std::string>{{"b", "migrated"}, {"c", "migrated"}});
         // The run's own limit came back with it.
-        CHECK(doc["summary"]["throttle"]["max_replica_lag_ms"] == 1000);
+        CHECK(doc["summary"]["throttle"]["max_replica_lag_ms"] == 500);
         CHECK(attempts(*p) == 3);
         CHECK(p->scalar("SELECT outcome FROM public.mt_runs") == "succeeded");
         CHECK(p->scalar("SELECT coalesce(stop_reason, 'null') FROM public.mt_runs") == "null");
@@ -198,35 +198,35 @@ TEST_CASE("migrate throttles on the replay lag of a real streaming replica and p
         throttle_fleet(*p, {"a", "b"});
         replica.wait_caught_up();
         replica.pause_replay();
-        // WAL the replica receives and does not replay, committed over 1.2 s ago by its own clock.
+        // WAL the replica receives and does not replay, committed over 0.7 s ago by its own clock.
         p->exec("CREATE TABLE public.after_pause (x int)");
         wait_until(
             [&] {
                 pqxx::connection standby(replica.url_for(p->scalar("SELECT current_database()")));
                 pqxx::nontransaction tx(standby);
                 return tx.exec1("SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() AND"
-                                " now() - pg_last_xact_replay_timestamp() > interval '1.2 s'")[0]
+                                " now() - pg_last_xact_replay_timestamp() > interval '0.7 s'")[0]
                     .as<bool>();
             },
-            "the replica to be 1.2 s behind by its own measure");
+            "the replica to be 0.7 s behind by its own measure");
         const std::string url = replica.url_for("postgres");
         p->set("rollout.replicas", url);
-        p->set("rollout.max_replica_lag", "1s");
-        p->set("rollout.throttle_timeout", "500ms");
-        // The primary's view alone would let a and b start during the first second (it counts
+        p->set("rollout.max_replica_lag", "500ms");
+        p->set("rollout.throttle_timeout", "300ms");
+        // The primary's view alone would let a and b start during the first 500 ms (it counts
         // from the first probe); the replica's own word stops them at once.
         const auto doc = run_json(*p, "migrate --all", 1);
         CHECK(outcomes(doc) == std::map<std::string, std::string>{{"a", "skipped"}, {"b", "skipped"}});
         CHECK(attempts(*p) == 0);
         const auto& t = doc["summary"]["throttle"];
         CHECK(t["replicas"] == json({url}));
-        CHECK(t["max_replica_lag_ms"] == 1000);
-        CHECK(t["timeout_ms"] == 500);
+        CHECK(t["max_replica_lag_ms"] == 500);
+        CHECK(t["timeout_ms"] == 300);
         const auto last = t["last_reason"].get<std::string>();
-        CHECK(last.find("(limit 1s; " + url + ")") != std::string::npos);
-        CHECK(lag_seconds(last) > 1.2);
+        CHECK(last.find("(limit 500ms; " + url + ")") != std::string::npos);
+        CHECK(lag_seconds(last) > 0.7);
         CHECK(doc["summary"]["stop_reason"] ==
-              "throttle timeout: throttled by replica lag for longer than 500ms; 2 tenants not started (continue with: mtctl "
+              "throttle timeout: throttled by replica lag for longer than 300ms; 2 tenants not started (continue with: mtctl "
               "migrate --resume)");
         CHECK(t["stop_reason"] == doc["summary"]["stop_reason"]);
 
@@ -337,28 +337,28 @@ TEST_CASE("migrate --concurrency auto migrates a whole fleet and reports the wor
           "[throttle][concurrency][pg]") {
     Project p;
     std::vector<std::string> ids;
-    for (int i = 0; i < 40; ++i) ids.push_back("t" + std::to_string(100 + i));
+    for (int i = 0; i < 24; ++i) ids.push_back("t" + std::to_string(100 + i));
     throttle_fleet(p, ids);
     p.migration("0001_more", "ALTER TABLE items ADD COLUMN note text;\nSELECT nextval('public.attempts');");
     const auto doc = run_json(p, "migrate --all --concurrency auto --max-lock-waits 50");
     for (const auto& [id, outcome] : outcomes(doc)) CHECK(outcome == "migrated");
-    CHECK(outcomes(doc).size() == 40);
-    CHECK(attempts(p) == 80);
-    CHECK(p.scalar("SELECT count(*) FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE c.relname = 'items'") == "40");
+    CHECK(outcomes(doc).size() == 24);
+    CHECK(attempts(p) == 48);
+    CHECK(p.scalar("SELECT count(*) FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid WHERE c.relname = 'items'") == "24");
     const auto& c = doc["summary"]["concurrency"];
     CHECK(c["mode"] == "auto");
     CHECK(c["start"] == 2);
     CHECK(c["max"].get<int>() >= 2);
-    CHECK(c["max"].get<int>() <= 40);
+    CHECK(c["max"].get<int>() <= 24);
     CHECK(c["final"].get<int>() >= 1);
     CHECK(c["final"].get<int>() <= c["max"].get<int>());
     CHECK(c["peak"].get<int>() >= c["start"].get<int>());
 
     // The manifest's `concurrency = auto` does the same; a flag with a number overrides it.
     p.set("migrations.concurrency", "auto");
-    p.migration("0002_again", "SELECT nextval('public.attempts');");
+    p.migration("0002_again", "SELECT nextval('public.attempts') AS two;");
     CHECK(run_json(p, "migrate --all")["summary"]["concurrency"]["mode"] == "auto");
-    p.migration("0003_again", "SELECT nextval('public.attempts');");
+    p.migration("0003_again", "SELECT nextval('public.attempts') AS three;");
     const auto fixed = run_json(p, "migrate --all --concurrency 3")["summary"]["concurrency"];
     CHECK(fixed == json({{"mode", "fixed"}, {"start", 3}, {"max", 3}, {"final", 3}, {"peak", 3}, {"adjustments", 0}}));
 }

@@ -13,7 +13,7 @@ template <class... Args>
 std::string scalar_on(const std::string& url, const std::string& sql, Args&&... args) {
     pqxx::connection conn(url);
     pqxx::nontransaction tx(conn);
-    const auto r = tx.exec_params(sql, std::forward<Args>(args)...);
+    const pqxx::result r = tx.exec_params(sql, std::forward<Args>(args)...);
     return r.empty() || r[0][0].is_null() ? std::string() : r[0][0].as<std::string>();
 }
 
@@ -31,7 +31,7 @@ Replica::Replica(const PrivateServer& primary) : primary_(primary) {
     // the postgres user before it starts it.
     const auto backup = run(shell_quote(pg_bin() + "/pg_basebackup") + " -h 127.0.0.1 -p " + std::to_string(primary.port()) +
                             " -U postgres -D " + shell_quote(data.string()) +
-                            " -R -X stream -c fast -C -S throttle_test_replica");
+                            " -R -X stream -c fast -C -S throttle_test_replica --no-sync --no-manifest");
     INFO(backup.err);
     REQUIRE(backup.exit_code == 0);
     // Feedback every second instead of ten: the primary's pg_stat_replication shows a replay
@@ -58,7 +58,7 @@ Replica::Replica(const PrivateServer& primary) : primary_(primary) {
 
 Replica::~Replica() {
     run("BUILD_DIR=" + shell_quote(dir_.path().string()) + " " + shell_quote((source_dir() / "tools/pg.sh").string()) +
-        " stop --purge");
+        " stop --immediate --purge");
     try {
         pqxx::connection conn(primary_.admin_url());
         pqxx::nontransaction tx(conn);

@@ -526,13 +526,16 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
         }
     }
 
+    const bool automatic =
+        !target.shared && options.rollout.throttle.concurrency_auto.value_or(kernel.manifest().migrations.concurrency_auto);
+    // With nothing to run, auto stays at zero workers.
+    const int fixed = automatic ? 0 : options.concurrency;
+    report.rollout.concurrency = {automatic, fixed, fixed, fixed, fixed, 0};
     if (!todo.empty() && !(options.fail_fast && std::any_of(report.tenants.begin(), report.tenants.end(), [](auto& t) {
             return t.outcome == TenantOutcome::failed;
         }))) {
         // Throttle and --concurrency auto (issue 14): one probe for the whole run.
         const ThrottleSettings limits = resolve_throttle(kernel.manifest(), options.rollout.throttle);
-        const bool automatic =
-            !target.shared && options.rollout.throttle.concurrency_auto.value_or(kernel.manifest().migrations.concurrency_auto);
         std::unique_ptr<Throttle> throttle;
         if (limits.any_limit() || automatic)
             throttle = std::make_unique<Throttle>(kernel, limits, options.rollout.throttle.on_change);
@@ -573,7 +576,6 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
         auto& summary = report.rollout;
         if (throttle) summary.throttle = throttle->summary();
         if (adaptive) summary.concurrency = adaptive->summary();
-        else summary.concurrency = {false, paced.concurrency, paced.concurrency, paced.concurrency, paced.concurrency, 0};
         if (summary.stop == RolloutStop::throttle_timeout)
             summary.reason = "throttle timeout: throttled by " + throttle->stopped_by() + " for longer than " +
                              throttle->timeout_text() + "; " + summary.reason;

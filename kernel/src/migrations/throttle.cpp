@@ -127,6 +127,7 @@ Throttle::Throttle(const Kernel& kernel, ThrottleSettings settings, std::functio
     summary_.timeout = settings_.timeout;
     for (const auto& url : settings_.replicas) summary_.replicas.push_back(redact_url(url));
     replica_conns_.resize(settings_.replicas.size());
+    prober_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
 void Throttle::own(const std::vector<int>& pids) {
@@ -134,7 +135,11 @@ void Throttle::own(const std::vector<int>& pids) {
     own_.insert(pids.begin(), pids.end());
 }
 
-Throttle::~Throttle() = default;
+
+Throttle::~Throttle() {
+    prober_.request_stop();
+    if (prober_.joinable()) prober_.join();
+}
 
 void Throttle::own(int pid) {
     std::lock_guard lock(mutex_);
@@ -143,7 +148,10 @@ void Throttle::own(int pid) {
 
 std::string Throttle::timeout_text() const { return duration_text(settings_.timeout); }
 
-std::string Throttle::stopped_by() const { return stopped_by_; }
+std::string Throttle::stopped_by() {
+    std::lock_guard lock(mutex_);
+    return stopped_by_;
+}
 
 void Throttle::note(const std::string& text) {
     if (text == shown_) return;
@@ -153,57 +161,70 @@ void Throttle::note(const std::string& text) {
 
 bool Throttle::wait_turn() {
     std::unique_lock lock(mutex_);
-    for (;;) {
-        if (timed_out_) return false;
-        auto now = Clock::now();
-        if (!probed_ || now - last_probe_ >= kProbeInterval) {
-            last_ = probe();
-            now = Clock::now();
-            last_probe_ = now;
-            probed_ = true;
-            ++summary_.probes;
-            if (last_.over) {
-                throttled_since_taken_ = true;
-                summary_.last_reason = last_.reason;
-                if (!waiting_) {
-                    waiting_ = true;
-                    wait_start_ = now;
-                    ++summary_.waits;
-                    spdlog::info("throttled: {}", last_.reason);
-                }
-                note(last_.reason);
-            } else if (waiting_) {
-                waiting_ = false;
-                const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - wait_start_);
-                summary_.waited_ms += static_cast<double>(waited.count());
-                spdlog::info("throttle: resumed after {}", seconds_text(waited));
-                note("");
+    wake_.wait(lock, [&] { return timed_out_ || (probed_ && !last_.over); });
+    return !timed_out_;
+}
+
+// The probe thread: one probe per interval for the whole run, whether or not a worker is asking,
+// so that the WAL history has a sample every interval even while every worker is inside a long
+// migration (a position first seen late would make the lag look smaller than it is).
+void Throttle::run(std::stop_token stop) {
+    while (!stop.stop_requested()) {
+        std::set<int> own;
+        {
+            std::lock_guard lock(mutex_);
+            own = own_;
+        }
+        const Verdict v = probe(own);
+        std::unique_lock lock(mutex_);
+        const auto now = Clock::now();
+        last_ = v;
+        probed_ = true;
+        ++summary_.probes;
+        if (v.over) {
+            throttled_since_taken_ = true;
+            summary_.last_reason = v.reason;
+            if (!waiting_) {
+                waiting_ = true;
+                wait_start_ = now;
+                ++summary_.waits;
+                spdlog::info("throttled: {}", v.reason);
             }
-            wake_.notify_all();
-        }
-        if (!last_.over) return true;
-        if (settings_.timeout.count() > 0 && now - wait_start_ >= settings_.timeout) {
-            timed_out_ = true;
-            stopped_by_ = last_.kind;
+            note(v.reason);
+            if (!timed_out_ && settings_.timeout.count() > 0 && now - wait_start_ >= settings_.timeout) {
+                timed_out_ = true;
+                stopped_by_ = v.kind;
+                spdlog::info("throttle: throttled longer than {} ({}): no further tenant starts",
+                             duration_text(settings_.timeout), v.reason);
+            }
+        } else if (waiting_) {
             waiting_ = false;
-            summary_.waited_ms += std::chrono::duration<double, std::milli>(now - wait_start_).count();
-            spdlog::info("throttle: waited longer than {} ({}): no further tenant starts", duration_text(settings_.timeout),
-                         last_.reason);
+            const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - wait_start_);
+            summary_.waited_ms += static_cast<double>(waited.count());
+            spdlog::info("throttle: resumed after {}", seconds_text(waited));
             note("");
-            wake_.notify_all();
-            return false;
         }
-        wake_.wait_until(lock, last_probe_ + kProbeInterval);
+        wake_.notify_all();
+        if (timed_out_) {
+            // Nothing waits for the probe any more: the run only finishes what is running.
+            if (waiting_) {
+                summary_.waited_ms += std::chrono::duration<double, std::milli>(now - wait_start_).count();
+                waiting_ = false;
+            }
+            note("");
+            return;
+        }
+        wake_.wait_for(lock, stop, kProbeInterval, [] { return false; });
     }
 }
 
-Throttle::Verdict Throttle::probe() {
+Throttle::Verdict Throttle::probe(const std::set<int>& own) {
     const auto start = Clock::now();
     Verdict v;
     try {
         if (!conn_ || !conn_->is_open()) conn_ = kernel_.connect();
         std::string pids = "{";
-        for (int pid : own_) pids += (pids.size() > 1 ? "," : "") + std::to_string(pid);
+        for (int pid : own) pids += (pids.size() > 1 ? "," : "") + std::to_string(pid);
         pids += "}";
         pqxx::nontransaction tx(*conn_);
         // Other client backends of this database: 'active' ones, and those waiting on a
@@ -231,7 +252,9 @@ Throttle::Verdict Throttle::probe() {
         conn_.reset();
         if (settings_.any_limit()) v = {true, "a failed probe", "throttle probe failed: " + first_line(redact_text(e.what()))};
     }
-    latency_ms_ = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    const double latency = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    std::lock_guard lock(mutex_);
+    latency_ms_ = latency;
     return v;
 }
 

@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <stop_token>
+#include <thread>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -30,9 +32,10 @@ struct ThrottleSettings {
 };
 ThrottleSettings resolve_throttle(const Manifest& manifest, const ThrottleOptions& flags);
 
-// A worker asks wait_turn() before each tenant and between a tenant's migrations. The first caller
-// after the probe interval runs the probe (under the mutex, so never two at once); the others use
-// its answer. While a limit is exceeded every caller waits, re-probing each interval.
+// A worker asks wait_turn() before each tenant and between a tenant's migrations. One probe thread
+// asks the server once per probe interval on one connection, for every worker; wait_turn() returns
+// at once while the last answer is within the limits and blocks (no new migration starts) while it
+// is not. A wait that outlasts the timeout ends the probing: wait_turn() then returns false.
 class Throttle {
 public:
     static constexpr std::chrono::milliseconds kProbeInterval{200};
@@ -55,7 +58,7 @@ public:
     // Fills the run's summary (and the stop reason's wording).
     ThrottleSummary summary();
     std::string timeout_text() const;
-    std::string stopped_by() const;  // the reason that was in force when the timeout passed
+    std::string stopped_by();  // the kind of limit in force when the timeout passed
 
 private:
     struct Verdict {
@@ -63,7 +66,8 @@ private:
         std::string kind;    // "replica lag", "active backends", "lock waits", "a failed probe"
         std::string reason;  // with the figures: "replica lag 3.4 s > 1s (walreceiver at 127.0.0.1)"
     };
-    Verdict probe();
+    void run(std::stop_token stop);
+    Verdict probe(const std::set<int>& own);
     Verdict replica_lag(pqxx::transaction_base& tx, int64_t current_lsn, std::chrono::steady_clock::time_point now);
     struct Lag {
         std::chrono::milliseconds lag{0};
@@ -77,7 +81,8 @@ private:
     std::function<void(const std::string&)> on_change_;
 
     std::mutex mutex_;
-    std::condition_variable wake_;
+    std::condition_variable_any wake_;
+    // The probe thread's own: its connections and the WAL history.
     std::unique_ptr<pqxx::connection> conn_;
     std::vector<std::unique_ptr<pqxx::connection>> replica_conns_;
     std::set<int> own_;
@@ -85,7 +90,6 @@ private:
     // that a replica's lag is how long ago the first WAL it has not replayed appeared.
     std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> wal_history_;
     bool origin_kept_ = false;  // wal_history_.front() is the first probe's sample
-    std::chrono::steady_clock::time_point last_probe_{};
     bool probed_ = false;
     Verdict last_;
     double latency_ms_ = 0;
@@ -96,6 +100,7 @@ private:
     std::string stopped_by_;
     std::string shown_;
     ThrottleSummary summary_;
+    std::jthread prober_;  // last: stopped and joined before the rest goes
 };
 
 // `--concurrency auto`: gates the workers (started at the controller's maximum) so that at most
