@@ -7,7 +7,11 @@
 #include <mt/fleet/runs.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
+#include <memory>
+#include <mutex>
+#include <unistd.h>
 
 namespace mtctl {
 
@@ -25,11 +29,85 @@ void add_rollout_options(po::options_description& desc) {
         "N or P%: the error budget; once N tenants failed no other tenant starts (running ones finish)")(
         "resume", po::value<std::string>()->implicit_value("")->value_name("RUN"),
         "continue run RUN (default: the newest unfinished one) with exactly the tenants it had not finished")(
-        "run", po::value<std::string>()->value_name("RUN"), "RUN for --resume (mtctl migrate --resume RUN)");
+        "run", po::value<std::string>()->value_name("RUN"), "RUN for --resume (mtctl migrate --resume RUN)")(
+        "max-replica-lag", po::value<std::string>()->value_name("DUR"),
+        "start no migration while a replica's replay lags more than DUR (pg_stat_replication, rollout.replicas)")(
+        "max-active-backends", po::value<std::string>()->value_name("N"),
+        "start no migration while more than N other backends of the database are active")(
+        "max-lock-waits", po::value<std::string>()->value_name("N"),
+        "start no migration while more than N other backends of the database wait on a lock")(
+        "throttle-timeout", po::value<std::string>()->value_name("DUR"),
+        "stop starting tenants once one throttled wait lasts longer than DUR (default 30m; 0: no bound)");
 }
 
-void rollout_request(const po::variables_map& vm, mt::command::MigrateRequest& request) {
+namespace {
+
+// The progress bar, with "throttled: …" after it while the throttle holds the run back. Drawn only
+// on a terminal, as Output::progress.
+struct ThrottledBar {
+    std::mutex mutex;
+    std::string label;
+    size_t done = 0, total = 0;
+    std::string note;
+    size_t drawn = 0;  // width of the last line drawn, to blank it
+
+    void draw() {
+        constexpr size_t width = 30;
+        const size_t filled = total ? std::min(width, done * width / total) : width;
+        std::string text = label + " [" + std::string(filled, '#') + std::string(width - filled, ' ') + "] " +
+                           std::to_string(done) + "/" + std::to_string(total);
+        if (!note.empty()) text += "  throttled: " + note;
+        const size_t pad = drawn > text.size() ? drawn - text.size() : 0;
+        std::cerr << "\r" << text << std::string(pad, ' ') << std::flush;
+        drawn = text.size();
+        if (total && done == total && note.empty()) {
+            std::cerr << "\r" << std::string(drawn, ' ') << "\r" << std::flush;
+            drawn = 0;
+        }
+    }
+};
+
+}  // namespace
+
+void rollout_request(const po::variables_map& vm, mt::command::MigrateRequest& request, const Output& out) {
     auto& ro = request.rollout;
+    auto& th = ro.throttle;
+    if (vm.count("concurrency")) {
+        const auto text = vm["concurrency"].as<std::string>();
+        if (text == "auto") {
+            th.concurrency_auto = true;
+        } else {
+            const bool digits = !text.empty() && text.size() <= 6 &&
+                                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+            // 0 is refused where every command checks its concurrency (mt::command::migrate).
+            if (!digits) throw mt::UsageError("--concurrency " + text + ": expected a number of workers of at least 1, or auto");
+            request.concurrency = std::stoi(text);
+            th.concurrency_auto = false;
+        }
+    }
+    if (vm.count("max-replica-lag"))
+        th.max_replica_lag = mt::parse_duration_flag(vm["max-replica-lag"].as<std::string>(), "--max-replica-lag");
+    if (vm.count("max-active-backends"))
+        th.max_active_backends = mt::parse_limit(vm["max-active-backends"].as<std::string>(), "--max-active-backends");
+    if (vm.count("max-lock-waits"))
+        th.max_lock_waits = mt::parse_limit(vm["max-lock-waits"].as<std::string>(), "--max-lock-waits");
+    if (vm.count("throttle-timeout"))
+        th.timeout = mt::parse_duration_flag(vm["throttle-timeout"].as<std::string>(), "--throttle-timeout");
+    if (out.globals().progress && !out.globals().quiet && isatty(STDERR_FILENO)) {
+        auto bar = std::make_shared<ThrottledBar>();
+        bar->label = "migrating";
+        request.progress = [bar](size_t done, size_t total) {
+            std::lock_guard lock(bar->mutex);
+            bar->done = done;
+            bar->total = total;
+            bar->draw();
+        };
+        th.on_change = [bar](const std::string& note) {
+            std::lock_guard lock(bar->mutex);
+            bar->note = note;
+            bar->draw();
+        };
+    }
     if (vm.count("canary")) {
         const auto text = vm["canary"].as<std::string>();
         if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
@@ -85,9 +163,33 @@ void rollout_json(const mt::MigrateReport& report, json& summary) {
     summary["canary_failed"] = or_null(r.canary_failed);
     summary["waves"] = {{"planned", r.waves_planned}, {"started", r.waves_started}};
     summary["max_failures"] = r.budget ? json(r.budget) : json(nullptr);
+    const auto& t = r.throttle;
+    const auto ms = [](const std::optional<std::chrono::milliseconds>& d) { return d ? json(d->count()) : json(nullptr); };
+    const auto limit = [](const std::optional<int>& n) { return n ? json(*n) : json(nullptr); };
+    summary["throttle"] = {{"enabled", t.enabled},
+                           {"max_replica_lag_ms", ms(t.max_replica_lag)},
+                           {"max_active_backends", limit(t.max_active_backends)},
+                           {"max_lock_waits", limit(t.max_lock_waits)},
+                           {"timeout_ms", t.enabled ? json(t.timeout.count()) : json(nullptr)},
+                           {"replicas", t.replicas},
+                           {"waits", t.waits},
+                           {"waited_ms", t.waited_ms},
+                           {"probes", t.probes},
+                           {"last_reason", or_null(t.last_reason)},
+                           {"stop_reason", r.stop == mt::RolloutStop::throttle_timeout ? json(r.reason) : json(nullptr)}};
+    const auto& c = r.concurrency;
+    summary["concurrency"] = {{"mode", c.automatic ? "auto" : "fixed"}, {"start", c.start}, {"max", c.max},
+                              {"final", c.final}, {"peak", c.peak}, {"adjustments", c.adjustments}};
 }
 
 void rollout_lines(const Output& out, const mt::MigrateReport& report) {
+    const auto& t = report.rollout.throttle;
+    if (t.waits) {
+        char waited[32];
+        std::snprintf(waited, sizeof waited, "%.1f s", t.waited_ms / 1000.0);
+        out.info("throttled " + std::to_string(t.waits) + (t.waits == 1 ? " time" : " times") + ", " + waited +
+                 " in all (last: " + t.last_reason + ")");
+    }
     if (!report.rollout.reason.empty()) out.line("stopped: " + report.rollout.reason);
     if (report.run_id) out.info("run " + std::to_string(*report.run_id) + " (mtctl runs show " + std::to_string(*report.run_id) + ")");
 }

@@ -139,7 +139,8 @@ int render_report(const Output& out, const std::string& command, const mt::Migra
                                : std::string()) +
              " in " + seconds(report.duration_ms));
     if (command == "migrate") rollout_lines(out, report);
-    return report.failed ? 1 : 0;
+    // A run the throttle stopped did not do what was asked, even with no tenant failed.
+    return report.failed || report.rollout.stop == mt::RolloutStop::throttle_timeout ? 1 : 0;
 }
 
 }  // namespace
@@ -311,7 +312,8 @@ po::options_description migrate_options(const std::string& title, bool tenants) 
     po::options_description desc(title);
     if (tenants) {
         add_tenant_selection(desc);
-        desc.add_options()("concurrency", po::value<int>()->value_name("N"), "workers (and connections) per server")(
+        desc.add_options()("concurrency", po::value<std::string>()->value_name("N|auto"),
+                           "workers (and connections) per server; auto: adapt to the server (docs/rollouts.md)")(
             "to", po::value<std::string>()->value_name("NAME"), "stop after this migration (file name without .sql)")(
             "fail-fast", "stop starting tenants after the first failure");
         add_rollout_options(desc);
@@ -325,13 +327,12 @@ mt::command::MigrateRequest migrate_request(const po::variables_map& vm, const O
     mt::command::MigrateRequest request;
     if (shared) request.scope.shared = true;
     else request.scope.selection = tenant_selection(vm);
-    request.concurrency = optional_flag<int>(vm, "concurrency");
     request.dry_run = vm.count("dry-run") != 0;
     request.mark_applied = vm.count("mark-applied") != 0;
     request.to = optional_flag<std::string>(vm, "to");
     request.fail_fast = vm.count("fail-fast") != 0;
     request.progress = out.progress("migrating");
-    if (!shared) rollout_request(vm, request);
+    if (!shared) rollout_request(vm, request, out);
     return request;
 }
 
@@ -432,9 +433,10 @@ const bool registered = [] {
     register_command({"tenant", "tenant list | create --id X [--no-migrate] | drop --id X --force | "
                                 "clone --from A --to B [--with-data]",
                       "tenant lifecycle", 40, cmd_tenant});
-    register_command({"migrate", "migrate (--all | --tenant ID | --tenants a,b) [--concurrency N] [--dry-run] "
+    register_command({"migrate", "migrate (--all | --tenant ID | --tenants a,b) [--concurrency N|auto] [--dry-run] "
                                  "[--mark-applied] [--to NAME] [--fail-fast] [--canary N|a,b] [--waves 1,10%,100% [--seed N]] "
-                                 "[--max-failures N|P%] | migrate --resume [RUN]",
+                                 "[--max-failures N|P%] [--max-replica-lag DUR] [--max-active-backends N] "
+                                 "[--max-lock-waits N] [--throttle-timeout DUR] | migrate --resume [RUN]",
                       "apply pending tenant migrations", 50, cmd_migrate});
     register_command({"migrate-shared", "migrate-shared [--dry-run] [--mark-applied]",
                       "apply pending shared-schema migrations", 51, cmd_migrate_shared});

@@ -47,6 +47,14 @@ int at_least_one(const Value& v) {
     return n;
 }
 
+int at_least_zero(const Value& v) {
+    int n = 0;
+    const char* end = v.text.data() + v.text.size();
+    const auto [ptr, ec] = std::from_chars(v.text.data(), end, n);
+    if (ec != std::errc() || ptr != end || n < 0) malformed(v, "a whole number of at least 0 (for example 20)");
+    return n;
+}
+
 std::chrono::milliseconds duration(const Value& v) {
     try {
         return parse_duration(v.text);
@@ -154,8 +162,20 @@ const std::vector<Field>& fixed_fields() {
          [](Manifest& m, const Value& v) {
              m.migrations.default_format = non_empty(v, "a tracking format (name, hash, drizzle-kit)");
          }},
-        {"migrations.concurrency", "10", "tenants migrated in parallel (per server); also the connections used",
-         [](Manifest& m, const Value& v) { m.migrations.concurrency = at_least_one(v); }},
+        {"migrations.concurrency", "10",
+         "tenants migrated in parallel (per server); also the connections used; auto: migrate adapts it to the server",
+         [](Manifest& m, const Value& v) {
+             if (v.text == "auto") {
+                 m.migrations.concurrency_auto = true;
+                 return;
+             }
+             int n = 0;
+             const char* end = v.text.data() + v.text.size();
+             const auto [ptr, ec] = std::from_chars(v.text.data(), end, n);
+             if (ec != std::errc() || ptr != end || n < 1) malformed(v, "a whole number of at least 1 (for example 10) or auto");
+             m.migrations.concurrency = n;
+             m.migrations.concurrency_auto = false;
+         }},
         {"migrations.lock_timeout", "10s", "SET lock_timeout while migrating",
          [](Manifest& m, const Value& v) { m.migrations.lock_timeout = duration(v); }},
         {"migrations.transaction", "per-tenant",
@@ -177,6 +197,18 @@ const std::vector<Field>& fixed_fields() {
         {"migrations.auto_convert", "false",
          "true: migrate first converts a tracking table in another readable format to format",
          [](Manifest& m, const Value& v) { m.migrations.auto_convert = boolean(v); }},
+        {"rollout.max_replica_lag", "",
+         "migrate waits while a replica's replay lags more (pg_stat_replication and rollout.replicas); a flag overrides it",
+         [](Manifest& m, const Value& v) { m.rollout.max_replica_lag = duration(v); }, "2s", true},
+        {"rollout.max_active_backends", "", "migrate waits while more other backends of this database are active",
+         [](Manifest& m, const Value& v) { m.rollout.max_active_backends = at_least_zero(v); }, "50", true},
+        {"rollout.max_lock_waits", "", "migrate waits while more other backends of this database wait on a lock",
+         [](Manifest& m, const Value& v) { m.rollout.max_lock_waits = at_least_zero(v); }, "5", true},
+        {"rollout.throttle_timeout", "30m", "stop starting tenants after one throttle wait this long (0 = wait for ever)",
+         [](Manifest& m, const Value& v) { m.rollout.throttle_timeout = duration(v); }},
+        {"rollout.replicas", "", "standbys migrate asks directly for their replay lag (libpq URLs, comma-separated)",
+         [](Manifest& m, const Value& v) { m.rollout.replicas = list(v.text); },
+         "postgresql://monitor@replica1/app, postgresql://monitor@replica2/app", true},
         {"plugins.path", "", "folders searched first; the kernel's own plugin folder is always searched",
          [](Manifest& m, const Value& v) {
              m.plugins.path.clear();
@@ -200,7 +232,7 @@ const std::vector<Field>& fixed_fields() {
 }
 
 const std::vector<std::string>& fixed_sections() {
-    static const std::vector<std::string> sections = {"database", "isolation", "migrations", "plugins", "roles"};
+    static const std::vector<std::string> sections = {"database", "isolation", "migrations", "rollout", "plugins", "roles"};
     return sections;
 }
 
@@ -214,7 +246,7 @@ std::vector<std::string> keys_of_section(const std::string& section) {
 }
 
 std::string sections_expected() {
-    return "[database], [isolation], [migrations], [plugins], [roles], [plugin.NAME], [servers.NAME]";
+    return "[database], [isolation], [migrations], [rollout], [plugins], [roles], [plugin.NAME], [servers.NAME]";
 }
 
 }  // namespace

@@ -35,6 +35,12 @@ std::string idents(const std::string& sql, const Kernel& kernel) {
     return with_idents(sql, {{"shared", kernel.manifest().isolation.shared_schema}});
 }
 
+// The sentence that says why a run stopped starting tenants (issue 14: the throttle's timeout among
+// them); added to a ledger an earlier mtctl created.
+void add_stop_reason(pqxx::transaction_base& tx, const Kernel& kernel) {
+    tx.exec(idents("ALTER TABLE {shared}.mt_runs ADD COLUMN IF NOT EXISTS stop_reason text", kernel));
+}
+
 // The tables, created under a transaction lock so that two first runs do not race on CREATE.
 // mt_run_tenants has no foreign key to mt_runs: its per-row check would cost seconds when a run of
 // 100,000 tenants starts.
@@ -50,6 +56,7 @@ void ensure_tables(pqxx::transaction_base& tx, const Kernel& kernel) {
                    " position int NOT NULL, tenant text NOT NULL, outcome text NOT NULL DEFAULT 'pending',"
                    " started_at timestamptz, finished_at timestamptz, error text, PRIMARY KEY (run_id, tenant))",
                    kernel));
+    add_stop_reason(tx, kernel);
 }
 
 bool ledger_exists(pqxx::transaction_base& tx, const Kernel& kernel) {
@@ -94,6 +101,12 @@ std::string run_options_json(const command::MigrateRequest& request, const Migra
     }
     if (ro.seed) j["seed"] = *ro.seed;
     if (ro.max_failures) j["max_failures"] = ro.max_failures->text();
+    const auto& th = ro.throttle;
+    if (th.concurrency_auto.value_or(false)) j["concurrency"] = "auto";
+    if (th.max_replica_lag) j["max_replica_lag_ms"] = th.max_replica_lag->count();
+    if (th.max_active_backends) j["max_active_backends"] = *th.max_active_backends;
+    if (th.max_lock_waits) j["max_lock_waits"] = *th.max_lock_waits;
+    if (th.timeout) j["throttle_timeout_ms"] = th.timeout->count();
     return j.dump();
 }
 
@@ -164,13 +177,17 @@ public:
             return false;
         probe.commit();
         pqxx::work tx(*conn_);
-        exec_params(tx, idents("UPDATE {shared}.mt_runs SET outcome = 'running', finished_at = NULL, resumed = resumed + 1"
-                               " WHERE id = $1", kernel_), {std::to_string(id)});
+        add_stop_reason(tx, kernel_);
+        exec_params(tx, idents("UPDATE {shared}.mt_runs SET outcome = 'running', finished_at = NULL, stop_reason = NULL,"
+                               " resumed = resumed + 1 WHERE id = $1", kernel_), {std::to_string(id)});
         exec_params(tx, idents("UPDATE {shared}.mt_run_tenants SET outcome = 'pending', error = NULL"
                                " WHERE run_id = $1 AND outcome = 'skipped'", kernel_), {std::to_string(id)});
         tx.commit();
         return true;
     }
+
+    // The ledger's backend: the throttle does not count it among the database's other backends.
+    int backend_pid() const { return conn_ ? conn_->backendpid() : 0; }
 
     void tenant_finished(const TenantMigrateResult& r) {
         if (!conn_) return;
@@ -211,8 +228,8 @@ public:
                         {std::to_string(id_)});
             exec_params(tx, idents("UPDATE {shared}.mt_runs SET finished_at = now(), outcome = CASE WHEN $2 <> '' THEN $2"
                                    " WHEN EXISTS (SELECT 1 FROM {shared}.mt_run_tenants WHERE run_id = $1 AND outcome = 'failed')"
-                                   " THEN 'failed' ELSE 'succeeded' END WHERE id = $1", kernel_),
-                        {std::to_string(id_), stop});
+                                   " THEN 'failed' ELSE 'succeeded' END, stop_reason = nullif($3, '') WHERE id = $1", kernel_),
+                        {std::to_string(id_), stop, report.rollout.reason});
             tx.commit();
             pqxx::nontransaction unlock(*conn_);
             exec_params(unlock, "SELECT pg_advisory_unlock($1::int, $2::int)", {kRunLockClass, std::to_string(id_)});
@@ -299,6 +316,22 @@ MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateReque
                 options.concurrency = std::max(1, stored["concurrency"].get<int>());
             if (!options.rollout.max_failures && stored.contains("max_failures") && stored["max_failures"].is_string())
                 options.rollout.max_failures = parse_quota(stored["max_failures"].get<std::string>(), "--max-failures");
+            // The throttle's limits too (the manifest's [rollout] keys apply as in any run).
+            auto& th = options.rollout.throttle;
+            if (!request.concurrency && !th.concurrency_auto && stored.contains("concurrency") &&
+                stored["concurrency"].is_string() && stored["concurrency"].get<std::string>() == "auto")
+                th.concurrency_auto = true;
+            const auto ms = [&](const char* key, std::optional<std::chrono::milliseconds>& into) {
+                if (!into && stored.contains(key) && stored[key].is_number_integer())
+                    into = std::chrono::milliseconds(stored[key].get<int64_t>());
+            };
+            const auto count = [&](const char* key, std::optional<int>& into) {
+                if (!into && stored.contains(key) && stored[key].is_number_integer()) into = stored[key].get<int>();
+            };
+            ms("max_replica_lag_ms", th.max_replica_lag);
+            ms("throttle_timeout_ms", th.timeout);
+            count("max_active_backends", th.max_active_backends);
+            count("max_lock_waits", th.max_lock_waits);
         }
         tenants = kernel.select(TenantSelection{false, ids});
         check_canary_ids(tenants, options.rollout);
@@ -308,6 +341,7 @@ MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateReque
                              " was taken over by another mtctl just now; wait for it to finish");
         MigrateReport report;
         options.tenant_finished = [&](const TenantMigrateResult& r) { ledger->tenant_finished(r); };
+        options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
         report = mt::migrate(kernel, tenants, folder, target, options);
         report.run_id = run.id;
         ledger->finish(report);
@@ -320,6 +354,7 @@ MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateReque
         ledger.emplace(kernel);
         id = ledger->start(print, run_options_json(request, options), tenants);
         options.tenant_finished = [&](const TenantMigrateResult& r) { ledger->tenant_finished(r); };
+        options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
     } catch (const DatabaseUnavailable&) {
         throw;
     } catch (const pqxx::broken_connection&) {

@@ -7,6 +7,7 @@
 #include "tracking/renamed.hpp"
 #include "tracking/tables.hpp"
 #include "migrations/rollout_schedule.hpp"
+#include "migrations/throttle.hpp"
 #include "migrations/workers.hpp"
 
 #include <mt/base/errors.hpp>
@@ -89,17 +90,22 @@ class TenantRunner {
 public:
     // first_no_transaction: the tenant's first pending migration (as last seen) is a
     // `-- mt:no-transaction` file, so its first step takes the session-level lock directly.
+    // between_steps: the throttle's check between two of the tenant's transactions.
     TenantRunner(const Kernel& kernel, const MigrationFolder& folder, const TrackingTarget& target,
-                 const MigrateOptions& options, const RebasePlan& rebase, size_t limit, bool first_no_transaction = false)
+                 const MigrateOptions& options, const RebasePlan& rebase, size_t limit, bool first_no_transaction = false,
+                 std::function<void(std::unique_ptr<pqxx::connection>&)> between_steps = {})
         : kernel_(kernel), folder_(folder), target_(target), options_(options), rebase_(rebase), limit_(limit),
-          next_no_transaction_(first_no_transaction && !options.mark_applied) {}
+          next_no_transaction_(first_no_transaction && !options.mark_applied), between_steps_(std::move(between_steps)) {}
 
     // Runs one tenant to completion (or its first failure) on conn, reconnecting when it breaks.
     void run(std::unique_ptr<pqxx::connection>& conn, TenantMigrateResult& result) {
         const auto start = Clock::now();
         try {
             bool more = true;
+            bool first = true;
             while (more) {
+                if (!first && between_steps_) between_steps_(conn);
+                first = false;
                 more = with_retry_unless_locked(kernel_, result.tenant.id, [&] {
                     try {
                         if (!conn || !conn->is_open()) conn = kernel_.connect(result.tenant.server);
@@ -366,6 +372,7 @@ private:
     bool next_no_transaction_;
     std::string current_;
     std::string converting_from_;  // converted in the open transaction, not yet committed
+    std::function<void(std::unique_ptr<pqxx::connection>&)> between_steps_;
 };
 
 }  // namespace
@@ -519,13 +526,59 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
         }
     }
 
+    const bool automatic =
+        !target.shared && options.rollout.throttle.concurrency_auto.value_or(kernel.manifest().migrations.concurrency_auto);
+    // With nothing to run, auto stays at zero workers.
+    const int fixed = automatic ? 0 : options.concurrency;
+    report.rollout.concurrency = {automatic, fixed, fixed, fixed, fixed, 0};
     if (!todo.empty() && !(options.fail_fast && std::any_of(report.tenants.begin(), report.tenants.end(), [](auto& t) {
             return t.outcome == TenantOutcome::failed;
         }))) {
-        run_rollout(tenants, todo, options, report, [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
-            TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i]).run(conn, report.tenants[i]);
+        // Throttle and --concurrency auto (issue 14): one probe for the whole run.
+        const ThrottleSettings limits = resolve_throttle(kernel.manifest(), options.rollout.throttle);
+        std::unique_ptr<Throttle> throttle;
+        if (limits.any_limit() || automatic)
+            throttle = std::make_unique<Throttle>(kernel, limits, options.rollout.throttle.on_change);
+        if (throttle) throttle->own(options.rollout.throttle.own_backends);
+        std::unique_ptr<AdaptiveConcurrency> adaptive;
+        MigrateOptions paced = options;
+        if (automatic) {
+            auto conn = kernel.connect();
+            const int max = std::min<int>(auto_concurrency_max(*conn), static_cast<int>(todo.size()));
+            adaptive = std::make_unique<AdaptiveConcurrency>(2, max, throttle.get());
+            paced.concurrency = std::max(1, max);
+        }
+        // Registers the worker's backend (not counted among "other" backends), then waits its turn.
+        const auto own_and_wait = [&](std::unique_ptr<pqxx::connection>& conn, const std::optional<std::string>& server) {
+            try {
+                if (!conn || !conn->is_open()) conn = kernel.connect(server);
+                throttle->own(conn->backendpid());
+            } catch (const std::exception&) {
+                conn.reset();  // the tenant's own connect reports it
+            }
+            return throttle->wait_turn();
+        };
+        RolloutPacing pacing;
+        pacing.adaptive = adaptive.get();
+        if (throttle)
+            pacing.before_tenant = [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
+                return own_and_wait(conn, tenants[i].server);
+            };
+        run_rollout(tenants, todo, paced, report, [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
+            std::function<void(std::unique_ptr<pqxx::connection>&)> between;
+            // Once timed out, a running tenant finishes without waiting again.
+            if (throttle && limits.any_limit())
+                between = [&, i](std::unique_ptr<pqxx::connection>& c) { own_and_wait(c, tenants[i].server); };
+            TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i], std::move(between))
+                .run(conn, report.tenants[i]);
             return report.tenants[i].outcome != TenantOutcome::failed;
-        });
+        }, pacing);
+        auto& summary = report.rollout;
+        if (throttle) summary.throttle = throttle->summary();
+        if (adaptive) summary.concurrency = adaptive->summary();
+        if (summary.stop == RolloutStop::throttle_timeout)
+            summary.reason = "throttle timeout: throttled by " + throttle->stopped_by() + " for longer than " +
+                             throttle->timeout_text() + "; " + summary.reason;
     } else {
         for (size_t i : todo) report.tenants[i].outcome = TenantOutcome::skipped;
     }

@@ -4,6 +4,7 @@
 // so with concurrency C at most C - 1 tenants that had already started when the budget ran out
 // can still fail after it (at concurrency 1 exactly N failures stop the run).
 #include "migrations/rollout_schedule.hpp"
+#include "migrations/throttle.hpp"
 #include "migrations/workers.hpp"
 
 #include <mt/base/errors.hpp>
@@ -74,6 +75,7 @@ std::string to_string(RolloutStop s) {
         case RolloutStop::wave_failed: return "wave-failed";
         case RolloutStop::waves_ended: return "waves-ended";
         case RolloutStop::fail_fast: return "fail-fast";
+        case RolloutStop::throttle_timeout: return "throttle-timeout";
     }
     return "?";
 }
@@ -93,7 +95,8 @@ std::string tenants_text(size_t n) { return std::to_string(n) + (n == 1 ? " tena
 
 void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo, const MigrateOptions& options,
                  MigrateReport& report,
-                 const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work) {
+                 const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work,
+                 const RolloutPacing& pacing) {
     const auto& ro = options.rollout;
     auto& summary = report.rollout;
 
@@ -179,6 +182,24 @@ void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& 
                     skip(i);
                     return true;
                 }
+                // --concurrency auto: a slot among the controller's target (the canary runs alone anyway).
+                struct Slot {
+                    AdaptiveConcurrency* pool;
+                    ~Slot() {
+                        if (pool) pool->finish();
+                    }
+                } slot{is_canary ? nullptr : pacing.adaptive};
+                if (slot.pool) slot.pool->acquire();
+                if (stopped) {
+                    skip(i);
+                    return true;
+                }
+                if (pacing.before_tenant && !pacing.before_tenant(i, conn)) {
+                    std::lock_guard lock(mutex);
+                    hold(RolloutStop::throttle_timeout);
+                    skip(i);
+                    return true;
+                }
                 const bool ok = work(i, conn);
                 std::lock_guard lock(mutex);
                 if (!ok) {
@@ -248,6 +269,10 @@ void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& 
             break;
         case RolloutStop::fail_fast:
             summary.reason = "--fail-fast: a tenant failed; " + not_started;
+            break;
+        case RolloutStop::throttle_timeout:
+            // migrate() words it: it knows the throttle's limit and what held the run back.
+            summary.reason = not_started + " (continue with: mtctl migrate --resume)";
             break;
     }
 }

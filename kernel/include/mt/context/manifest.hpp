@@ -82,6 +82,9 @@ struct Manifest {
         std::string format = "auto";
         std::string default_format = "name";
         int concurrency = 10;
+        // concurrency = auto: migrate adapts its worker count (docs/rollouts.md); other commands
+        // then use `concurrency` (10).
+        bool concurrency_auto = false;
         std::chrono::milliseconds lock_timeout = std::chrono::seconds(10);
         TransactionMode transaction = TransactionMode::per_tenant;
         bool fail_fast = false;
@@ -93,6 +96,15 @@ struct Manifest {
         // `format` (as convert-format would) in the transaction of its first migration (issue 14).
         bool auto_convert = false;
     } migrations;
+
+    // [rollout]: migrate's throttle defaults (issue 14, docs/rollouts.md); a flag overrides each.
+    struct Rollout {
+        std::optional<std::chrono::milliseconds> max_replica_lag;
+        std::optional<int> max_active_backends;
+        std::optional<int> max_lock_waits;
+        std::optional<std::chrono::milliseconds> throttle_timeout;
+        std::vector<std::string> replicas;  // connection URLs of replicas probed directly
+    } rollout;
 
     struct Plugins {
         std::vector<std::filesystem::path> path;  // absolute; empty = only the kernel's own folder
