@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cctype>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace mt {
@@ -458,14 +459,45 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
     // The shared folder (migrate-shared) is never rebased.
     const RebasePlan rebase = target.shared ? RebasePlan{} : rebase_plan(folder, kernel.manifest().migrations);
     MigrateReport report;
-    report.tenants.resize(tenants.size());
+    const bool streamed = static_cast<bool>(options.on_result);
+    if (!streamed) report.tenants.resize(tenants.size());
 
-    const FleetStatus fleet = fleet_status(kernel, tenants, folder, target);
+    // Counts each final result and hands it on (or keeps it in place, when nothing streams them).
+    std::mutex results_mutex;
+    const auto finished = [&](size_t i, TenantMigrateResult&& r, bool started) {
+        std::lock_guard lock(results_mutex);
+        ++report.total;
+        if (r.outcome == TenantOutcome::failed) ++report.failed;
+        else if (r.outcome == TenantOutcome::skipped) ++report.skipped;
+        else ++report.succeeded;
+        if (!r.converted_from.empty()) ++report.converted;
+        // A failed tenant's list holds what committed before its failure: applied all the same.
+        if (r.outcome == TenantOutcome::migrated || r.outcome == TenantOutcome::failed)
+            report.migrations_applied += r.applied.size();
+        if (started && options.tenant_finished) options.tenant_finished(r);
+        if (streamed) options.on_result(r);
+        else report.tenants[i] = std::move(r);
+    };
+
+    // What the run keeps of each tenant it will work on: its index, and the format (a few labels,
+    // interned) and first-migration kind it was read with.
     std::vector<size_t> todo;
     std::vector<bool> first_no_transaction(tenants.size(), false);
-    for (size_t i = 0; i < tenants.size(); ++i) {
-        const auto& st = fleet.tenants[i];
-        auto& r = report.tenants[i];
+    std::vector<std::string> labels;
+    std::vector<uint16_t> label_of(tenants.size(), 0);
+    const auto intern = [&](const std::string& label) {
+        const auto it = std::find(labels.begin(), labels.end(), label);
+        if (it != labels.end()) return static_cast<uint16_t>(it - labels.begin());
+        labels.push_back(label);
+        return static_cast<uint16_t>(labels.size() - 1);
+    };
+    std::set<std::string> canaries(options.rollout.canary_ids.begin(), options.rollout.canary_ids.end());
+    std::set<std::string> canaries_failed;  // --canary ids that failed their checks before the run
+
+    size_t next = 0;
+    stream_fleet_status(kernel, tenants, folder, target, [&](const TenantStatus& st) {
+        const size_t i = next++;
+        TenantMigrateResult r;
         r.tenant = tenants[i];
         r.format = st.format;
         // Applied for mtctl (found by hash), so not run again; but a tool that reads the table by
@@ -514,22 +546,44 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
             if (convert) r.converted_from = st.convert_from;
         } else {
             todo.push_back(i);
+            label_of[i] = intern(r.format);
             const Migration* first = pending.empty() ? nullptr : folder.find_by_name(pending.front());
             first_no_transaction[i] = first && first->no_transaction;
+            return;
         }
-    }
+        if (r.outcome == TenantOutcome::failed && canaries.count(r.tenant.id)) canaries_failed.insert(r.tenant.id);
+        finished(i, std::move(r), false);
+    });
 
-    if (!todo.empty() && !(options.fail_fast && std::any_of(report.tenants.begin(), report.tenants.end(), [](auto& t) {
-            return t.outcome == TenantOutcome::failed;
-        }))) {
-        run_rollout(tenants, todo, options, report, [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
-            TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i]).run(conn, report.tenants[i]);
-            return report.tenants[i].outcome != TenantOutcome::failed;
-        });
+    const auto result_of = [&](size_t i, TenantOutcome outcome) {
+        TenantMigrateResult r;
+        r.tenant = tenants[i];
+        r.format = labels[label_of[i]];
+        r.outcome = outcome;
+        return r;
+    };
+    if (!todo.empty() && !(options.fail_fast && report.failed > 0)) {
+        RolloutStart before;
+        before.failed = report.failed;
+        for (const auto& id : options.rollout.canary_ids)
+            if (canaries_failed.count(id)) {
+                before.canary_failed = id;
+                break;
+            }
+        run_rollout(
+            tenants, todo, options, before, report.rollout,
+            [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
+                auto r = result_of(i, TenantOutcome::up_to_date);
+                TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i]).run(conn, r);
+                const bool ok = r.outcome != TenantOutcome::failed;
+                finished(i, std::move(r), true);
+                return ok;
+            },
+            [&](size_t i) { finished(i, result_of(i, TenantOutcome::skipped), false); });
     } else {
-        for (size_t i : todo) report.tenants[i].outcome = TenantOutcome::skipped;
+        for (size_t i : todo) finished(i, result_of(i, TenantOutcome::skipped), false);
     }
-    summarise(report, start);
+    report.duration_ms = ms_since(start);
     return report;
 }
 

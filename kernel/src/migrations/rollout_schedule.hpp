@@ -6,17 +6,25 @@
 #include <functional>
 #include <memory>
 #include <pqxx/pqxx>
+#include <string>
 #include <vector>
 
 namespace mt {
 
+// What the run found before it started any tenant.
+struct RolloutStart {
+    size_t failed = 0;          // tenants that failed their checks (they spend the budget too)
+    std::string canary_failed;  // the first --canary id (in the order given) among them
+};
+
 // Runs work(index, connection) for the tenants in todo (ascending: discovery order): the canary
-// first, one at a time, then each wave with options.concurrency workers, holding back (outcome
-// skipped) every tenant not started once the canary failed, the budget is spent, a wave without a
-// budget failed, or --fail-fast saw a failure. Fills report.rollout; calls options.tenant_finished
-// as each started tenant finishes. work returns false when the tenant failed.
+// first, one at a time, then each wave with options.concurrency workers, holding back (held_back
+// is called for it) every tenant not started once the canary failed, the budget is spent, a wave
+// without a budget failed, or --fail-fast saw a failure. Fills summary. work reports its tenant's
+// result itself and returns false when the tenant failed.
 void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo, const MigrateOptions& options,
-                 MigrateReport& report,
-                 const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work);
+                 const RolloutStart& before, RolloutSummary& summary,
+                 const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work,
+                 const std::function<void(size_t)>& held_back);
 
 }  // namespace mt

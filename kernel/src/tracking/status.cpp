@@ -1,5 +1,6 @@
-// Fleet status in a few batched queries: one for every tenant's tracking-table columns, then one
-// UNION ALL per format and chunk of tenants for the records. No round trip per tenant.
+// Fleet status in a few batched queries per batch of tenants: one for the tracking tables' columns,
+// then one UNION ALL per format and chunk of tenants for the records. No round trip per tenant, and
+// no more than one batch held at once.
 #include "tracking/tables.hpp"
 
 #include <mt/base/errors.hpp>
@@ -10,6 +11,8 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 
 namespace mt {
@@ -211,22 +214,93 @@ void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<T
     for (auto* st : statuses) classify(*st, folder);
 }
 
-FleetStatus fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
-                         const TrackingTarget& target) {
-    const auto start = std::chrono::steady_clock::now();
-    FleetStatus fleet;
-    fleet.tenants.resize(tenants.size());
-    for (size_t i = 0; i < tenants.size(); ++i) fleet.tenants[i].tenant = tenants[i];
-    for (const auto& [server, indices] : group_by_server(tenants)) {
-        auto conn = kernel.connect(server);
-        // One snapshot for the whole fleet on this server.
-        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*conn);
-        std::vector<TenantStatus*> statuses;
-        for (size_t i : indices) statuses.push_back(&fleet.tenants[i]);
-        fill_status(kernel, tx, statuses, folder, target);
+namespace {
+
+// A fresh backend for the reads after this many tenants: one that has opened thousands of tracking
+// tables carries their catalog caches and gets slower (migrate's workers do the same).
+constexpr size_t kTenantsPerReadSession = 10000;
+
+// The reads of one server's tenants, batch after batch, all in one snapshot (see stream_fleet_status).
+class SnapshotReader {
+public:
+    // several: more than one batch will be read; one batch needs no exported snapshot.
+    SnapshotReader(const Kernel& kernel, std::optional<std::string> server, bool several)
+        : kernel_(kernel), server_(std::move(server)) {
+        conn_ = kernel_.connect(server_);
+        if (!several) return;
+        holder_ = kernel_.connect(server_);
+        held_.emplace(*holder_);
+        snapshot_ = held_->exec("SELECT pg_export_snapshot()")[0][0].as<std::string>();
+    }
+
+    template <class F>
+    void read(size_t tenants, F&& fn) {
+        if (!conn_ || !conn_->is_open() || (uses_ += tenants) > kTenantsPerReadSession) {
+            conn_ = kernel_.connect(server_);
+            uses_ = tenants;
+        }
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*conn_);
+        // SET TRANSACTION SNAPSHOT takes no parameters; the id is the server's own, quoted.
+        if (!snapshot_.empty()) tx.exec("SET TRANSACTION SNAPSHOT " + tx.quote(snapshot_));
+        fn(tx);
         tx.commit();
     }
-    fleet.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+
+    void finish() {
+        if (held_) held_->commit();
+        held_.reset();
+    }
+
+private:
+    const Kernel& kernel_;
+    std::optional<std::string> server_;
+    std::unique_ptr<pqxx::connection> conn_;
+    size_t uses_ = 0;
+    std::unique_ptr<pqxx::connection> holder_;  // declared before held_: outlives it
+    std::optional<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>> held_;
+    std::string snapshot_;
+};
+
+}  // namespace
+
+double stream_fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+                           const TrackingTarget& target, const TenantStatusSink& sink) {
+    const auto start = std::chrono::steady_clock::now();
+    std::map<std::optional<std::string>, size_t> per_server;
+    for (const auto& t : tenants) ++per_server[t.server];
+    // Every server is connected to (and its snapshot taken) before the first batch: an unreachable
+    // one fails the whole read up front, and the snapshots are taken at about the same moment.
+    std::map<std::optional<std::string>, std::unique_ptr<SnapshotReader>> readers;
+    for (const auto& [server, n] : per_server)
+        readers.emplace(server, std::make_unique<SnapshotReader>(kernel, server, n > kStatusBatch));
+
+    std::vector<TenantStatus> batch;
+    std::map<std::optional<std::string>, std::vector<TenantStatus*>> groups;
+    for (size_t begin = 0; begin < tenants.size(); begin += kStatusBatch) {
+        const size_t end = std::min(tenants.size(), begin + kStatusBatch);
+        batch.clear();
+        batch.resize(end - begin);
+        groups.clear();
+        for (size_t k = 0; k < batch.size(); ++k) {
+            batch[k].tenant = tenants[begin + k];
+            groups[batch[k].tenant.server].push_back(&batch[k]);
+        }
+        for (auto& [server, statuses] : groups)
+            readers.at(server)->read(statuses.size(), [&](pqxx::transaction_base& tx) {
+                fill_status(kernel, tx, statuses, folder, target);
+            });
+        for (const auto& st : batch) sink(st);
+    }
+    for (auto& [server, reader] : readers) reader->finish();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+FleetStatus fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+                         const TrackingTarget& target) {
+    FleetStatus fleet;
+    fleet.tenants.reserve(tenants.size());
+    fleet.duration_ms = stream_fleet_status(kernel, tenants, folder, target,
+                                            [&](const TenantStatus& st) { fleet.tenants.push_back(st); });
     return fleet;
 }
 

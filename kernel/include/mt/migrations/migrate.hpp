@@ -30,6 +30,12 @@ struct MigrateOptions {
     RolloutOptions rollout;
     // Called as each tenant the run works on finishes (from worker threads, serialised): the run ledger.
     std::function<void(const TenantMigrateResult&)> tenant_finished;
+    // Receives every tenant's final result once, as soon as it is final (serialised; after
+    // tenant_finished for a tenant the run worked on): first the tenants that need no work or fail
+    // their checks, in the order given, as the fleet is read; then the others in the order they
+    // finish or are held back. When set, MigrateReport::tenants stays empty and only the counts are
+    // kept, so that memory does not grow with the fleet.
+    std::function<void(const TenantMigrateResult&)> on_result;
 };
 
 enum class TenantOutcome { migrated, up_to_date, would_migrate, failed, skipped };
@@ -65,7 +71,7 @@ struct DryRunPreview {
 };
 
 struct MigrateReport {
-    std::vector<TenantMigrateResult> tenants;
+    std::vector<TenantMigrateResult> tenants;  // in the order given; empty when MigrateOptions::on_result received them
     size_t total = 0, succeeded = 0, failed = 0, skipped = 0;
     size_t migrations_applied = 0;
     size_t converted = 0;  // tenants whose tracking table was (with --dry-run: would be) auto-converted
