@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -462,8 +463,15 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
     const bool streamed = static_cast<bool>(options.on_result);
     if (!streamed) report.tenants.resize(tenants.size());
 
-    // Counts each final result and hands it on (or keeps it in place, when nothing streams them).
+    // Counts each final result and hands it on in the order of `tenants` (or keeps it in place, when
+    // nothing streams them). A result that is final before an earlier tenant's waits for it: an
+    // up-to-date one found by the fleet read as one byte (its format label), any other in full.
     std::mutex results_mutex;
+    constexpr uint8_t kNotFinal = 0, kHeld = 1, kUpToDate = 2;  // kUpToDate + the format label's index
+    std::vector<uint8_t> final_state(streamed ? tenants.size() : 0, kNotFinal);
+    std::map<size_t, TenantMigrateResult> held;
+    std::vector<std::string> labels;  // format labels, interned
+    size_t cursor = 0;                // the next tenant to hand on
     const auto finished = [&](size_t i, TenantMigrateResult&& r, bool started) {
         std::lock_guard lock(results_mutex);
         ++report.total;
@@ -475,15 +483,36 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
         if (r.outcome == TenantOutcome::migrated || r.outcome == TenantOutcome::failed)
             report.migrations_applied += r.applied.size();
         if (started && options.tenant_finished) options.tenant_finished(r);
-        if (streamed) options.on_result(r);
-        else report.tenants[i] = std::move(r);
+        if (!streamed) {
+            report.tenants[i] = std::move(r);
+            return;
+        }
+        const auto label = std::find(labels.begin(), labels.end(), r.format);
+        if (!started && r.outcome == TenantOutcome::up_to_date && r.converted_from.empty() && r.error.empty() &&
+            label != labels.end() && label - labels.begin() < 255 - kUpToDate) {
+            final_state[i] = static_cast<uint8_t>(kUpToDate + (label - labels.begin()));
+        } else {
+            held.emplace(i, std::move(r));
+            final_state[i] = kHeld;
+        }
+        for (; cursor < tenants.size() && final_state[cursor] != kNotFinal; ++cursor) {
+            if (final_state[cursor] == kHeld) {
+                const auto it = held.find(cursor);
+                options.on_result(it->second);
+                held.erase(it);
+                continue;
+            }
+            TenantMigrateResult up;
+            up.tenant = tenants[cursor];
+            up.format = labels[final_state[cursor] - kUpToDate];
+            options.on_result(up);
+        }
     };
 
     // What the run keeps of each tenant it will work on: its index, and the format (a few labels,
     // interned) and first-migration kind it was read with.
     std::vector<size_t> todo;
     std::vector<bool> first_no_transaction(tenants.size(), false);
-    std::vector<std::string> labels;
     std::vector<uint16_t> label_of(tenants.size(), 0);
     const auto intern = [&](const std::string& label) {
         const auto it = std::find(labels.begin(), labels.end(), label);
@@ -552,6 +581,7 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
             return;
         }
         if (r.outcome == TenantOutcome::failed && canaries.count(r.tenant.id)) canaries_failed.insert(r.tenant.id);
+        intern(r.format);
         finished(i, std::move(r), false);
     });
 

@@ -10,8 +10,12 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <condition_variable>
+#include <exception>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <optional>
 #include <set>
 
@@ -19,7 +23,9 @@ namespace mt {
 
 namespace {
 constexpr size_t kColumnChunk = 5000;  // schemas per catalog query
-constexpr size_t kRecordChunk = 250;   // tracking tables per UNION ALL query
+// Tracking tables per UNION ALL query: planning such a query grows faster than its branch count
+// (measured warm, per table: 0.4 ms at 25 branches, 1 ms at 100, 2 ms at 250), so small chunks.
+constexpr size_t kRecordChunk = 25;
 }  // namespace
 
 TrackingTarget TrackingTarget::tenants(const Manifest& m) {
@@ -219,19 +225,36 @@ namespace {
 // A fresh backend for the reads after this many tenants: one that has opened thousands of tracking
 // tables carries their catalog caches and gets slower (migrate's workers do the same).
 constexpr size_t kTenantsPerReadSession = 10000;
+// Batches read at once, each on its own connection: reading is the server's work, and planning the
+// reads of thousands of tables keeps one backend busy; two use both cores of a small server.
+constexpr size_t kReaders = 2;
 
-// The reads of one server's tenants, batch after batch, all in one snapshot (see stream_fleet_status).
-class SnapshotReader {
+// One server's snapshot for a read of several batches: exported from a read-only repeatable-read
+// transaction held open until the read ends.
+class ExportedSnapshot {
 public:
-    // several: more than one batch will be read; one batch needs no exported snapshot.
-    SnapshotReader(const Kernel& kernel, std::optional<std::string> server, bool several)
-        : kernel_(kernel), server_(std::move(server)) {
-        conn_ = kernel_.connect(server_);
-        if (!several) return;
-        holder_ = kernel_.connect(server_);
+    ExportedSnapshot(const Kernel& kernel, const std::optional<std::string>& server) : holder_(kernel.connect(server)) {
         held_.emplace(*holder_);
-        snapshot_ = held_->exec("SELECT pg_export_snapshot()")[0][0].as<std::string>();
+        id_ = held_->exec("SELECT pg_export_snapshot()")[0][0].as<std::string>();
     }
+    const std::string& id() const { return id_; }
+    void finish() {
+        if (held_) held_->commit();
+        held_.reset();
+    }
+
+private:
+    std::unique_ptr<pqxx::connection> holder_;  // declared before held_: outlives it
+    std::optional<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>> held_;
+    std::string id_;
+};
+
+// One reader's connection to one server: each batch in its own short transaction, in the server's
+// exported snapshot when there is one.
+class BatchReader {
+public:
+    BatchReader(const Kernel& kernel, std::optional<std::string> server, const ExportedSnapshot* snapshot)
+        : kernel_(kernel), server_(std::move(server)), snapshot_(snapshot) {}
 
     template <class F>
     void read(size_t tenants, F&& fn) {
@@ -241,24 +264,17 @@ public:
         }
         pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*conn_);
         // SET TRANSACTION SNAPSHOT takes no parameters; the id is the server's own, quoted.
-        if (!snapshot_.empty()) tx.exec("SET TRANSACTION SNAPSHOT " + tx.quote(snapshot_));
+        if (snapshot_) tx.exec("SET TRANSACTION SNAPSHOT " + tx.quote(snapshot_->id()));
         fn(tx);
         tx.commit();
-    }
-
-    void finish() {
-        if (held_) held_->commit();
-        held_.reset();
     }
 
 private:
     const Kernel& kernel_;
     std::optional<std::string> server_;
+    const ExportedSnapshot* snapshot_;
     std::unique_ptr<pqxx::connection> conn_;
     size_t uses_ = 0;
-    std::unique_ptr<pqxx::connection> holder_;  // declared before held_: outlives it
-    std::optional<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>> held_;
-    std::string snapshot_;
 };
 
 }  // namespace
@@ -266,32 +282,105 @@ private:
 double stream_fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
                            const TrackingTarget& target, const TenantStatusSink& sink) {
     const auto start = std::chrono::steady_clock::now();
+    const size_t batches = (tenants.size() + kStatusBatch - 1) / kStatusBatch;
     std::map<std::optional<std::string>, size_t> per_server;
     for (const auto& t : tenants) ++per_server[t.server];
     // Every server is connected to (and its snapshot taken) before the first batch: an unreachable
     // one fails the whole read up front, and the snapshots are taken at about the same moment.
-    std::map<std::optional<std::string>, std::unique_ptr<SnapshotReader>> readers;
-    for (const auto& [server, n] : per_server)
-        readers.emplace(server, std::make_unique<SnapshotReader>(kernel, server, n > kStatusBatch));
-
-    std::vector<TenantStatus> batch;
-    std::map<std::optional<std::string>, std::vector<TenantStatus*>> groups;
-    for (size_t begin = 0; begin < tenants.size(); begin += kStatusBatch) {
-        const size_t end = std::min(tenants.size(), begin + kStatusBatch);
-        batch.clear();
-        batch.resize(end - begin);
-        groups.clear();
-        for (size_t k = 0; k < batch.size(); ++k) {
-            batch[k].tenant = tenants[begin + k];
-            groups[batch[k].tenant.server].push_back(&batch[k]);
-        }
-        for (auto& [server, statuses] : groups)
-            readers.at(server)->read(statuses.size(), [&](pqxx::transaction_base& tx) {
-                fill_status(kernel, tx, statuses, folder, target);
-            });
-        for (const auto& st : batch) sink(st);
+    std::map<std::optional<std::string>, std::unique_ptr<ExportedSnapshot>> snapshots;
+    for (const auto& [server, n] : per_server) {
+        if (n > kStatusBatch) snapshots.emplace(server, std::make_unique<ExportedSnapshot>(kernel, server));
+        else if (per_server.size() > 1) kernel.connect(server);
     }
-    for (auto& [server, reader] : readers) reader->finish();
+
+    // Reads batch b into statuses (one reader's connections, by server).
+    using Readers = std::map<std::optional<std::string>, std::unique_ptr<BatchReader>>;
+    const auto read_batch = [&](size_t b, std::vector<TenantStatus>& statuses, Readers& readers) {
+        const size_t begin = b * kStatusBatch, end = std::min(tenants.size(), begin + kStatusBatch);
+        statuses.clear();
+        statuses.resize(end - begin);
+        std::map<std::optional<std::string>, std::vector<TenantStatus*>> groups;
+        for (size_t k = 0; k < statuses.size(); ++k) {
+            statuses[k].tenant = tenants[begin + k];
+            groups[statuses[k].tenant.server].push_back(&statuses[k]);
+        }
+        for (auto& [server, group] : groups) {
+            auto& reader = readers[server];
+            if (!reader) {
+                const auto snapshot = snapshots.find(server);
+                reader = std::make_unique<BatchReader>(kernel, server,
+                                                       snapshot == snapshots.end() ? nullptr : snapshot->second.get());
+            }
+            reader->read(group.size(), [&](pqxx::transaction_base& tx) { fill_status(kernel, tx, group, folder, target); });
+        }
+    };
+
+    const size_t parallel = std::min(kReaders, batches);
+    if (parallel <= 1) {
+        Readers readers;
+        std::vector<TenantStatus> statuses;
+        for (size_t b = 0; b < batches; ++b) {
+            read_batch(b, statuses, readers);
+            for (const auto& st : statuses) sink(st);
+        }
+    } else {
+        // Reader r reads batches r, r + parallel, …; batch b waits until batch b - parallel has been
+        // handed on, so at most `parallel` batches are held; this thread hands them on in order.
+        std::mutex mutex;
+        std::condition_variable changed;
+        std::vector<std::vector<TenantStatus>> slots(parallel);
+        std::vector<bool> ready(parallel, false);
+        size_t emitted = 0;
+        bool stop = false;
+        std::exception_ptr failure;
+        {
+            std::vector<std::jthread> threads;
+            for (size_t r = 0; r < parallel; ++r)
+                threads.emplace_back([&, r] {
+                    Readers readers;
+                    std::vector<TenantStatus> statuses;
+                    try {
+                        for (size_t b = r; b < batches; b += parallel) {
+                            read_batch(b, statuses, readers);
+                            std::unique_lock lock(mutex);
+                            changed.wait(lock, [&] { return stop || emitted + parallel > b; });
+                            if (stop) return;
+                            std::swap(slots[b % parallel], statuses);
+                            ready[b % parallel] = true;
+                            changed.notify_all();
+                        }
+                    } catch (...) {
+                        std::lock_guard lock(mutex);
+                        if (!failure) failure = std::current_exception();
+                        stop = true;
+                        changed.notify_all();
+                    }
+                });
+            try {
+                for (size_t b = 0; b < batches; ++b) {
+                    std::vector<TenantStatus> batch;
+                    {
+                        std::unique_lock lock(mutex);
+                        changed.wait(lock, [&] { return stop || ready[b % parallel]; });
+                        if (stop) break;
+                        std::swap(batch, slots[b % parallel]);
+                        ready[b % parallel] = false;
+                    }
+                    for (const auto& st : batch) sink(st);
+                    std::lock_guard lock(mutex);
+                    ++emitted;
+                    changed.notify_all();
+                }
+            } catch (...) {
+                std::lock_guard lock(mutex);
+                if (!failure) failure = std::current_exception();
+                stop = true;
+                changed.notify_all();
+            }
+        }  // joins the readers
+        if (failure) std::rethrow_exception(failure);
+    }
+    for (auto& [server, snapshot] : snapshots) snapshot->finish();
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 

@@ -30,11 +30,12 @@ struct MigrateOptions {
     RolloutOptions rollout;
     // Called as each tenant the run works on finishes (from worker threads, serialised): the run ledger.
     std::function<void(const TenantMigrateResult&)> tenant_finished;
-    // Receives every tenant's final result once, as soon as it is final (serialised; after
-    // tenant_finished for a tenant the run worked on): first the tenants that need no work or fail
-    // their checks, in the order given, as the fleet is read; then the others in the order they
-    // finish or are held back. When set, MigrateReport::tenants stays empty and only the counts are
-    // kept, so that memory does not grow with the fleet.
+    // Receives every tenant's final result once, in the order given, as soon as it and every
+    // tenant before it are final (serialised; after tenant_finished for a tenant the run worked
+    // on). When set, MigrateReport::tenants stays empty and only the counts are kept: a result
+    // waiting for an earlier tenant's is held (an up-to-date one as one byte), so that memory does
+    // not grow with the fleet; with --seed, whose shuffled order finishes tenants far from the
+    // order given, more results wait.
     std::function<void(const TenantMigrateResult&)> on_result;
 };
 
