@@ -79,11 +79,11 @@ TEST_CASE("sync --status reports a renamed file as renamed old → new in the ta
     const auto text = p.mtctl("--no-color sync --status");
     INFO(text.out << text.err);
     CHECK(text.exit_code == 0);
-    CHECK(text.out.find("TENANT  SCHEMA    FORMAT  MISSING  ORPHANS  EDITED  RENAMED  OUTCOME\n"
-                        "a       tenant_a  name    0        0        0       1        out-of-sync\n"
-                        "b       tenant_b  name    0        0        0       1        out-of-sync\n") != std::string::npos);
-    CHECK(text.out.find("a:\n  renamed: 0001_posts → 0001_articles (same content)\n"
-                        "b:\n  renamed: 0001_posts → 0001_articles (same content)\n") != std::string::npos);
+    CHECK(text.out.find("TENANT  SCHEMA    FORMAT       MISSING  ORPHANS  EDITED  RENAMED  OUTCOME\n"
+                        "a       tenant_a  name         0        0        0       1        out-of-sync\n"
+                        "  renamed: 0001_posts → 0001_articles (same content)\n"
+                        "b       tenant_b  name         0        0        0       1        out-of-sync\n"
+                        "  renamed: 0001_posts → 0001_articles (same content)\n") != std::string::npos);
     CHECK(text.out.find("sync: 3 tenants, 1 in sync, 2 out of sync (0 missing, 0 orphans, 0 edited, 2 renamed); ") !=
           std::string::npos);
     CHECK(text.out.find("tenant_h") == std::string::npos);
@@ -105,7 +105,7 @@ TEST_CASE("sync --mark-missing rewrites a renamed record's name, keeping its has
     const auto preview = p.mtctl("--no-color sync --mark-missing --dry-run --tenant a");
     INFO(preview.out << preview.err);
     CHECK(preview.exit_code == 0);
-    CHECK(preview.out.find("a:\n  renamed: 0001_posts → 0001_articles (same content)\n"
+    CHECK(preview.out.find("would-repair\n  renamed: 0001_posts → 0001_articles (same content)\n"
                            "  would rename:  0001_posts → 0001_articles\n") != std::string::npos);
     CHECK(preview.out.find("; would mark 0, clean 0, accept 0, rename 1 (1 tenants to repair, 0 failed); ") !=
           std::string::npos);
@@ -137,7 +137,7 @@ TEST_CASE("sync --mark-missing rewrites a renamed record's name, keeping its has
     const auto text = p.mtctl("--no-color sync --mark-missing --tenant b");
     INFO(text.out << text.err);
     CHECK(text.exit_code == 0);
-    CHECK(text.out.find("b:\n  renamed: 0001_posts → 0001_articles (same content)\n"
+    CHECK(text.out.find("repaired\n  renamed: 0001_posts → 0001_articles (same content)\n"
                         "  rename:  0001_posts → 0001_articles\n") != std::string::npos);
     CHECK(text.out.find("; marked 0, cleaned 0, accepted 0, renamed 1 (1 tenants repaired, 0 failed); ") !=
           std::string::npos);

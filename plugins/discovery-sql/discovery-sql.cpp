@@ -15,14 +15,24 @@ public:
 
     std::vector<DiscoveredTenant> discover(Sql& sql) override {
         std::vector<DiscoveredTenant> out;
-        for (const auto& row : sql.exec(query_)) {
+        discover_each(sql, [&](DiscoveredTenant&& t) {
+            out.push_back(std::move(t));
+            return true;
+        });
+        return out;
+    }
+
+    // Row by row: a fleet of 100,000 tenants is never a list in the plugin.
+    void discover_each(Sql& sql, const std::function<bool(DiscoveredTenant&&)>& emit) override {
+        bool more = true;  // the host said stop: the remaining rows are read but not handed on
+        sql.each(query_, {}, [&](Row&& row) {
+            if (!more) return;
             if (row.empty()) throw Error("the discovery query returned no columns; it must return the tenant id first");
             if (!row[0]) throw Error("the discovery query returned a NULL tenant id");
-            DiscoveredTenant t{*row[0], std::nullopt};
-            if (row.size() > 1 && row[1] && !row[1]->empty()) t.server = row[1];
-            out.push_back(std::move(t));
-        }
-        return out;
+            DiscoveredTenant t{std::move(*row[0]), std::nullopt};
+            if (row.size() > 1 && row[1] && !row[1]->empty()) t.server = std::move(row[1]);
+            more = emit(std::move(t));
+        });
     }
 
 private:

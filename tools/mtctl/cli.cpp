@@ -207,6 +207,21 @@ std::string pad(const std::string& s, size_t width) {
     return s.size() >= width ? s : s + std::string(width - s.size(), ' ');
 }
 
+std::pair<size_t, size_t> tenant_widths(const std::vector<mt::Tenant>& tenants) {
+    size_t id = 6, schema = 6;  // "TENANT", "SCHEMA"
+    for (const auto& t : tenants) {
+        id = std::max(id, t.id.size());
+        schema = std::max(schema, t.schema.size());
+    }
+    return {id, schema};
+}
+
+std::string row_text(const std::vector<std::string>& cells, const std::vector<size_t>& widths) {
+    std::string line;
+    for (size_t i = 0; i < cells.size(); ++i) line += i + 1 == cells.size() ? cells[i] : pad(cells[i], widths[i]) + "  ";
+    return line;
+}
+
 std::string seconds(double ms) {
     char text[32];
     std::snprintf(text, sizeof text, "%.2fs", ms / 1000.0);

@@ -14,6 +14,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mtctl {
@@ -93,6 +94,13 @@ std::optional<T> optional_flag(const po::variables_map& vm, const std::string& f
 std::string pad(const std::string& s, size_t width);
 // Renders rows as aligned columns (first row is the header).
 std::string table(const std::vector<std::vector<std::string>>& rows);
+// A streamed table (rows printed as tenants finish) sizes its columns before the first row: the
+// tenant and schema columns from the tenant list, the others fixed.
+inline constexpr size_t kFormatWidth = 11;  // the longest in-tree format label, drizzle-kit
+std::pair<size_t, size_t> tenant_widths(const std::vector<mt::Tenant>& tenants);
+// One row: each cell padded to its width plus two spaces (a wider cell keeps its two spaces), the
+// last cell as it is.
+std::string row_text(const std::vector<std::string>& cells, const std::vector<size_t>& widths);
 // "1.23s", as the summary lines show a duration.
 std::string seconds(double ms);
 

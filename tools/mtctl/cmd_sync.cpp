@@ -72,6 +72,7 @@ json tenant_sync_json(const mt::TenantSync& t) {
     return j;
 }
 
+// Under the tenant's row: what is out of sync and what the flags did (or would do) about it.
 void render_details(const Output& out, const mt::TenantSync& t, bool dry_run) {
     std::vector<std::string> orphans, cleaned;
     for (const auto& r : t.orphans) orphans.push_back(record_label(r));
@@ -110,62 +111,75 @@ int cmd_sync(const Invocation& inv, const Output& out) {
                              "(nothing was changed)");
     options.progress = out.progress("syncing");
 
+    // Each tenant's JSON element, or its row and details, is written as soon as it is final, in
+    // discovery order; only the counts are kept.
+    JsonStream doc(inv.globals.json);
+    bool begun = false;
+    const auto begin = [&] {
+        if (begun) return;
+        begun = true;
+        doc.begin({{"command", "sync"},
+                   {"mode",
+                    {{"mark_missing", options.mark_missing},
+                     {"clean_orphans", options.clean_orphans},
+                     {"dry_run", options.dry_run}}}},
+                  "tenants");
+    };
+    std::vector<size_t> widths;
+    bool header = false;
+    size_t undetectable = 0;
+    options.on_start = [&](const std::vector<mt::Tenant>& tenants, size_t) {
+        const auto [id, schema] = tenant_widths(tenants);
+        widths = {id, schema, kFormatWidth, 7, 7, 6, 7};
+    };
+    options.on_tenant = [&](const mt::TenantSync& t) {
+        begin();
+        if (!t.edits_detectable) ++undetectable;
+        doc.element(tenant_sync_json(t));
+        if (inv.globals.json) return;
+        // Only tenants with something to say, unless -v.
+        if (t.outcome == mt::SyncOutcome::failed) {
+            std::cerr << out.paint("FAIL", "31") << " " << t.tenant.id << " (" << t.tenant.schema << "): " << t.error
+                      << "\n";
+            return;
+        }
+        if ((t.in_sync() && !inv.globals.verbose) || inv.globals.quiet) return;
+        if (!header) {
+            header = true;
+            std::cout << row_text({"TENANT", "SCHEMA", "FORMAT", "MISSING", "ORPHANS", "EDITED", "RENAMED", "OUTCOME"}, widths)
+                      << "\n";
+        }
+        std::cout << row_text({t.tenant.id, t.tenant.schema, t.format.empty() ? "?" : t.format,
+                               std::to_string(t.missing.size()), std::to_string(t.orphans.size()),
+                               std::to_string(t.edited.size()) + (t.edits_detectable ? "" : "?"),
+                               std::to_string(t.renamed.size()), mt::to_string(t.outcome)},
+                              widths)
+                  << "\n";
+        if (!t.in_sync()) render_details(out, t, options.dry_run);
+        std::cout.flush();
+    };
+
     const auto report = mt::command::sync(inv.globals.manifest_input(), options);
 
-    json list = json::array();
-    size_t undetectable = 0;
-    for (const auto& t : report.tenants) {
-        list.push_back(tenant_sync_json(t));
-        if (!t.edits_detectable) ++undetectable;
-    }
-    out.json({{"command", "sync"},
-              {"mode",
-               {{"mark_missing", options.mark_missing},
-                {"clean_orphans", options.clean_orphans},
-                {"dry_run", options.dry_run}}},
-              {"tenants", list},
-              {"summary",
-               {{"total", report.total},
-                {"in_sync", report.in_sync},
-                {"out_of_sync", report.out_of_sync},
-                {"missing", report.missing},
-                {"orphans", report.orphans},
-                {"edited", report.edited},
-                {"renamed", report.renamed},
-                {"repaired", report.repaired},
-                {"failed", report.failed},
-                {"marked", report.marked},
-                {"cleaned", report.cleaned},
-                {"accepted", report.accepted},
-                {"rewritten", report.rewritten},
-                {"edits_undetectable", undetectable},
-                {"duration_ms", report.duration_ms}}}});
+    begin();
+    doc.end({{"summary",
+              {{"total", report.total},
+               {"in_sync", report.in_sync},
+               {"out_of_sync", report.out_of_sync},
+               {"missing", report.missing},
+               {"orphans", report.orphans},
+               {"edited", report.edited},
+               {"renamed", report.renamed},
+               {"repaired", report.repaired},
+               {"failed", report.failed},
+               {"marked", report.marked},
+               {"cleaned", report.cleaned},
+               {"accepted", report.accepted},
+               {"rewritten", report.rewritten},
+               {"edits_undetectable", undetectable},
+               {"duration_ms", report.duration_ms}}}});
 
     if (!inv.globals.json) {
-        // Only tenants with something to say, unless -v.
-        std::vector<std::vector<std::string>> rows{{"TENANT", "SCHEMA", "FORMAT", "MISSING", "ORPHANS", "EDITED", "RENAMED", "OUTCOME"}};
-        std::vector<const mt::TenantSync*> shown;
-        for (const auto& t : report.tenants) {
-            if (t.outcome == mt::SyncOutcome::failed) {
-                std::cerr << out.paint("FAIL", "31") << " " << t.tenant.id << " (" << t.tenant.schema
-                          << "): " << t.error << "\n";
-                continue;
-            }
-            if (t.in_sync() && !inv.globals.verbose) continue;
-            shown.push_back(&t);
-            rows.push_back({t.tenant.id, t.tenant.schema, t.format.empty() ? "?" : t.format,
-                            std::to_string(t.missing.size()), std::to_string(t.orphans.size()),
-                            std::to_string(t.edited.size()) + (t.edits_detectable ? "" : "?"),
-                            std::to_string(t.renamed.size()), mt::to_string(t.outcome)});
-        }
-        if (!shown.empty() && !inv.globals.quiet) {
-            std::cout << table(rows);
-            for (const auto* t : shown) {
-                if (t->in_sync()) continue;
-                out.info(t->tenant.id + ":");
-                render_details(out, *t, options.dry_run);
-            }
-        }
         std::string line = "sync" + std::string(options.dry_run ? " (dry run)" : "") + ": " +
                            std::to_string(report.total) + " tenants, " + std::to_string(report.in_sync) +
                            " in sync, " + std::to_string(report.out_of_sync) + " out of sync (" +

@@ -60,88 +60,112 @@ json result_json(const mt::TenantMigrateResult& r) {
     return j;
 }
 
-// Renders a migrate / convert report; returns the exit code (1 when any tenant failed).
-int render_report(const Output& out, const std::string& command, const mt::MigrateReport& report, bool dry_run) {
-    json tenants = json::array();
-    for (const auto& r : report.tenants) tenants.push_back(result_json(r));
-    json doc{{"command", command},
-             {"dry_run", dry_run},
-             {"tenants", tenants},
-             {"summary",
-              {{"total", report.total},
-               {"succeeded", report.succeeded},
-               {"failed", report.failed},
-               {"skipped", report.skipped},
-               {"migrations_applied", report.migrations_applied},
-               {"converted", report.converted},
-               {"duration_ms", report.duration_ms}}}};
-    if (command == "migrate") rollout_json(report, doc["summary"]);
-    if (report.preview) {
-        const auto& p = *report.preview;
-        json steps = json::array();
-        for (const auto& step : p.steps) steps.push_back({{"migration", step.migration}, {"statements", step.statements}});
-        doc["preview"] = {{"tenant", p.tenant.id},
-                          {"schema", p.tenant.schema},
-                          {"rebased", p.rebased},
-                          {"rebase_reason", p.rebase_reason},
-                          {"migrations", steps},
-                          {"other_tenants", p.other_tenants}};
-    }
-    out.json(doc);
-    for (const auto& r : report.tenants) {
+// Renders a migrate / convert run: each tenant's JSON element and line as its result comes (tenant),
+// then the summary (finish). Keeps nothing per tenant.
+class ReportWriter {
+public:
+    ReportWriter(const Output& out, std::string command, bool dry_run)
+        : out_(out), command_(std::move(command)), dry_run_(dry_run), doc_(out.globals().json) {}
+
+    void tenant(const mt::TenantMigrateResult& r) {
+        begin();
+        doc_.element(result_json(r));
         std::string names;
         for (const auto& n : r.applied) names += (names.empty() ? "" : ", ") + n;
         if (!r.converted_from.empty() && r.outcome != mt::TenantOutcome::failed)
-            out.info((dry_run ? "plan " : "conv ") + r.tenant.id + ": tracking table " +
-                     (dry_run ? "would be converted" : "converted") + " from the " + r.converted_from + " format to " +
-                     r.format + " (migrations.auto_convert)");
+            out_.info((dry_run_ ? "plan " : "conv ") + r.tenant.id + ": tracking table " +
+                      (dry_run_ ? "would be converted" : "converted") + " from the " + r.converted_from + " format to " +
+                      r.format + " (migrations.auto_convert)");
         switch (r.outcome) {
             case mt::TenantOutcome::failed:
-                std::cerr << out.paint("FAIL", "31") << " " << r.tenant.id << " (" << r.tenant.schema << ")"
+                std::cerr << out_.paint("FAIL", "31") << " " << r.tenant.id << " (" << r.tenant.schema << ")"
                           << (r.failed_migration.empty() ? "" : " at " + r.failed_migration) << ": " << r.error
                           << "\n";
                 break;
             case mt::TenantOutcome::migrated:
-                out.info(out.paint("ok", "32") + "   " + r.tenant.id + ": " + names);
+                out_.info(out_.paint("ok", "32") + "   " + r.tenant.id + ": " + names);
                 break;
             case mt::TenantOutcome::would_migrate:
-                out.info("plan " + r.tenant.id + ": " + names);
+                out_.info("plan " + r.tenant.id + ": " + names);
                 break;
             case mt::TenantOutcome::up_to_date:
-                if (out.globals().verbose) out.info("ok   " + r.tenant.id + ": up to date");
+                if (out_.globals().verbose) out_.info("ok   " + r.tenant.id + ": up to date");
                 break;
             case mt::TenantOutcome::skipped:
-                if (out.globals().verbose || !r.error.empty())
-                    out.info("skip " + r.tenant.id + (r.error.empty() ? "" : ": " + r.error));
+                if (out_.globals().verbose || !r.error.empty())
+                    out_.info("skip " + r.tenant.id + (r.error.empty() ? "" : ": " + r.error));
                 break;
         }
+        std::cout.flush();
     }
-    if (report.preview) {
-        const auto& p = *report.preview;
-        out.info("");
-        out.info("-- SQL for " + p.tenant.id + " (" + p.tenant.schema + "), as it would run; " +
-                 (p.rebased ? "rebased: " : "not rebased: ") + p.rebase_reason);
-        for (const auto& step : p.steps) {
-            out.info("-- " + step.migration);
-            for (const auto& statement : step.statements) out.info(statement + "\n--> statement-breakpoint");
+
+    // The summary (and a dry run's preview); returns the exit code (1 when any tenant failed).
+    int finish(const mt::MigrateReport& report) {
+        for (const auto& r : report.tenants) tenant(r);  // a report that was not streamed
+        begin();
+        json summary{{"total", report.total},
+                     {"succeeded", report.succeeded},
+                     {"failed", report.failed},
+                     {"skipped", report.skipped},
+                     {"migrations_applied", report.migrations_applied},
+                     {"converted", report.converted},
+                     {"duration_ms", report.duration_ms}};
+        if (command_ == "migrate") rollout_json(report, summary);
+        json tail{{"summary", summary}};
+        if (report.preview) {
+            const auto& p = *report.preview;
+            json steps = json::array();
+            for (const auto& step : p.steps) steps.push_back({{"migration", step.migration}, {"statements", step.statements}});
+            tail["preview"] = {{"tenant", p.tenant.id},
+                               {"schema", p.tenant.schema},
+                               {"rebased", p.rebased},
+                               {"rebase_reason", p.rebase_reason},
+                               {"migrations", steps},
+                               {"other_tenants", p.other_tenants}};
         }
-        if (p.other_tenants)
-            out.info("-- … and " + std::to_string(p.other_tenants) + " more tenant" + (p.other_tenants == 1 ? "" : "s") +
-                     ": the same migrations, in each tenant's own schema");
-        out.info("");
+        doc_.end(tail);
+        if (report.preview) {
+            const auto& p = *report.preview;
+            out_.info("");
+            out_.info("-- SQL for " + p.tenant.id + " (" + p.tenant.schema + "), as it would run; " +
+                      (p.rebased ? "rebased: " : "not rebased: ") + p.rebase_reason);
+            for (const auto& step : p.steps) {
+                out_.info("-- " + step.migration);
+                for (const auto& statement : step.statements) out_.info(statement + "\n--> statement-breakpoint");
+            }
+            if (p.other_tenants)
+                out_.info("-- … and " + std::to_string(p.other_tenants) + " more tenant" + (p.other_tenants == 1 ? "" : "s") +
+                          ": the same migrations, in each tenant's own schema");
+            out_.info("");
+        }
+        out_.line(command_ + (dry_run_ ? " (dry run)" : "") + ": " + std::to_string(report.total) + " tenants, " +
+                  std::to_string(report.succeeded) + " succeeded, " + std::to_string(report.failed) + " failed, " +
+                  std::to_string(report.skipped) + " skipped; " + std::to_string(report.migrations_applied) +
+                  " migrations" +
+                  (report.converted ? ", " + std::to_string(report.converted) + " tracking tables " +
+                                          (dry_run_ ? "to convert" : "converted")
+                                    : std::string()) +
+                  " in " + seconds(report.duration_ms));
+        if (command_ == "migrate") rollout_lines(out_, report);
+        // A run the throttle stopped did not do what was asked, even with no tenant failed.
+        return report.failed || report.rollout.stop == mt::RolloutStop::throttle_timeout ? 1 : 0;
     }
-    out.line(command + (dry_run ? " (dry run)" : "") + ": " + std::to_string(report.total) + " tenants, " +
-             std::to_string(report.succeeded) + " succeeded, " + std::to_string(report.failed) + " failed, " +
-             std::to_string(report.skipped) + " skipped; " + std::to_string(report.migrations_applied) +
-             " migrations" +
-             (report.converted ? ", " + std::to_string(report.converted) + " tracking tables " +
-                                     (dry_run ? "to convert" : "converted")
-                               : std::string()) +
-             " in " + seconds(report.duration_ms));
-    if (command == "migrate") rollout_lines(out, report);
-    // A run the throttle stopped did not do what was asked, even with no tenant failed.
-    return report.failed || report.rollout.stop == mt::RolloutStop::throttle_timeout ? 1 : 0;
-}
+
+private:
+    // The document opens with the first result (or the summary): a run refused before any tenant
+    // prints no partial document.
+    void begin() {
+        if (begun_) return;
+        begun_ = true;
+        doc_.begin({{"command", command_}, {"dry_run", dry_run_}}, "tenants");
+    }
+
+    const Output& out_;
+    std::string command_;
+    bool dry_run_;
+    JsonStream doc_;
+    bool begun_ = false;
+};
 
 }  // namespace
 
@@ -338,20 +362,25 @@ mt::command::MigrateRequest migrate_request(const po::variables_map& vm, const O
 
 }  // namespace
 
+// Each tenant's result is printed as it comes (see MigrateOptions::on_result for the order).
 static int cmd_migrate(const Invocation& inv, const Output& out) {
     po::positional_options_description pos;
     pos.add("run", 1);  // migrate --resume RUN
     const auto vm = parse_options(inv, migrate_options("migrate options", true), &pos);
-    const auto request = migrate_request(vm, out, false);
+    auto request = migrate_request(vm, out, false);
+    ReportWriter writer(out, "migrate", request.dry_run);
+    request.on_result = [&](const mt::TenantMigrateResult& r) { writer.tenant(r); };
     const auto report = mt::command::migrate(inv.globals.manifest_input(), request);
-    return render_report(out, "migrate", report, request.dry_run);
+    return writer.finish(report);
 }
 
 static int cmd_migrate_shared(const Invocation& inv, const Output& out) {
     const auto vm = parse_options(inv, migrate_options("migrate-shared options", false));
-    const auto request = migrate_request(vm, out, true);
+    auto request = migrate_request(vm, out, true);
+    ReportWriter writer(out, "migrate-shared", request.dry_run);
+    request.on_result = [&](const mt::TenantMigrateResult& r) { writer.tenant(r); };
     const auto report = mt::command::migrate(inv.globals.manifest_input(), request);
-    return render_report(out, "migrate-shared", report, request.dry_run);
+    return writer.finish(report);
 }
 
 static int cmd_status(const Invocation& inv, const Output& out) {
@@ -359,48 +388,73 @@ static int cmd_status(const Invocation& inv, const Output& out) {
     add_tenant_selection(desc);
     desc.add_options()("shared", "the shared schema instead of tenants");
     const auto vm = parse_options(inv, desc);
-    const auto [fleet, migrations] =
-        mt::command::status(inv.globals.manifest_input(), {tenant_selection(vm), vm.count("shared") != 0});
 
+    // Each tenant's row (or JSON element) is written as soon as its batch has been read; only the
+    // counts are kept.
+    const bool rows = !inv.globals.json && !inv.globals.quiet;
+    JsonStream doc(inv.globals.json);
     std::map<std::string, size_t> counts;
-    std::vector<std::string> notes;
-    size_t would_convert = 0;
-    json list = json::array();
-    std::vector<std::vector<std::string>> rows{{"TENANT", "SCHEMA", "FORMAT", "APPLIED", "PENDING", "ORPHANS", "STATE"}};
-    for (const auto& st : fleet.tenants) {
+    size_t would_convert = 0, total = 0;
+    std::vector<size_t> widths;
+    mt::command::StatusRequest request;
+    request.scope = {tenant_selection(vm), vm.count("shared") != 0};
+    // Written before the first row, or at the end: a command refused before any tenant was read
+    // prints no partial document.
+    bool begun = false;
+    const auto begin = [&] {
+        if (begun) return;
+        begun = true;
+        doc.begin(json::object(), "tenants");
+        if (rows) std::cout << row_text({"TENANT", "SCHEMA", "FORMAT", "APPLIED", "PENDING", "ORPHANS", "STATE"}, widths)
+                            << "\n";
+    };
+    request.on_start = [&](const std::vector<mt::Tenant>& tenants, size_t) {
+        const auto [id, schema] = tenant_widths(tenants);
+        widths = {id, schema, kFormatWidth, 7, 7, 7};
+    };
+    request.on_tenant = [&](const mt::TenantStatus& st) {
+        begin();
+        ++total;
         ++counts[mt::to_string(st.state)];
-        json orphans = json::array();
-        for (const auto& r : st.orphans)
-            orphans.push_back({{"name", r.name ? json(*r.name) : json(nullptr)}, {"hash", r.hash ? json(*r.hash) : json(nullptr)}});
-        json j = tenant_json(st.tenant);
-        j["format"] = or_null(st.format);
-        j["applied"] = st.applied.size();
-        j["pending"] = st.pending.size();
-        j["orphans"] = st.orphans.size();
-        j["state"] = mt::to_string(st.state);
-        j["convert_from"] = or_null(st.convert_from);
-        j["would_convert"] = st.would_convert;
-        j["pending_migrations"] = st.pending;
-        j["orphan_records"] = orphans;
-        list.push_back(j);
+        if (inv.globals.json) {
+            json orphans = json::array();
+            for (const auto& r : st.orphans)
+                orphans.push_back({{"name", r.name ? json(*r.name) : json(nullptr)}, {"hash", r.hash ? json(*r.hash) : json(nullptr)}});
+            json j = tenant_json(st.tenant);
+            j["format"] = or_null(st.format);
+            j["applied"] = st.applied.size();
+            j["pending"] = st.pending.size();
+            j["orphans"] = st.orphans.size();
+            j["state"] = mt::to_string(st.state);
+            j["convert_from"] = or_null(st.convert_from);
+            j["would_convert"] = st.would_convert;
+            j["pending_migrations"] = st.pending;
+            j["orphan_records"] = orphans;
+            doc.element(j);
+        }
+        if (rows)
+            std::cout << row_text({st.tenant.id, st.tenant.schema, st.format.empty() ? "?" : st.format,
+                                   std::to_string(st.applied.size()), std::to_string(st.pending.size()),
+                                   std::to_string(st.orphans.size()), mt::to_string(st.state)},
+                                  widths)
+                      << "\n";
         if (!st.convert_from.empty()) {
             would_convert += st.would_convert ? 1 : 0;
-            notes.push_back("note: " + st.tenant.id + "'s tracking table is in the " + st.convert_from + " format; " +
-                            (st.would_convert ? "migrate converts it first (migrations.auto_convert = true)"
-                                              : "convert it with mtctl convert-format, or set migrations.auto_convert = true"));
+            out.info("note: " + st.tenant.id + "'s tracking table is in the " + st.convert_from + " format; " +
+                     (st.would_convert ? "migrate converts it first (migrations.auto_convert = true)"
+                                       : "convert it with mtctl convert-format, or set migrations.auto_convert = true"));
         }
-        rows.push_back({st.tenant.id, st.tenant.schema, st.format.empty() ? "?" : st.format,
-                        std::to_string(st.applied.size()), std::to_string(st.pending.size()),
-                        std::to_string(st.orphans.size()), mt::to_string(st.state)});
-    }
-    json summary = {{"total", fleet.tenants.size()}, {"migrations", migrations},
-                    {"would_convert", would_convert}, {"duration_ms", fleet.duration_ms}};
+        if (rows) std::cout.flush();
+    };
+    const auto result = mt::command::status(inv.globals.manifest_input(), request);
+    const size_t migrations = result.migrations;
+
+    json summary = {{"total", total}, {"migrations", migrations},
+                    {"would_convert", would_convert}, {"duration_ms", result.fleet.duration_ms}};
     for (const char* s : {"up-to-date", "behind", "missing-schema", "no-table", "unknown-format"}) summary[s] = counts[s];
-    out.json({{"tenants", list}, {"summary", summary}});
-    if (!inv.globals.json && !inv.globals.quiet) std::cout << table(rows);
-    for (const auto& note : notes) out.info(note);
-    std::string line = std::to_string(fleet.tenants.size()) + " tenants, " + std::to_string(migrations) +
-                       " migrations:";
+    begin();
+    doc.end({{"summary", summary}});
+    std::string line = std::to_string(total) + " tenants, " + std::to_string(migrations) + " migrations:";
     for (const auto& [state, n] : counts) line += " " + std::to_string(n) + " " + state + ",";
     line.pop_back();
     out.line(line);
@@ -420,7 +474,7 @@ static int cmd_convert_format(const Invocation& inv, const Output& out) {
     request.from = optional_flag<std::string>(vm, "from");
     request.dry_run = vm.count("dry-run") != 0;
     const auto report = mt::command::convert_format(inv.globals.manifest_input(), request);
-    return render_report(out, "convert-format", report, request.dry_run);
+    return ReportWriter(out, "convert-format", request.dry_run).finish(report);
 }
 
 namespace {

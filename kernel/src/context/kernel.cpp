@@ -155,17 +155,12 @@ std::unique_ptr<pqxx::connection> Kernel::connect(const std::optional<std::strin
 
 std::vector<Tenant> Kernel::discover_tenants(pqxx::connection& conn) const {
     if (!discovery_) throw InputError("no discovery plugin: set [roles] discovery in the manifest (e.g. discovery-sql)");
-    std::vector<sdk::DiscoveredTenant> found;
-    {
-        pqxx::work tx(conn);
-        tx.exec_params("SELECT set_config('search_path', $1, true)", quote_ident(manifest_.isolation.shared_schema));
-        SqlSession sql(tx);
-        found = discovery_->discover(sql);
-        tx.commit();
-    }
+    // Each tenant becomes a Tenant as the plugin hands it over: a fleet of 100,000 is held once.
     std::vector<Tenant> out;
-    out.reserve(found.size());
-    for (auto& t : found) {
+    pqxx::work tx(conn);
+    tx.exec_params("SELECT set_config('search_path', $1, true)", quote_ident(manifest_.isolation.shared_schema));
+    SqlSession sql(tx);
+    discovery_->discover(sql, [&](sdk::DiscoveredTenant&& t) {
         std::string schema;
         try {
             schema = namer_->schema_name(t.id);
@@ -174,7 +169,8 @@ std::vector<Tenant> Kernel::discover_tenants(pqxx::connection& conn) const {
                                           e.what() + " (fix the tenant list or isolation.tenant_id_pattern)");
         }
         out.push_back(Tenant{std::move(t.id), std::move(schema), std::move(t.server)});
-    }
+    });
+    tx.commit();
     return out;
 }
 

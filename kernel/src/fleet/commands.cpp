@@ -81,31 +81,38 @@ bool manifest_present(const ManifestInput& input) {
 }  // namespace
 
 // The SQL the first tenant with work would run, as it would run; the shared schema is never rebased.
-static std::optional<DryRunPreview> dry_run_preview(const MigrateReport& report, const MigrationFolder& folder,
-                                             const Manifest& m, bool shared) {
-    std::optional<DryRunPreview> preview;
-    RebasePlan plan;
-    plan.reason = "the shared folder is never rebased";
-    if (!shared) plan = rebase_plan(folder, m.migrations);
-    for (const auto& r : report.tenants) {
-        if (r.outcome != TenantOutcome::would_migrate) continue;
-        if (preview) {
-            ++preview->other_tenants;
-            continue;
+// Fed each result of a dry run as it comes, so that a streamed run needs no list of them.
+class PreviewBuilder {
+public:
+    PreviewBuilder(const MigrationFolder& folder, const Manifest& m, bool shared) : folder_(folder) {
+        plan_.reason = "the shared folder is never rebased";
+        if (!shared) plan_ = rebase_plan(folder, m.migrations);
+    }
+
+    void add(const TenantMigrateResult& r) {
+        if (r.outcome != TenantOutcome::would_migrate) return;
+        if (preview_) {
+            ++preview_->other_tenants;
+            return;
         }
-        preview.emplace();
-        preview->tenant = r.tenant;
-        preview->rebased = plan.enabled;
-        preview->rebase_reason = plan.reason;
+        preview_.emplace();
+        preview_->tenant = r.tenant;
+        preview_->rebased = plan_.enabled;
+        preview_->rebase_reason = plan_.reason;
         for (const auto& name : r.applied) {
-            const auto it = std::find_if(folder.migrations.begin(), folder.migrations.end(),
-                                         [&](const Migration& mig) { return mig.name == name; });
-            if (it == folder.migrations.end()) continue;
-            preview->steps.push_back({name, rebased_statements(*it, plan, r.tenant.schema)});
+            const Migration* m = folder_.find_by_name(name);
+            if (!m) continue;
+            preview_->steps.push_back({name, rebased_statements(*m, plan_, r.tenant.schema)});
         }
     }
-    return preview;
-}
+
+    std::optional<DryRunPreview> take() { return std::move(preview_); }
+
+private:
+    const MigrationFolder& folder_;
+    RebasePlan plan_;
+    std::optional<DryRunPreview> preview_;
+};
 
 MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request) {
     return translated([&] {
@@ -123,11 +130,24 @@ MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request)
         options.lock_timeout = m.migrations.lock_timeout;
         options.progress = request.progress;
         options.rollout = request.rollout;
+        options.on_result = request.on_result;
         // A tenant run that changes something goes through the run ledger (fleet/runs.cpp).
         if (!request.scope.shared && !request.dry_run) return migrate_recorded(kernel, request, options);
         const auto [tenants, folder, target] = resolve(kernel, request.scope);
+        std::optional<PreviewBuilder> preview;
+        if (request.dry_run) {
+            preview.emplace(folder, m, target.shared);
+            if (options.on_result)
+                options.on_result = [&preview, next = options.on_result](const TenantMigrateResult& r) {
+                    preview->add(r);
+                    next(r);
+                };
+        }
         MigrateReport report = mt::migrate(kernel, tenants, folder, target, options);
-        if (request.dry_run) report.preview = dry_run_preview(report, folder, m, target.shared);
+        if (preview) {
+            for (const auto& r : report.tenants) preview->add(r);
+            report.preview = preview->take();
+        }
         return report;
     });
 }
@@ -149,13 +169,20 @@ MigrateReport convert_format(const ManifestInput& input, const ConvertRequest& r
     });
 }
 
-StatusResult status(const ManifestInput& input, const Scope& scope) {
+StatusResult status(const ManifestInput& input, const StatusRequest& request) {
     return translated([&] {
         const Kernel kernel(input);
-        const auto [tenants, folder, target] = resolve(kernel, scope);
-        return StatusResult{fleet_status(kernel, tenants, folder, target), folder.migrations.size()};
+        const auto [tenants, folder, target] = resolve(kernel, request.scope);
+        if (request.on_start) request.on_start(tenants, folder.migrations.size());
+        if (!request.on_tenant) return StatusResult{fleet_status(kernel, tenants, folder, target), folder.migrations.size()};
+        StatusResult result;
+        result.migrations = folder.migrations.size();
+        result.fleet.duration_ms = stream_fleet_status(kernel, tenants, folder, target, request.on_tenant);
+        return result;
     });
 }
+
+StatusResult status(const ManifestInput& input, const Scope& scope) { return status(input, StatusRequest{scope, {}, {}}); }
 
 SyncReport sync(const ManifestInput& input, const SyncRequest& request) {
     return translated([&] {
@@ -168,7 +195,9 @@ SyncReport sync(const ManifestInput& input, const SyncRequest& request) {
         options.concurrency = m.migrations.concurrency;
         options.lock_timeout = m.migrations.lock_timeout;
         options.progress = request.progress;
+        options.on_tenant = request.on_tenant;
         const auto [tenants, folder, target] = resolve(kernel, request.scope);
+        if (request.on_start) request.on_start(tenants, folder.migrations.size());
         return sync_tracking(kernel, tenants, folder, target, options);
     });
 }
@@ -189,8 +218,8 @@ SeedReport seed(const ManifestInput& input, const SeedRequest& request) {
 DriftReport diff(const ManifestInput& input, const DiffRequest& request) {
     return translated([&] {
         const Kernel kernel(input);
-        const auto tenants = kernel.select(request.selection.empty() ? TenantSelection{true, {}} : request.selection);
-        return detect_drift(kernel, tenants, request.reference);
+        auto tenants = kernel.select(request.selection.empty() ? TenantSelection{true, {}} : request.selection);
+        return detect_drift(kernel, std::move(tenants), request.reference, request.compact);
     });
 }
 

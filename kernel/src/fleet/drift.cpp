@@ -6,6 +6,7 @@
 
 #include <mt/fleet/drift.hpp>
 #include <mt/base/errors.hpp>
+#include <mt/tracking/status.hpp>
 #include <mt/tracking/migration_folder.hpp>
 #include <mt/plugin_host/sql_session.hpp>
 
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -115,7 +117,8 @@ void finish(SchemaFingerprint& fp) {
 }
 
 // Fingerprints the schemas chunk by chunk, handing each to `sink` as soon as it is complete so
-// that a large fleet never holds every tenant's object list at once.
+// that a large fleet never holds every tenant's object list at once (detect_drift passes at most
+// kStatusBatch schemas per call, so the schema list and the existence query stay small too).
 void fingerprint_each(pqxx::transaction_base& tx, const std::vector<std::string>& schemas, const std::string& exclude,
                       const std::function<void(size_t, SchemaFingerprint&&)>& sink) {
     exec_params(tx, "SELECT set_config('search_path', 'pg_catalog', true)");
@@ -216,79 +219,140 @@ std::vector<DriftDifference> compare_fingerprints(const SchemaFingerprint& expec
     return out;
 }
 
-DriftReport detect_drift(const Kernel& kernel, const std::vector<Tenant>& tenants,
-                         const std::optional<std::string>& reference) {
+DriftReport detect_drift(const Kernel& kernel, std::vector<Tenant> all, const std::optional<std::string>& reference,
+                         bool compact) {
     const auto start = std::chrono::steady_clock::now();
-    std::vector<Tenant> all = tenants;
     if (reference && std::none_of(all.begin(), all.end(), [&](const Tenant& t) { return t.id == *reference; }))
         all.push_back(kernel.tenant(*reference));
     const std::string& exclude = kernel.manifest().migrations.table;
+    constexpr uint32_t none = DriftMembers::kNoSchema;
 
-    // Each tenant's digest; the object list is kept for the first tenant of each digest only.
-    std::vector<std::optional<std::string>> digests(all.size());
-    std::unordered_map<std::string, SchemaFingerprint> representatives;
-    for (const auto& [server, indices] : group_by_server(all)) {
-        auto conn = kernel.connect(server);
-        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*conn);
-        std::vector<std::string> schemas;
-        schemas.reserve(indices.size());
-        for (size_t i : indices) schemas.push_back(all[i].schema);
-        fingerprint_each(tx, schemas, exclude, [&](size_t k, SchemaFingerprint&& fp) {
-            if (!fp.exists) return;
-            digests[indices[k]] = fp.digest;
-            representatives.try_emplace(fp.digest, std::move(fp));
-        });
-        tx.commit();
+    // Each tenant's fingerprint as an index into `representatives`, whose object list is kept for
+    // the first tenant of each digest only; read batch by batch in one snapshot per server.
+    std::vector<uint32_t> found(all.size(), none);
+    std::unordered_map<std::string, uint32_t> by_digest;
+    std::vector<SchemaFingerprint> representatives;
+    struct Reader {
+        std::unique_ptr<pqxx::connection> conn;
+        std::unique_ptr<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>> tx;
+    };
+    std::map<std::optional<std::string>, Reader> readers;
+    std::map<std::optional<std::string>, std::vector<size_t>> batch;
+    std::vector<std::string> schemas;
+    for (size_t begin = 0; begin < all.size(); begin += kStatusBatch) {
+        batch.clear();
+        for (size_t i = begin; i < std::min(all.size(), begin + kStatusBatch); ++i) batch[all[i].server].push_back(i);
+        for (const auto& [server, indices] : batch) {
+            auto& reader = readers[server];
+            if (!reader.conn) {
+                reader.conn = kernel.connect(server);
+                reader.tx = std::make_unique<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>>(*reader.conn);
+            }
+            schemas.clear();
+            for (size_t i : indices) schemas.push_back(all[i].schema);
+            fingerprint_each(*reader.tx, schemas, exclude, [&](size_t k, SchemaFingerprint&& fp) {
+                if (!fp.exists) return;
+                const auto [it, added] = by_digest.try_emplace(fp.digest, static_cast<uint32_t>(representatives.size()));
+                if (added) representatives.push_back(std::move(fp));
+                found[indices[k]] = it->second;
+            });
+        }
     }
+    for (auto& [server, reader] : readers) reader.tx->commit();
 
+    // Groups in the order their first tenant comes in the list.
     DriftReport report;
     report.total = all.size();
-    std::map<std::string, size_t> group_of;
-    for (size_t i = 0; i < all.size(); ++i) {
-        if (!digests[i]) {
-            if (reference && all[i].id == *reference)
-                throw UsageError("--reference " + *reference + ": schema " + quote_ident(all[i].schema) +
-                                 " does not exist; name a tenant whose schema is as expected");
-            report.missing_schemas.push_back(all[i]);
-            continue;
+    std::vector<uint32_t> group_of(all.size(), none);
+    std::vector<uint32_t> group_rep;  // group -> representative
+    {
+        std::vector<uint32_t> group_of_rep(representatives.size(), none);
+        for (size_t i = 0; i < all.size(); ++i) {
+            if (found[i] == none) {
+                if (reference && all[i].id == *reference)
+                    throw UsageError("--reference " + *reference + ": schema " + quote_ident(all[i].schema) +
+                                     " does not exist; name a tenant whose schema is as expected");
+                ++report.without_schema;
+                continue;
+            }
+            auto& g = group_of_rep[found[i]];
+            if (g == none) {
+                g = static_cast<uint32_t>(report.groups.size());
+                group_rep.push_back(found[i]);
+                DriftGroup group;
+                group.fingerprint = representatives[found[i]].digest;
+                group.objects = representatives[found[i]].objects.size();
+                report.groups.push_back(std::move(group));
+            }
+            group_of[i] = g;
+            ++report.groups[g].size;
         }
-        auto [it, added] = group_of.try_emplace(*digests[i], report.groups.size());
-        if (added) {
-            DriftGroup g;
-            g.fingerprint = *digests[i];
-            g.objects = representatives.at(g.fingerprint).objects.size();
-            report.groups.push_back(std::move(g));
-        }
-        report.groups[it->second].tenants.push_back(all[i]);
     }
-    if (report.groups.empty()) {
-        report.drifted = report.missing_schemas.size();
-        report.duration_ms = ms_since(start);
-        return report;
-    }
+    std::vector<uint32_t>().swap(found);
 
     size_t ref = 0;
-    if (reference) {
-        for (size_t i = 0; i < all.size(); ++i)
-            if (all[i].id == *reference) ref = group_of.at(*digests[i]);
-    } else {
-        for (size_t g = 1; g < report.groups.size(); ++g)
-            if (report.groups[g].tenants.size() > report.groups[ref].tenants.size()) ref = g;
+    std::optional<size_t> ref_tenant;
+    if (!report.groups.empty()) {
+        if (reference) {
+            for (size_t i = 0; i < all.size(); ++i)
+                if (all[i].id == *reference) {
+                    ref = group_of[i];
+                    ref_tenant = i;
+                    break;
+                }
+        } else {
+            for (size_t g = 1; g < report.groups.size(); ++g)
+                if (report.groups[g].size > report.groups[ref].size) ref = g;
+        }
+        report.groups[ref].reference = true;
+        if (!ref_tenant)
+            for (size_t i = 0; i < all.size() && !ref_tenant; ++i)
+                if (group_of[i] == ref) ref_tenant = i;
+        report.reference = all[*ref_tenant];
+        const SchemaFingerprint& expected = representatives[group_rep[ref]];
+        for (size_t g = 0; g < report.groups.size(); ++g)
+            if (g != ref) report.groups[g].differences = compare_fingerprints(expected, representatives[group_rep[g]]);
     }
-    report.groups[ref].reference = true;
-    report.reference = reference ? *std::find_if(report.groups[ref].tenants.begin(), report.groups[ref].tenants.end(),
-                                                 [&](const Tenant& t) { return t.id == *reference; })
-                                 : report.groups[ref].tenants.front();
-    const SchemaFingerprint& expected = representatives.at(report.groups[ref].fingerprint);
-    for (auto& g : report.groups)
-        if (!g.reference) g.differences = compare_fingerprints(expected, representatives.at(g.fingerprint));
 
     // Reference first, then the largest groups; equal sizes keep the order they were met in.
-    std::stable_sort(report.groups.begin(), report.groups.end(), [](const DriftGroup& a, const DriftGroup& b) {
-        if (a.reference != b.reference) return a.reference;
-        return a.tenants.size() > b.tenants.size();
+    std::vector<uint32_t> sorted(report.groups.size());
+    for (uint32_t g = 0; g < sorted.size(); ++g) sorted[g] = g;
+    std::stable_sort(sorted.begin(), sorted.end(), [&](uint32_t a, uint32_t b) {
+        const auto& x = report.groups[a];
+        const auto& y = report.groups[b];
+        if (x.reference != y.reference) return x.reference;
+        return x.size > y.size;
     });
-    report.drifted = report.total - report.groups.front().tenants.size();
+    std::vector<uint32_t> rank(sorted.size());
+    std::vector<DriftGroup> groups;
+    groups.reserve(sorted.size());
+    for (uint32_t k = 0; k < sorted.size(); ++k) {
+        rank[sorted[k]] = k;
+        groups.push_back(std::move(report.groups[sorted[k]]));
+    }
+    report.groups = std::move(groups);
+    for (auto& g : group_of)
+        if (g != none) g = rank[g];
+    report.drifted = report.total - (report.groups.empty() ? 0 : report.groups.front().size);
+
+    if (compact) {
+        DriftMembers members;
+        members.begin.assign(report.groups.size() + 2, 0);
+        for (const auto g : group_of) ++members.begin[(g == none ? report.groups.size() : g) + 1];
+        for (size_t g = 1; g < members.begin.size(); ++g) members.begin[g] += members.begin[g - 1];
+        members.order.resize(all.size());
+        std::vector<size_t> at(members.begin.begin(), members.begin.end() - 1);
+        for (size_t i = 0; i < all.size(); ++i)
+            members.order[at[group_of[i] == none ? report.groups.size() : group_of[i]]++] = static_cast<uint32_t>(i);
+        members.group = std::move(group_of);
+        members.tenants = std::move(all);
+        report.members = std::move(members);
+    } else {
+        for (size_t i = 0; i < all.size(); ++i) {
+            if (group_of[i] == none) report.missing_schemas.push_back(all[i]);
+            else report.groups[group_of[i]].tenants.push_back(all[i]);
+        }
+    }
     report.duration_ms = ms_since(start);
     return report;
 }

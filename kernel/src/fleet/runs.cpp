@@ -204,16 +204,19 @@ public:
         }
     }
 
+    // A streamed run's result, kept for finish as two lines of text (about 20 bytes a tenant).
+    void result(const TenantMigrateResult& r) {
+        if (!conn_) return;
+        ids_ += (ids_.empty() ? "" : "\n") + r.tenant.id;
+        outcomes_ += (outcomes_.empty() ? "" : "\n") + to_string(r.outcome);
+    }
+
     // The outcomes of the tenants that never started (up to date, held back, failed their checks)
     // and the run's own.
     void finish(const MigrateReport& report) {
         if (!conn_) return;
         try {
-            std::vector<std::string> ids, outcomes;
-            for (const auto& t : report.tenants) {
-                ids.push_back(t.tenant.id);
-                outcomes.push_back(to_string(t.outcome));
-            }
+            for (const auto& t : report.tenants) result(t);
             // A resumed run failed when any of its tenants failed, in this part of it or an earlier one.
             const std::string stop = report.rollout.stop != RolloutStop::none ? to_string(report.rollout.stop) : "";
             pqxx::work tx(*conn_);
@@ -223,7 +226,7 @@ public:
             exec_params(tx, idents("UPDATE {shared}.mt_run_tenants t SET outcome = u.outcome, finished_at = now()"
                                    " FROM unnest(string_to_array($2, E'\\n'), string_to_array($3, E'\\n')) AS u (tenant, outcome)"
                                    " WHERE t.run_id = $1 AND t.tenant = u.tenant AND t.outcome = 'pending'", kernel_),
-                        {std::to_string(id_), joined(ids), joined(outcomes)});
+                        {std::to_string(id_), ids_, outcomes_});
             exec_params(tx, idents("UPDATE {shared}.mt_run_tenants SET finished_at = NULL WHERE run_id = $1 AND outcome = 'skipped'", kernel_),
                         {std::to_string(id_)});
             exec_params(tx, idents("UPDATE {shared}.mt_runs SET finished_at = now(), outcome = CASE WHEN $2 <> '' THEN $2"
@@ -252,6 +255,7 @@ private:
     const Kernel& kernel_;
     std::unique_ptr<pqxx::connection> conn_;
     int64_t id_ = 0;
+    std::string ids_, outcomes_;  // results not yet written: tenant ids and outcomes, one a line
 };
 
 // The run --resume continues: the one named, else the newest migrate run with unfinished tenants.
@@ -278,6 +282,19 @@ RunRecord run_to_resume(const Kernel& kernel, pqxx::transaction_base& tx, const 
         throw UsageError("--resume " + std::to_string(run->id) + ": run " + std::to_string(run->id) + " is still running (host " +
                          run->host + ", started " + run->started_at + "); wait for it to finish or stop it first");
     return *run;
+}
+
+}  // namespace
+
+namespace {
+
+// A streamed run's results reach the ledger on their way to the caller's on_result.
+void stream_to_ledger(MigrateOptions& options, std::optional<Ledger>& ledger) {
+    if (!options.on_result) return;
+    options.on_result = [&ledger, next = options.on_result](const TenantMigrateResult& r) {
+        if (ledger) ledger->result(r);
+        next(r);
+    };
 }
 
 }  // namespace
@@ -342,6 +359,7 @@ MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateReque
         MigrateReport report;
         options.tenant_finished = [&](const TenantMigrateResult& r) { ledger->tenant_finished(r); };
         options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
+        stream_to_ledger(options, ledger);
         report = mt::migrate(kernel, tenants, folder, target, options);
         report.run_id = run.id;
         ledger->finish(report);
@@ -355,6 +373,7 @@ MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateReque
         id = ledger->start(print, run_options_json(request, options), tenants);
         options.tenant_finished = [&](const TenantMigrateResult& r) { ledger->tenant_finished(r); };
         options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
+        stream_to_ledger(options, ledger);
     } catch (const DatabaseUnavailable&) {
         throw;
     } catch (const pqxx::broken_connection&) {

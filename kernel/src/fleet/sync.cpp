@@ -97,22 +97,20 @@ std::string unrepairable(const TenantSync& t, const std::string& table) {
     return {};
 }
 
-void count(SyncReport& report) {
-    report.total = report.tenants.size();
-    for (const auto& t : report.tenants) {
-        if (t.in_sync()) ++report.in_sync;
-        else ++report.out_of_sync;
-        if (t.outcome == SyncOutcome::repaired || t.outcome == SyncOutcome::would_repair) ++report.repaired;
-        if (t.outcome == SyncOutcome::failed) ++report.failed;
-        report.missing += t.missing.size();
-        report.orphans += t.orphans.size();
-        report.edited += t.edited.size();
-        report.renamed += t.renamed.size();
-        report.marked += t.marked.size();
-        report.cleaned += t.cleaned.size();
-        report.accepted += t.accepted.size();
-        report.rewritten += t.rewritten.size();
-    }
+void count(SyncReport& report, const TenantSync& t) {
+    ++report.total;
+    if (t.in_sync()) ++report.in_sync;
+    else ++report.out_of_sync;
+    if (t.outcome == SyncOutcome::repaired || t.outcome == SyncOutcome::would_repair) ++report.repaired;
+    if (t.outcome == SyncOutcome::failed) ++report.failed;
+    report.missing += t.missing.size();
+    report.orphans += t.orphans.size();
+    report.edited += t.edited.size();
+    report.renamed += t.renamed.size();
+    report.marked += t.marked.size();
+    report.cleaned += t.cleaned.size();
+    report.accepted += t.accepted.size();
+    report.rewritten += t.rewritten.size();
 }
 
 class TenantRepair {
@@ -252,37 +250,64 @@ TenantSync compare_tracking(const TenantStatus& st, const MigrationFolder& folde
 SyncReport sync_tracking(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
                          const TrackingTarget& target, const SyncOptions& options) {
     const auto start = std::chrono::steady_clock::now();
-    const FleetStatus fleet = fleet_status(kernel, tenants, folder, target);
     SyncReport report;
-    report.tenants.reserve(tenants.size());
+    if (!options.on_tenant) report.tenants.reserve(tenants.size());
+    // One batch of the read at a time: compared, repaired where asked, reported, dropped.
+    std::vector<TenantSync> batch;
+    std::vector<Tenant> batch_tenants;
     std::vector<size_t> todo;
-    for (size_t i = 0; i < tenants.size(); ++i) {
-        report.tenants.push_back(compare_tracking(fleet.tenants[i], folder));
-        auto& t = report.tenants.back();
-        if (!options.repairs() || plan_repair(t, folder, options).empty()) continue;
-        if (const auto why = unrepairable(t, target.table); !why.empty()) {
-            t.outcome = SyncOutcome::failed;
-            t.error = why;
-            t.marked.clear();
-            t.cleaned.clear();
-            t.accepted.clear();
-            t.rewritten.clear();
-        } else if (options.dry_run) {
-            t.outcome = SyncOutcome::would_repair;
-        } else {
-            todo.push_back(i);
+    size_t done = 0;
+    const auto flush = [&] {
+        if (!todo.empty()) {
+            for_each_tenant(
+                batch_tenants, todo, options.concurrency, false,
+                [&](size_t, size_t) {
+                    if (options.progress) options.progress(++done, tenants.size());
+                },
+                [&](size_t k, std::unique_ptr<pqxx::connection>& conn) {
+                    TenantRepair(kernel, folder, target, options).run(conn, batch[k]);
+                    return batch[k].outcome != SyncOutcome::failed;
+                },
+                [](size_t) {});
         }
-    }
-    if (!todo.empty()) {
-        for_each_tenant(
-            tenants, todo, options.concurrency, false, options.progress,
-            [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
-                TenantRepair(kernel, folder, target, options).run(conn, report.tenants[i]);
-                return report.tenants[i].outcome != SyncOutcome::failed;
-            },
-            [](size_t) {});
-    }
-    count(report);
+        for (auto& t : batch) {
+            count(report, t);
+            if (options.on_tenant) options.on_tenant(t);
+            else report.tenants.push_back(std::move(t));
+        }
+        batch.clear();
+        batch_tenants.clear();
+        todo.clear();
+    };
+    stream_fleet_status(kernel, tenants, folder, target, [&](const TenantStatus& st) {
+        batch.push_back(compare_tracking(st, folder));
+        auto& t = batch.back();
+        const bool repair = options.repairs() && !plan_repair(t, folder, options).empty();
+        if (repair) {
+            if (const auto why = unrepairable(t, target.table); !why.empty()) {
+                t.outcome = SyncOutcome::failed;
+                t.error = why;
+                t.marked.clear();
+                t.cleaned.clear();
+                t.accepted.clear();
+                t.rewritten.clear();
+            } else if (options.dry_run) {
+                t.outcome = SyncOutcome::would_repair;
+            } else {
+                todo.push_back(batch.size() - 1);
+            }
+        }
+        if (options.repairs()) {
+            // The repairs' workers take the batch's tenants by index.
+            batch_tenants.push_back(st.tenant);
+            const bool queued = !todo.empty() && todo.back() == batch.size() - 1;
+            if (!queued && options.progress) options.progress(++done, tenants.size());
+            if (batch.size() == kStatusBatch) flush();
+        } else {
+            flush();
+        }
+    });
+    flush();
     report.duration_ms = ms_since(start);
     return report;
 }

@@ -20,7 +20,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace mt {
@@ -465,14 +467,73 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
     // The shared folder (migrate-shared) is never rebased.
     const RebasePlan rebase = target.shared ? RebasePlan{} : rebase_plan(folder, kernel.manifest().migrations);
     MigrateReport report;
-    report.tenants.resize(tenants.size());
+    const bool streamed = static_cast<bool>(options.on_result);
+    if (!streamed) report.tenants.resize(tenants.size());
 
-    const FleetStatus fleet = fleet_status(kernel, tenants, folder, target);
+    // Counts each final result and hands it on in the order of `tenants` (or keeps it in place, when
+    // nothing streams them). A result that is final before an earlier tenant's waits for it: an
+    // up-to-date one found by the fleet read as one byte (its format label), any other in full.
+    std::mutex results_mutex;
+    constexpr uint8_t kNotFinal = 0, kHeld = 1, kUpToDate = 2;  // kUpToDate + the format label's index
+    std::vector<uint8_t> final_state(streamed ? tenants.size() : 0, kNotFinal);
+    std::map<size_t, TenantMigrateResult> held;
+    std::vector<std::string> labels;  // format labels, interned
+    size_t cursor = 0;                // the next tenant to hand on
+    const auto finished = [&](size_t i, TenantMigrateResult&& r, bool started) {
+        std::lock_guard lock(results_mutex);
+        ++report.total;
+        if (r.outcome == TenantOutcome::failed) ++report.failed;
+        else if (r.outcome == TenantOutcome::skipped) ++report.skipped;
+        else ++report.succeeded;
+        if (!r.converted_from.empty()) ++report.converted;
+        // A failed tenant's list holds what committed before its failure: applied all the same.
+        if (r.outcome == TenantOutcome::migrated || r.outcome == TenantOutcome::failed)
+            report.migrations_applied += r.applied.size();
+        if (started && options.tenant_finished) options.tenant_finished(r);
+        if (!streamed) {
+            report.tenants[i] = std::move(r);
+            return;
+        }
+        const auto label = std::find(labels.begin(), labels.end(), r.format);
+        if (!started && r.outcome == TenantOutcome::up_to_date && r.converted_from.empty() && r.error.empty() &&
+            label != labels.end() && label - labels.begin() < 255 - kUpToDate) {
+            final_state[i] = static_cast<uint8_t>(kUpToDate + (label - labels.begin()));
+        } else {
+            held.emplace(i, std::move(r));
+            final_state[i] = kHeld;
+        }
+        for (; cursor < tenants.size() && final_state[cursor] != kNotFinal; ++cursor) {
+            if (final_state[cursor] == kHeld) {
+                const auto it = held.find(cursor);
+                options.on_result(it->second);
+                held.erase(it);
+                continue;
+            }
+            TenantMigrateResult up;
+            up.tenant = tenants[cursor];
+            up.format = labels[final_state[cursor] - kUpToDate];
+            options.on_result(up);
+        }
+    };
+
+    // What the run keeps of each tenant it will work on: its index, and the format (a few labels,
+    // interned) and first-migration kind it was read with.
     std::vector<size_t> todo;
     std::vector<bool> first_no_transaction(tenants.size(), false);
-    for (size_t i = 0; i < tenants.size(); ++i) {
-        const auto& st = fleet.tenants[i];
-        auto& r = report.tenants[i];
+    std::vector<uint16_t> label_of(tenants.size(), 0);
+    const auto intern = [&](const std::string& label) {
+        const auto it = std::find(labels.begin(), labels.end(), label);
+        if (it != labels.end()) return static_cast<uint16_t>(it - labels.begin());
+        labels.push_back(label);
+        return static_cast<uint16_t>(labels.size() - 1);
+    };
+    std::set<std::string> canaries(options.rollout.canary_ids.begin(), options.rollout.canary_ids.end());
+    std::set<std::string> canaries_failed;  // --canary ids that failed their checks before the run
+
+    size_t next = 0;
+    stream_fleet_status(kernel, tenants, folder, target, [&](const TenantStatus& st) {
+        const size_t i = next++;
+        TenantMigrateResult r;
         r.tenant = tenants[i];
         r.format = st.format;
         // Applied for mtctl (found by hash), so not run again; but a tool that reads the table by
@@ -521,19 +582,36 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
             if (convert) r.converted_from = st.convert_from;
         } else {
             todo.push_back(i);
+            label_of[i] = intern(r.format);
             const Migration* first = pending.empty() ? nullptr : folder.find_by_name(pending.front());
             first_no_transaction[i] = first && first->no_transaction;
+            return;
         }
-    }
+        if (r.outcome == TenantOutcome::failed && canaries.count(r.tenant.id)) canaries_failed.insert(r.tenant.id);
+        intern(r.format);
+        finished(i, std::move(r), false);
+    });
 
+    const auto result_of = [&](size_t i, TenantOutcome outcome) {
+        TenantMigrateResult r;
+        r.tenant = tenants[i];
+        r.format = labels[label_of[i]];
+        r.outcome = outcome;
+        return r;
+    };
     const bool automatic =
         !target.shared && options.rollout.throttle.concurrency_auto.value_or(kernel.manifest().migrations.concurrency_auto);
     // With nothing to run, auto stays at zero workers.
     const int fixed = automatic ? 0 : options.concurrency;
     report.rollout.concurrency = {automatic, fixed, fixed, fixed, fixed, 0};
-    if (!todo.empty() && !(options.fail_fast && std::any_of(report.tenants.begin(), report.tenants.end(), [](auto& t) {
-            return t.outcome == TenantOutcome::failed;
-        }))) {
+    if (!todo.empty() && !(options.fail_fast && report.failed > 0)) {
+        RolloutStart before;
+        before.failed = report.failed;
+        for (const auto& id : options.rollout.canary_ids)
+            if (canaries_failed.count(id)) {
+                before.canary_failed = id;
+                break;
+            }
         // Throttle and --concurrency auto (issue 14): one probe for the whole run.
         const ThrottleSettings limits = resolve_throttle(kernel.manifest(), options.rollout.throttle);
         std::unique_ptr<Throttle> throttle;
@@ -564,15 +642,21 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
             pacing.before_tenant = [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
                 return own_and_wait(conn, tenants[i].server);
             };
-        run_rollout(tenants, todo, paced, report, [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
-            std::function<void(std::unique_ptr<pqxx::connection>&)> between;
-            // Once timed out, a running tenant finishes without waiting again.
-            if (throttle && limits.any_limit())
-                between = [&, i](std::unique_ptr<pqxx::connection>& c) { own_and_wait(c, tenants[i].server); };
-            TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i], std::move(between))
-                .run(conn, report.tenants[i]);
-            return report.tenants[i].outcome != TenantOutcome::failed;
-        }, pacing);
+        run_rollout(
+            tenants, todo, paced, before, report.rollout,
+            [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
+                std::function<void(std::unique_ptr<pqxx::connection>&)> between;
+                // Once timed out, a running tenant finishes without waiting again.
+                if (throttle && limits.any_limit())
+                    between = [&, i](std::unique_ptr<pqxx::connection>& c) { own_and_wait(c, tenants[i].server); };
+                auto r = result_of(i, TenantOutcome::up_to_date);
+                TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i], std::move(between))
+                    .run(conn, r);
+                const bool ok = r.outcome != TenantOutcome::failed;
+                finished(i, std::move(r), true);
+                return ok;
+            },
+            [&](size_t i) { finished(i, result_of(i, TenantOutcome::skipped), false); }, pacing);
         auto& summary = report.rollout;
         if (throttle) summary.throttle = throttle->summary();
         if (adaptive) summary.concurrency = adaptive->summary();
@@ -580,9 +664,9 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
             summary.reason = "throttle timeout: throttled by " + throttle->stopped_by() + " for longer than " +
                              throttle->timeout_text() + "; " + summary.reason;
     } else {
-        for (size_t i : todo) report.tenants[i].outcome = TenantOutcome::skipped;
+        for (size_t i : todo) finished(i, result_of(i, TenantOutcome::skipped), false);
     }
-    summarise(report, start);
+    report.duration_ms = ms_since(start);
     return report;
 }
 

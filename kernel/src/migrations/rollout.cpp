@@ -94,11 +94,10 @@ std::string tenants_text(size_t n) { return std::to_string(n) + (n == 1 ? " tena
 }  // namespace
 
 void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo, const MigrateOptions& options,
-                 MigrateReport& report,
+                 const RolloutStart& before, RolloutSummary& summary,
                  const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work,
-                 const RolloutPacing& pacing) {
+                 const std::function<void(size_t)>& held_back, const RolloutPacing& pacing) {
     const auto& ro = options.rollout;
-    auto& summary = report.rollout;
 
     std::vector<size_t> canary;
     if (ro.canary_count) {
@@ -110,12 +109,7 @@ void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& 
     }
     for (size_t i : canary) summary.canaries.push_back(tenants[i].id);
     // A canary that failed its checks before the run (missing schema, unknown format) failed already.
-    std::string canary_failed_before;
-    for (size_t i : canary)
-        if (report.tenants[i].outcome == TenantOutcome::failed) {
-            canary_failed_before = tenants[i].id;
-            break;
-        }
+    const std::string& canary_failed_before = before.canary_failed;
     // Canaries with nothing to migrate pass as they are.
     std::erase_if(canary, [&](size_t i) { return !std::binary_search(todo.begin(), todo.end(), i); });
 
@@ -141,15 +135,14 @@ void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& 
     }
     summary.waves_planned = waves.size();
 
-    size_t failures = static_cast<size_t>(std::count_if(report.tenants.begin(), report.tenants.end(),
-                                                        [](const TenantMigrateResult& t) { return t.outcome == TenantOutcome::failed; }));
+    size_t failures = before.failed;
     std::optional<size_t> budget;
     if (ro.max_failures) {
         budget = std::max<size_t>(1, ro.max_failures->of(todo.size()));
         summary.budget = *budget;
     }
 
-    std::mutex mutex;  // failures, summary, tenant_finished
+    std::mutex mutex;  // failures, summary
     std::atomic<bool> stopped{false};
     std::atomic<size_t> held{0};
     std::atomic<size_t> done{0};
@@ -160,7 +153,7 @@ void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& 
         stopped = true;
     };
     auto skip = [&](size_t i) {
-        report.tenants[i].outcome = TenantOutcome::skipped;
+        held_back(i);
         ++held;
     };
     if (!canary_failed_before.empty()) {
@@ -214,7 +207,6 @@ void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& 
                         hold(RolloutStop::fail_fast);
                     }
                 }
-                if (options.tenant_finished) options.tenant_finished(report.tenants[i]);
                 return ok;
             },
             skip);

@@ -225,14 +225,21 @@ TenantDiscovery::TenantDiscovery(std::shared_ptr<PluginInstance> instance)
       vt_(checked_vtable<mt_tenant_discovery_vtable>(instance_, MT_KIND_TENANT_DISCOVERY)) {}
 
 std::vector<sdk::DiscoveredTenant> TenantDiscovery::discover(SqlSession& sql) const {
+    std::vector<sdk::DiscoveredTenant> tenants;
+    discover(sql, [&](sdk::DiscoveredTenant&& t) { tenants.push_back(std::move(t)); });
+    return tenants;
+}
+
+void TenantDiscovery::discover(SqlSession& sql, const std::function<void(sdk::DiscoveredTenant&&)>& on_tenant) const {
     auto fn = required(*instance_, vt_, &mt_tenant_discovery_vtable::discover, "discover");
     struct Collected : Parked {
-        std::vector<sdk::DiscoveredTenant> tenants;
+        const std::function<void(sdk::DiscoveredTenant&&)>* on_tenant = nullptr;
     } collected;
-    auto on_tenant = [](void* user, mt_str id, mt_str server) noexcept -> int {
+    collected.on_tenant = &on_tenant;
+    auto on_found = [](void* user, mt_str id, mt_str server) noexcept -> int {
         auto* out = static_cast<Collected*>(user);
         try {
-            out->tenants.push_back(sdk::DiscoveredTenant{std::string(sdk::view(id)), sdk::opt(server)});
+            (*out->on_tenant)(sdk::DiscoveredTenant{std::string(sdk::view(id)), sdk::opt(server)});
             return 0;
         } catch (...) {
             out->error = std::current_exception();
@@ -240,10 +247,9 @@ std::vector<sdk::DiscoveredTenant> TenantDiscovery::discover(SqlSession& sql) co
         }
     };
     ErrorText err;
-    const mt_status st = fn(instance_->self(), sql.c_api_for(instance_->abi_minor()), on_tenant, &collected, err.get());
+    const mt_status st = fn(instance_->self(), sql.c_api_for(instance_->abi_minor()), on_found, &collected, err.get());
     collected.rethrow_if_any();
     if (st != MT_OK) throw_operation(*instance_, "discover", err);
-    return std::move(collected.tenants);
 }
 
 // ---- MetricsSink --------------------------------------------------------------------------

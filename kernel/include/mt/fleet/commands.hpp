@@ -28,6 +28,8 @@ namespace mt {
 struct MigrateReport;        // mt/migrations/migrate.hpp
 struct TenantMigrateResult;  // mt/migrations/migrate.hpp
 struct FleetStatus;          // mt/tracking/status.hpp
+struct TenantStatus;         // mt/tracking/status.hpp
+struct TenantSync;           // mt/fleet/sync.hpp
 struct SyncReport;           // mt/fleet/sync.hpp
 struct SeedReport;           // mt/fleet/seed.hpp
 struct DriftReport;          // mt/fleet/drift.hpp
@@ -42,6 +44,11 @@ namespace command {
 
 // Called after each tenant finishes (from worker threads, serialised).
 using Progress = std::function<void(size_t done, size_t total)>;
+
+// What a streamed command knows before its first result: the tenants it reports on, in the order
+// it reports them (status, sync: this order; migrate: see MigrateOptions::on_result), and the
+// folder's migration count; enough to size a table's columns before any row.
+using StreamStart = std::function<void(const std::vector<Tenant>& tenants, size_t migrations)>;
 
 // Which tenants a fleet command works on. An empty selection means the whole fleet for the
 // commands that only read (status, sync, diff) and is refused by the ones that change tenants.
@@ -65,6 +72,9 @@ struct MigrateRequest {
     // it had not finished; the scope is then the run's, not the selection (mt/fleet/runs.hpp).
     bool resume = false;
     std::optional<int64_t> resume_run;
+    // Each tenant's result as soon as it is final (MigrateOptions::on_result: the report then keeps
+    // counts only, and a dry run's preview is built on the way).
+    std::function<void(const TenantMigrateResult&)> on_result;
 };
 MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request);
 
@@ -77,6 +87,14 @@ struct ConvertRequest {
 MigrateReport convert_format(const ManifestInput& input, const ConvertRequest& request);
 
 struct StatusResult;
+struct StatusRequest {
+    Scope scope;
+    StreamStart on_start;
+    // Each tenant's status as soon as its batch is read, in discovery order; when set,
+    // StatusResult::fleet.tenants stays empty (memory does not grow with the fleet).
+    std::function<void(const TenantStatus&)> on_tenant;
+};
+StatusResult status(const ManifestInput& input, const StatusRequest& request);
 StatusResult status(const ManifestInput& input, const Scope& scope);
 
 struct SyncRequest {
@@ -85,6 +103,9 @@ struct SyncRequest {
     bool clean_orphans = false;
     bool dry_run = false;
     Progress progress;
+    StreamStart on_start;
+    // Each tenant's result as soon as it is final, in discovery order (SyncOptions::on_tenant).
+    std::function<void(const TenantSync&)> on_tenant;
 };
 SyncReport sync(const ManifestInput& input, const SyncRequest& request);
 
@@ -99,6 +120,7 @@ SeedReport seed(const ManifestInput& input, const SeedRequest& request);
 struct DiffRequest {
     TenantSelection selection;
     std::optional<std::string> reference;
+    bool compact = false;  // group membership in DriftReport::members (mt/fleet/drift.hpp)
 };
 DriftReport diff(const ManifestInput& input, const DiffRequest& request);
 

@@ -73,12 +73,16 @@ struct SyncOptions {
     int concurrency = 10;
     std::chrono::milliseconds lock_timeout = std::chrono::seconds(10);
     std::function<void(size_t done, size_t total)> progress;
+    // Receives each tenant's result as soon as it is final, in the order of the tenants given; when
+    // set, SyncReport::tenants stays empty and only its counts are kept (memory does not grow with
+    // the fleet).
+    std::function<void(const TenantSync&)> on_tenant;
 
     bool repairs() const { return mark_missing || clean_orphans; }
 };
 
 struct SyncReport {
-    std::vector<TenantSync> tenants;
+    std::vector<TenantSync> tenants;  // empty when SyncOptions::on_tenant received them
     size_t total = 0, in_sync = 0, out_of_sync = 0, repaired = 0, failed = 0;
     size_t missing = 0, orphans = 0, edited = 0, renamed = 0;  // as found (before any repair)
     size_t marked = 0, cleaned = 0, accepted = 0, rewritten = 0;
@@ -91,9 +95,9 @@ struct SyncReport {
 // renamed ones where the table is read by name (see RenamedMigration).
 TenantSync compare_tracking(const TenantStatus& status, const MigrationFolder& folder);
 
-// Reads the whole selection in a few batched queries (fleet_status) and, with --mark-missing and/or
-// --clean-orphans, repairs each tenant that needs it in one transaction under its advisory lock,
-// re-reading the table under the lock first. --mark-missing also re-records renamed records under
+// Reads the selection batch by batch (stream_fleet_status) and, with --mark-missing and/or
+// --clean-orphans, repairs each tenant of the batch that needs it in one transaction under its
+// advisory lock, re-reading the table under the lock first; then reports the batch. --mark-missing also re-records renamed records under
 // the file's name; with both flags, edited migrations are accepted too: the old record is replaced
 // by one carrying the file's current hash (its timestamp kept).
 SyncReport sync_tracking(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,

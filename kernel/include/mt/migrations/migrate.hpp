@@ -30,6 +30,13 @@ struct MigrateOptions {
     RolloutOptions rollout;
     // Called as each tenant the run works on finishes (from worker threads, serialised): the run ledger.
     std::function<void(const TenantMigrateResult&)> tenant_finished;
+    // Receives every tenant's final result once, in the order given, as soon as it and every
+    // tenant before it are final (serialised; after tenant_finished for a tenant the run worked
+    // on). When set, MigrateReport::tenants stays empty and only the counts are kept: a result
+    // waiting for an earlier tenant's is held (an up-to-date one as one byte), so that memory does
+    // not grow with the fleet; with --seed, whose shuffled order finishes tenants far from the
+    // order given, more results wait.
+    std::function<void(const TenantMigrateResult&)> on_result;
 };
 
 enum class TenantOutcome { migrated, up_to_date, would_migrate, failed, skipped };
@@ -65,7 +72,7 @@ struct DryRunPreview {
 };
 
 struct MigrateReport {
-    std::vector<TenantMigrateResult> tenants;
+    std::vector<TenantMigrateResult> tenants;  // in the order given; empty when MigrateOptions::on_result received them
     size_t total = 0, succeeded = 0, failed = 0, skipped = 0;
     size_t migrations_applied = 0;
     size_t converted = 0;  // tenants whose tracking table was (with --dry-run: would be) auto-converted

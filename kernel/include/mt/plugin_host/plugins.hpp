@@ -138,6 +138,8 @@ public:
     explicit TenantDiscovery(std::shared_ptr<PluginInstance> instance);
     const std::string& name() const { return instance_->name(); }
     std::vector<sdk::DiscoveredTenant> discover(SqlSession& sql) const;
+    // The same, each tenant handed to on_tenant as the plugin finds it (no list in between).
+    void discover(SqlSession& sql, const std::function<void(sdk::DiscoveredTenant&&)>& on_tenant) const;
 
 private:
     std::shared_ptr<PluginInstance> instance_;

@@ -6,6 +6,7 @@
 #include <mt/context/kernel.hpp>
 #include <mt/tracking/migration_folder.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,24 @@ struct FleetStatus {
     double duration_ms = 0;
 };
 
-// Reads every tenant's tracking table in a few batched queries per server.
+// Receives each tenant's status as soon as the batch holding it has been read.
+using TenantStatusSink = std::function<void(const TenantStatus&)>;
+
+// Tenants read per batch: what fleet-wide readers hold at once (a few batches), whatever the
+// fleet's size.
+inline constexpr size_t kStatusBatch = 250;
+
+// Reads the tenants' tracking tables batch by batch (a few queries per batch and server; two
+// batches at once on their own connections when there are several) and hands each status to sink
+// on the calling thread, in the order of `tenants`, keeping none. Every batch of a server reads the
+// same snapshot: one read-only repeatable-read snapshot per server, exported from a transaction
+// held open for the whole read and imported by each batch's own short transaction, so that the
+// table locks of a batch end with it (one transaction over 100,000 tracking tables would need more
+// locks than the server's lock table holds). Returns the time taken, in ms.
+double stream_fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+                           const TrackingTarget& target, const TenantStatusSink& sink);
+
+// The same, collected: every tenant's status in one vector (memory grows with the fleet).
 FleetStatus fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
                          const TrackingTarget& target);
 

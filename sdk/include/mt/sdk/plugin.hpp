@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -247,15 +248,23 @@ public:
     explicit Sql(const mt_sql* s) : sql_(read_sized(s)), raw_(s) {}
 
     std::vector<Row> exec(std::string_view statement, const std::vector<Value>& params = {}) const {
+        std::vector<Row> rows;
+        each(statement, params, [&](Row&& r) { rows.push_back(std::move(r)); });
+        return rows;
+    }
+
+    // The same, handing each row to on_row as the host delivers it instead of collecting them (a
+    // large result is then never held twice).
+    void each(std::string_view statement, const std::vector<Value>& params, const std::function<void(Row&&)>& on_row) const {
         std::vector<mt_str> p;
         p.reserve(params.size());
         for (const auto& v : params) p.push_back(str_opt(v));
         // The row callback runs inside the host's exec: nothing may unwind through the host's
         // frames, so a failure is parked here and rethrown once exec has returned.
         struct Collected {
-            std::vector<Row> rows;
+            const std::function<void(Row&&)>* on_row;
             std::exception_ptr error;
-        } collected;
+        } collected{&on_row, nullptr};
         ErrorBuffer eb;
         auto collect = [](void* user, size_t n, const mt_str* values) noexcept -> int {
             auto* out = static_cast<Collected*>(user);
@@ -263,7 +272,7 @@ public:
                 Row r;
                 r.reserve(n);
                 for (size_t i = 0; i < n; ++i) r.push_back(opt(values[i]));
-                out->rows.push_back(std::move(r));
+                (*out->on_row)(std::move(r));
                 return 0;
             } catch (...) {
                 out->error = std::current_exception();
@@ -277,7 +286,6 @@ public:
             std::string msg(eb.message());
             throw SqlError(msg, abi_minor() >= 1 ? detail::sqlstate_field(eb.err) : detail::legacy_sqlstate(msg));
         }
-        return std::move(collected.rows);
     }
 
     std::string quote(std::string_view ident) const {
@@ -403,6 +411,12 @@ public:
     static constexpr mt_kind kind = MT_KIND_TENANT_DISCOVERY;
     virtual ~TenantDiscovery() = default;
     virtual std::vector<DiscoveredTenant> discover(Sql& sql) = 0;
+    // Hands each tenant to emit as it is found (what the host receives); emit returns false to stop.
+    // Override it when the list can be large, so that it is never held whole in the plugin.
+    virtual void discover_each(Sql& sql, const std::function<bool(DiscoveredTenant&&)>& emit) {
+        for (auto& t : discover(sql))
+            if (!emit(std::move(t))) return;
+    }
 };
 
 class MetricsSink {
@@ -579,8 +593,9 @@ struct DiscoveryThunks {
     static mt_status discover(void* p, const mt_sql* s, mt_tenant_fn fn, void* user, mt_error* err) noexcept {
         Sql sql(s);
         return guarded(err, [&] {
-            for (const auto& t : static_cast<T*>(p)->discover(sql))
-                if (fn(user, str(t.id), str_opt(t.server)) != 0) break;
+            static_cast<T*>(p)->discover_each(sql, [&](DiscoveredTenant&& t) {
+                return fn(user, str(t.id), str_opt(t.server)) == 0;
+            });
         }, sql.abi_minor());
     }
     static const void* vtable() {
