@@ -38,6 +38,9 @@ void fleet(Project& p, bool with_index) {
     p.set("database.application_name", kApplication);
     // The test's lock, not lock_timeout, ends mtctl's wait: the fault comes first.
     p.set("migrations.lock_timeout", "10m");
+    // One transaction per migration: the fault lands between a tenant's committed migrations and
+    // its next one, the case with the most states to get right (per-tenant, the default, has two).
+    p.set("migrations.transaction", "per-migration");
     p.migration("0000_log",
                 "CREATE TABLE log (step int PRIMARY KEY);\n--> statement-breakpoint\nINSERT INTO log VALUES (0);");
     p.migration("0001_note",

@@ -289,6 +289,8 @@ TEST_CASE("a failure in one tenant exits 1 naming the tenant and the migration, 
     fleet(p);
     p.migration("0001_orders", "CREATE TABLE orders (id int);");
     p.exec("CREATE TABLE tenant_b.orders (id int)");  // b's 0001 fails: the table exists
+    // One transaction per migration, so that b keeps 0000 (per-tenant, the default, keeps none).
+    p.set("migrations.transaction", "per-migration");
 
     const auto r = expect(p, "migrate --all", 1,
                           {"FAIL b (tenant_b) at 0001_orders: 0001_orders.sql: ERROR:  relation \"orders\" already exists"});
