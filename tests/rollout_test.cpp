@@ -3,6 +3,7 @@
 // listed in public.fail_in; public.attempts counts every tenant that started (a sequence is not
 // rolled back with the failed migration), so "no other tenant started" is checked on the server.
 #include "support/daemon.hpp"
+#include "support/gate.hpp"
 #include "support/mtctl_json.hpp"
 #include "support/project.hpp"
 #include "support/wait.hpp"
@@ -55,21 +56,7 @@ std::map<std::string, std::string> outcomes(const json& doc) {
     return m;
 }
 
-// A session-level advisory lock the gated migrations wait for.
-class Gate {
-public:
-    explicit Gate(const std::string& url) : conn_(url) {
-        pqxx::nontransaction tx(conn_);
-        tx.exec("SELECT pg_advisory_lock(4242)");
-    }
-    void open() {
-        pqxx::nontransaction tx(conn_);
-        tx.exec("SELECT pg_advisory_unlock(4242)");
-    }
-
-private:
-    pqxx::connection conn_;
-};
+using mt::test::Gate;
 
 bool someone_waits_at_gate(const Project& p) {
     return p.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = 4242"

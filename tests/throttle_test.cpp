@@ -5,6 +5,7 @@
 // of one test case, so that ctest builds the pair once.
 #include "support/blocked_backend.hpp"
 #include "support/daemon.hpp"
+#include "support/gate.hpp"
 #include "support/mtctl_json.hpp"
 #include "support/project.hpp"
 #include "support/replica.hpp"
@@ -58,27 +59,16 @@ std::map<std::string, std::string> ledger(const Project& p) {
     return m;
 }
 
-// A session-level advisory lock the gated migrations wait for.
-class Gate {
-public:
-    explicit Gate(const std::string& url) : conn_(url) {
-        pqxx::nontransaction tx(conn_);
-        tx.exec("SELECT pg_advisory_lock(4242)");
-    }
-    void open() {
-        pqxx::nontransaction tx(conn_);
-        tx.exec("SELECT pg_advisory_unlock(4242)");
-    }
-
-private:
-    pqxx::connection conn_;
-};
+using mt::test::Gate;
 
 // The gated migration's backend has waited at the gate for longer than `seconds` (server clock).
 bool gated_for_longer_than(const Project& p, double seconds) {
-    return p.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    " AND wait_event = 'advisory' AND now() - query_start > make_interval(secs => " +
-                    std::to_string(seconds) + ")") == "1";
+    pqxx::connection c(p.url());
+    pqxx::nontransaction tx(c);
+    return tx.exec_params("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                          " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                          " AND now() - query_start > make_interval(secs => $1)",
+                          seconds)[0][0].as<int>() == 1;
 }
 
 // The figure of "replica lag 3.4 s" / "replica lag ≥ 3.4 s" in a throttle reason.

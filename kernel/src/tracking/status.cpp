@@ -333,6 +333,13 @@ double stream_fleet_status(const Kernel& kernel, const std::vector<Tenant>& tena
         size_t emitted = 0;
         bool stop = false;
         std::exception_ptr failure;
+        // The first failure (a reader's or the sink's) stops every thread and is rethrown here.
+        const auto give_up = [&](std::exception_ptr e) {
+            std::lock_guard lock(mutex);
+            if (!failure) failure = std::move(e);
+            stop = true;
+            changed.notify_all();
+        };
         {
             std::vector<std::jthread> threads;
             for (size_t r = 0; r < parallel; ++r)
@@ -350,10 +357,7 @@ double stream_fleet_status(const Kernel& kernel, const std::vector<Tenant>& tena
                             changed.notify_all();
                         }
                     } catch (...) {
-                        std::lock_guard lock(mutex);
-                        if (!failure) failure = std::current_exception();
-                        stop = true;
-                        changed.notify_all();
+                        give_up(std::current_exception());
                     }
                 });
             try {
@@ -372,10 +376,7 @@ double stream_fleet_status(const Kernel& kernel, const std::vector<Tenant>& tena
                     changed.notify_all();
                 }
             } catch (...) {
-                std::lock_guard lock(mutex);
-                if (!failure) failure = std::current_exception();
-                stop = true;
-                changed.notify_all();
+                give_up(std::current_exception());
             }
         }  // joins the readers
         if (failure) std::rethrow_exception(failure);
