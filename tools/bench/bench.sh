@@ -4,6 +4,7 @@
 #   tools/bench/bench.sh [--tenants 100,1000] [--runs 3] [--skip-reference]
 #                        [--concurrency 10] [--floor-single] [--no-per-tenant-tx]
 #                        [--mtctl PATH] [--keep] [--wait-quiet S] [--report RESULTS.tsv]
+#                        [--fresh-only]
 #
 # Database: $MT_TEST_DATABASE_URL (a libpq URL to a maintenance database such as
 # postgresql://postgres@127.0.0.1:PORT/postgres, superuser); when unset the script starts the
@@ -72,6 +73,8 @@ Options:
   --concurrency N       workers for every tool and for the psql floor (default 10)
   --floor-single        also time the floor through ONE psql session for all tenants (slow)
   --no-per-tenant-tx    skip the mtctl `transaction = per-tenant` variant
+  --fresh-only          time only fresh migrate (mtctl, reference, floors): the figures of issue 14
+                        item 6 in a quarter of the time
   --rebase              also time fresh migrate of tools/bench/migrations-drizzle-kit (the same
                         SQL with every table reference qualified "public", as drizzle-kit writes
                         it, plus journal and snapshots) with `rebase = auto`, right after the plain
@@ -94,6 +97,7 @@ CONC=10
 FLOOR_SINGLE=0
 PER_TENANT_TX=1
 REBASE=0
+FRESH_ONLY=0
 KEEP=0
 QUIET_MAX=60
 REPORT=""
@@ -110,6 +114,7 @@ while [[ $# -gt 0 ]]; do
         --floor-single) FLOOR_SINGLE=1; shift ;;
         --no-per-tenant-tx) PER_TENANT_TX=0; shift ;;
         --rebase) REBASE=1; shift ;;
+        --fresh-only) FRESH_ONLY=1; shift ;;
         --mtctl) MTCTL=$2; shift 2 ;;
         --mtctl=*) MTCTL=${1#*=}; shift ;;
         --keep) KEEP=1; shift ;;
@@ -559,7 +564,9 @@ bench_count() {
         local fleet_ok=1
         run_op "$n" "$run" fresh floor-psql-per-tenant "$db" "$dir/floor-per-tenant.$run.log" migrated \
             "$SELF" __floor-per-tenant "$(db_url "$db")" "$ids" "$template" "$CONC" || fleet_ok=0
-        if [[ $fleet_ok -eq 1 ]]; then
+        if [[ $FRESH_ONLY -eq 1 ]]; then
+            :
+        elif [[ $fleet_ok -eq 1 ]]; then
             if [[ $SKIP_REF -eq 0 ]]; then
                 (cd "$refdir" && run_op "$n" "$run" status reference "$db" "$dir/ref-status.$run.log" none \
                     "${ref[@]}" status -c "$refcfg" --json) || true
@@ -613,9 +620,11 @@ bench_count() {
                 run_op "$n" "$run" fresh mtctl-per-tenant-tx "$db" "$dir/mtctl-fresh-per-tenant.$run.log" migrated \
                     "${mt[@]}" --migrations.transaction=per-tenant migrate --all --concurrency "$CONC" || true
             fi
-            reset_fleet "$db" "$n"
-            run_op "$n" "$run" mark mtctl "$db" "$dir/mtctl-mark.$run.log" marked \
-                "${mt[@]}" migrate --all --mark-applied --concurrency "$CONC" || true
+            if [[ $FRESH_ONLY -eq 0 ]]; then
+                reset_fleet "$db" "$n"
+                run_op "$n" "$run" mark mtctl "$db" "$dir/mtctl-mark.$run.log" marked \
+                    "${mt[@]}" migrate --all --mark-applied --concurrency "$CONC" || true
+            fi
         else
             record_na "$n" fresh mtctl "$run" "$MTCTL_WHY"
             [[ $PER_TENANT_TX -eq 0 ]] || record_na "$n" fresh mtctl-per-tenant-tx "$run" "$MTCTL_WHY"
@@ -627,6 +636,7 @@ bench_count() {
             reset_fleet "$db" "$n"
             (cd "$refdir" && run_op "$n" "$run" fresh reference "$db" "$dir/ref-fresh.$run.log" migrated \
                 "${ref[@]}" migrate --all --concurrency "$CONC" -c "$refcfg" --json) || true
+            [[ $FRESH_ONLY -eq 0 ]] || continue
             reset_fleet "$db" "$n"
             (cd "$refdir" && run_op "$n" "$run" mark reference "$db" "$dir/ref-mark.$run.log" marked \
                 "${ref[@]}" migrate --all --mark-applied --concurrency "$CONC" -c "$refcfg" --json) || true
