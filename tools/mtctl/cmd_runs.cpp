@@ -1,4 +1,5 @@
-// mtctl runs [show ID]: the run ledger (mt/fleet/runs.hpp); and migrate's rollout flags.
+// mtctl runs [show ID]: the run ledger (mt/fleet/runs.hpp); and the rollout flags of migrate, seed,
+// convert-format and sync.
 #include "cli.hpp"
 #include "json.hpp"
 #include "rollout_flags.hpp"
@@ -17,27 +18,36 @@ namespace mtctl {
 
 using nlohmann::json;
 
-void add_rollout_options(po::options_description& desc) {
+void add_rollout_options(po::options_description& desc, RolloutFlagSet set) {
+    if (set == RolloutFlagSet::every)
+        desc.add_options()(
+            "canary", po::value<std::string>()->value_name("N|a,b"),
+            "N: run the first N tenants (discovery order) first, one at a time; or a,b: these tenants. "
+            "A canary failure stops the run (exit 1)")(
+            "waves", po::value<std::string>()->value_name("1,10%,100%"),
+            "cumulative waves, e.g. 1,10%,100%: each starts only if the one before kept the error budget")(
+            "seed", po::value<uint64_t>()->value_name("N"), "shuffle the tenants of the waves with this seed (same seed, same order)");
     desc.add_options()(
-        "canary", po::value<std::string>()->value_name("N|a,b"),
-        "N: migrate the first N tenants to migrate (discovery order) first, one at a time; or a,b: these tenants. "
-        "A canary failure stops the run (exit 1)")(
-        "waves", po::value<std::string>()->value_name("1,10%,100%"),
-        "cumulative waves, e.g. 1,10%,100%: each starts only if the one before kept the error budget")(
-        "seed", po::value<uint64_t>()->value_name("N"), "shuffle the tenants of the waves with this seed (same seed, same order)")(
         "max-failures", po::value<std::string>()->value_name("N|P%"),
         "N or P%: the error budget; once N tenants failed no other tenant starts (running ones finish)")(
         "resume", po::value<std::string>()->implicit_value("")->value_name("RUN"),
         "continue run RUN (default: the newest unfinished one) with exactly the tenants it had not finished")(
-        "run", po::value<std::string>()->value_name("RUN"), "RUN for --resume (mtctl migrate --resume RUN)")(
+        "run", po::value<std::string>()->value_name("RUN"), "RUN for --resume (mtctl COMMAND --resume RUN)")(
         "max-replica-lag", po::value<std::string>()->value_name("DUR"),
-        "start no migration while a replica's replay lags more than DUR (pg_stat_replication, rollout.replicas)")(
+        "start no new tenant (or migration) while a replica's replay lags more than DUR (pg_stat_replication, rollout.replicas)")(
         "max-active-backends", po::value<std::string>()->value_name("N"),
-        "start no migration while more than N other backends of the database are active")(
+        "start no new tenant (or migration) while more than N other backends of the database are active")(
         "max-lock-waits", po::value<std::string>()->value_name("N"),
-        "start no migration while more than N other backends of the database wait on a lock")(
+        "start no new tenant (or migration) while more than N other backends of the database wait on a lock")(
         "throttle-timeout", po::value<std::string>()->value_name("DUR"),
         "stop starting tenants once one throttled wait lasts longer than DUR (default 30m; 0: no bound)");
+}
+
+std::string rollout_flag_given(const po::variables_map& vm) {
+    for (const char* flag : {"canary", "waves", "seed", "max-failures", "resume", "max-replica-lag", "max-active-backends",
+                             "max-lock-waits", "throttle-timeout"})
+        if (vm.count(flag)) return std::string("--") + flag;
+    return {};
 }
 
 namespace {
@@ -69,7 +79,9 @@ struct ThrottledBar {
 
 }  // namespace
 
-void rollout_request(const po::variables_map& vm, mt::command::MigrateRequest& request, const Output& out) {
+RolloutFlags rollout_flags(const po::variables_map& vm, const Output& out, const std::string& command,
+                           const std::string& label, const mt::TenantSelection& selection, bool dry_run) {
+    RolloutFlags request;
     auto& ro = request.rollout;
     auto& th = ro.throttle;
     if (vm.count("concurrency")) {
@@ -95,7 +107,7 @@ void rollout_request(const po::variables_map& vm, mt::command::MigrateRequest& r
         th.timeout = mt::parse_duration_flag(vm["throttle-timeout"].as<std::string>(), "--throttle-timeout");
     if (out.globals().progress && !out.globals().quiet && isatty(STDERR_FILENO)) {
         auto bar = std::make_shared<ThrottledBar>();
-        bar->label = "migrating";
+        bar->label = label;
         request.progress = [bar](size_t done, size_t total) {
             std::lock_guard lock(bar->mutex);
             bar->done = done;
@@ -136,7 +148,7 @@ void rollout_request(const po::variables_map& vm, mt::command::MigrateRequest& r
     if (vm.count("max-failures")) ro.max_failures = mt::parse_quota(vm["max-failures"].as<std::string>(), "--max-failures");
     if (vm.count("run") && !vm.count("resume"))
         throw mt::UsageError("unexpected argument " + vm["run"].as<std::string>() +
-                             ": migrate takes a run id only after --resume (mtctl migrate --resume RUN)");
+                             ": " + command + " takes a run id only after --resume (mtctl " + command + " --resume RUN)");
     if (vm.count("resume")) {
         const auto text = vm.count("run") ? vm["run"].as<std::string>() : vm["resume"].as<std::string>();
         request.resume = true;
@@ -145,17 +157,26 @@ void rollout_request(const po::variables_map& vm, mt::command::MigrateRequest& r
                 throw mt::UsageError("--resume " + text + ": expected a run id (see mtctl runs)");
             request.resume_run = std::stoll(text);
         }
-        if (!request.scope.selection.empty())
+        if (!selection.empty())
             throw mt::UsageError("--resume continues a run with its own tenants: drop --all/--tenant/--tenants");
-        if (request.dry_run) throw mt::UsageError("--resume cannot be combined with --dry-run");
+        if (dry_run) throw mt::UsageError("--resume cannot be combined with --dry-run");
         if (ro.canary_count || !ro.canary_ids.empty() || !ro.waves.empty())
             throw mt::UsageError("--resume continues past the canary and the waves: drop --canary/--waves");
     }
+    return request;
 }
 
-void rollout_json(const mt::MigrateReport& report, json& summary) {
-    const auto& r = report.rollout;
-    summary["run_id"] = or_null(report.run_id);
+void rollout_request(const po::variables_map& vm, mt::command::MigrateRequest& request, const Output& out) {
+    auto flags = rollout_flags(vm, out, "migrate", "migrating", request.scope.selection, request.dry_run);
+    request.rollout = std::move(flags.rollout);
+    request.resume = flags.resume;
+    request.resume_run = flags.resume_run;
+    if (flags.concurrency) request.concurrency = flags.concurrency;
+    if (flags.progress) request.progress = std::move(flags.progress);
+}
+
+void rollout_json(const mt::RolloutSummary& r, const std::optional<int64_t>& run_id, json& summary) {
+    summary["run_id"] = or_null(run_id);
     summary["stopped"] = r.stop == mt::RolloutStop::none ? json(nullptr) : json(mt::to_string(r.stop));
     summary["stop_reason"] = or_null(r.reason);
     summary["held_back"] = r.held_back;
@@ -182,16 +203,16 @@ void rollout_json(const mt::MigrateReport& report, json& summary) {
                               {"final", c.final}, {"peak", c.peak}, {"adjustments", c.adjustments}};
 }
 
-void rollout_lines(const Output& out, const mt::MigrateReport& report) {
-    const auto& t = report.rollout.throttle;
+void rollout_lines(const Output& out, const mt::RolloutSummary& rollout, const std::optional<int64_t>& run_id) {
+    const auto& t = rollout.throttle;
     if (t.waits) {
         char waited[32];
         std::snprintf(waited, sizeof waited, "%.1f s", t.waited_ms / 1000.0);
         out.info("throttled " + std::to_string(t.waits) + (t.waits == 1 ? " time" : " times") + ", " + waited +
                  " in all (last: " + t.last_reason + ")");
     }
-    if (!report.rollout.reason.empty()) out.line("stopped: " + report.rollout.reason);
-    if (report.run_id) out.info("run " + std::to_string(*report.run_id) + " (mtctl runs show " + std::to_string(*report.run_id) + ")");
+    if (!rollout.reason.empty()) out.line("stopped: " + rollout.reason);
+    if (run_id) out.info("run " + std::to_string(*run_id) + " (mtctl runs show " + std::to_string(*run_id) + ")");
 }
 
 namespace {
@@ -205,6 +226,7 @@ json run_json(const mt::RunRecord& r) {
             {"host", r.host},
             {"options", json::parse(r.options, nullptr, false)},
             {"outcome", r.outcome},
+            {"stop_reason", or_null(r.stop_reason)},
             {"resumed", r.resumed},
             {"tenants", r.tenants},
             {"finished", r.finished},
@@ -245,6 +267,7 @@ int cmd_runs(const Invocation& given, const Output& out) {
         out.line("run " + std::to_string(r.id) + ": " + r.command + " " + r.outcome + ", started " + r.started_at + " on " +
                  r.host + (r.finished_at ? ", finished " + *r.finished_at : "") +
                  (r.resumed ? ", resumed " + std::to_string(r.resumed) + "x" : ""));
+        if (!r.stop_reason.empty()) out.line("stopped: " + r.stop_reason);
         out.line("options " + r.options + ", folder fingerprint " + r.folder_fingerprint.substr(0, 12));
         out.line(std::to_string(r.tenants) + " tenants: " + std::to_string(r.finished) + " finished (" +
                  std::to_string(r.failed) + " failed), " + std::to_string(r.remaining) + " remaining");
@@ -269,7 +292,7 @@ int cmd_runs(const Invocation& given, const Output& out) {
 }
 
 const bool registered = register_command(
-    {"runs", "runs [--limit N] | runs show ID", "recorded migrate runs (the run ledger) / one run's tenants", 57, cmd_runs});
+    {"runs", "runs [--limit N] | runs show ID", "recorded runs of migrate, seed, convert-format and sync repairs (the run ledger) / one run's tenants", 57, cmd_runs});
 
 }  // namespace
 

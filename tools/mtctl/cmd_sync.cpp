@@ -1,8 +1,11 @@
 // mtctl sync: tracking records against the migration folder (missing, orphans, edited, renamed) and
 // the repairs --mark-missing / --clean-orphans. Exit 0 when nothing failed, whatever drift was found
-// (like status; the report says what is out of sync); 1 when a repair failed for a tenant.
+// (like status; the report says what is out of sync); 1 when a repair failed for a tenant. The
+// repairs take the error budget, the throttle and the run ledger (--resume); a read-only
+// invocation refuses those flags.
 #include "cli.hpp"
 #include "json.hpp"
+#include "rollout_flags.hpp"
 
 #include <mt/base/errors.hpp>
 #include <mt/fleet/commands.hpp>
@@ -99,17 +102,41 @@ int cmd_sync(const Invocation& inv, const Output& out) {
         "clean-orphans", "delete records that match no migration file")(
         "dry-run", "show what --mark-missing / --clean-orphans would change; change nothing")(
         "shared", "the shared schema's table instead of the tenants'");
-    const auto vm = parse_options(inv, desc);
+    add_rollout_options(desc, RolloutFlagSet::repairs);
+    po::positional_options_description pos;
+    pos.add("run", 1);  // sync --resume RUN
+    const auto vm = parse_options(inv, desc, &pos);
     mt::command::SyncRequest options;
     options.scope = {tenant_selection(vm), vm.count("shared") != 0};
     options.mark_missing = vm.count("mark-missing") != 0;
     options.clean_orphans = vm.count("clean-orphans") != 0;
     options.dry_run = vm.count("dry-run") != 0;
-    const bool repairs = options.mark_missing || options.clean_orphans;
+    bool repairs = options.mark_missing || options.clean_orphans;
     if (vm.count("status") && repairs)
         throw mt::UsageError("--status only reports; drop it to repair with --mark-missing / --clean-orphans "
                              "(nothing was changed)");
     options.progress = out.progress("syncing");
+    // The rollout flags pace and record repairs: an invocation that only reads takes none.
+    if (const auto flag = rollout_flag_given(vm);
+        !flag.empty() && flag != "--resume" && (!repairs || options.dry_run || options.scope.shared))
+        throw mt::UsageError(flag + ": " +
+                             (options.scope.shared ? std::string("sync --shared repairs one table")
+                              : options.dry_run    ? std::string("sync --dry-run changes nothing")
+                                                   : std::string("sync without --mark-missing / --clean-orphans only reads")) +
+                             "; the rollout flags apply to a repair of tenants (nothing was changed)");
+    auto flags = rollout_flags(vm, out, "sync", "syncing", options.scope.selection, options.dry_run);
+    if (flags.resume && (vm.count("status") || options.scope.shared))
+        throw mt::UsageError("--resume continues a repair run: drop " +
+                             std::string(options.scope.shared ? "--shared" : "--status") + " (nothing was changed)");
+    options.rollout = std::move(flags.rollout);
+    options.resume = flags.resume;
+    options.resume_run = flags.resume_run;
+    if (flags.progress) options.progress = std::move(flags.progress);
+    options.on_repairs = [&](bool mark_missing, bool clean_orphans) {
+        options.mark_missing = mark_missing;
+        options.clean_orphans = clean_orphans;
+        repairs = mark_missing || clean_orphans;
+    };
 
     // Each tenant's JSON element, or its row and details, is written as soon as it is final, in
     // discovery order; only the counts are kept.
@@ -162,22 +189,24 @@ int cmd_sync(const Invocation& inv, const Output& out) {
     const auto report = mt::command::sync(inv.globals.manifest_input(), options);
 
     begin();
-    doc.end({{"summary",
-              {{"total", report.total},
-               {"in_sync", report.in_sync},
-               {"out_of_sync", report.out_of_sync},
-               {"missing", report.missing},
-               {"orphans", report.orphans},
-               {"edited", report.edited},
-               {"renamed", report.renamed},
-               {"repaired", report.repaired},
-               {"failed", report.failed},
-               {"marked", report.marked},
-               {"cleaned", report.cleaned},
-               {"accepted", report.accepted},
-               {"rewritten", report.rewritten},
-               {"edits_undetectable", undetectable},
-               {"duration_ms", report.duration_ms}}}});
+    json summary{{"total", report.total},
+                 {"in_sync", report.in_sync},
+                 {"out_of_sync", report.out_of_sync},
+                 {"missing", report.missing},
+                 {"orphans", report.orphans},
+                 {"edited", report.edited},
+                 {"renamed", report.renamed},
+                 {"repaired", report.repaired},
+                 {"failed", report.failed},
+                 {"skipped", report.skipped},
+                 {"marked", report.marked},
+                 {"cleaned", report.cleaned},
+                 {"accepted", report.accepted},
+                 {"rewritten", report.rewritten},
+                 {"edits_undetectable", undetectable},
+                 {"duration_ms", report.duration_ms}};
+    rollout_json(report.rollout, report.run_id, summary);
+    doc.end({{"summary", summary}});
 
     if (!inv.globals.json) {
         std::string line = "sync" + std::string(options.dry_run ? " (dry run)" : "") + ": " +
@@ -195,8 +224,10 @@ int cmd_sync(const Invocation& inv, const Output& out) {
                                       : std::string()) +
                     " (" +
                     std::to_string(report.repaired) + " tenants" + (options.dry_run ? " to repair" : " repaired") +
-                    ", " + std::to_string(report.failed) + " failed)";
+                    ", " + std::to_string(report.failed) + " failed" +
+                    (report.skipped ? ", " + std::to_string(report.skipped) + " skipped" : std::string()) + ")";
         out.line(line + "; " + seconds(report.duration_ms));
+        rollout_lines(out, report.rollout, report.run_id);
         if (undetectable)
             out.info("note: " + std::to_string(undetectable) +
                      " tracking tables keep too little to detect edited files (EDITED shows '?'); see docs/repair.md");
@@ -206,12 +237,15 @@ int cmd_sync(const Invocation& inv, const Output& out) {
                      "files with mtctl sync --clean-orphans; both flags together also accept edited files (add "
                      "--dry-run to preview)");
     }
-    return report.failed ? 1 : 0;
+    // A run the throttle stopped did not do what was asked, even with no tenant failed.
+    return report.failed || report.rollout.stop == mt::RolloutStop::throttle_timeout ? 1 : 0;
 }
 
 const bool registered = register_command(
     {"sync",
-     "sync [--status | --mark-missing | --clean-orphans] [--dry-run] [--all | --tenant ID | --tenants a,b] [--shared]",
+     "sync [--status | --mark-missing | --clean-orphans] [--dry-run] [--all | --tenant ID | --tenants a,b] [--shared] "
+     "[--max-failures N|P%] [--max-replica-lag DUR] [--max-active-backends N] [--max-lock-waits N] "
+     "[--throttle-timeout DUR] | sync --resume [RUN]",
      "tracking vs files: missing, orphan, edited and renamed migrations; repair", 54, cmd_sync});
 
 }  // namespace

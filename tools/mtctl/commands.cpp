@@ -110,7 +110,7 @@ public:
                      {"migrations_applied", report.migrations_applied},
                      {"converted", report.converted},
                      {"duration_ms", report.duration_ms}};
-        if (command_ == "migrate") rollout_json(report, summary);
+        if (command_ == "migrate" || command_ == "convert-format") rollout_json(report, summary);
         json tail{{"summary", summary}};
         if (report.preview) {
             const auto& p = *report.preview;
@@ -146,7 +146,7 @@ public:
                                           (dry_run_ ? "to convert" : "converted")
                                     : std::string()) +
                   " in " + seconds(report.duration_ms));
-        if (command_ == "migrate") rollout_lines(out_, report);
+        if (command_ == "migrate" || command_ == "convert-format") rollout_lines(out_, report);
         // A run the throttle stopped did not do what was asked, even with no tenant failed.
         return report.failed || report.rollout.stop == mt::RolloutStop::throttle_timeout ? 1 : 0;
     }
@@ -356,6 +356,10 @@ mt::command::MigrateRequest migrate_request(const po::variables_map& vm, const O
     request.to = optional_flag<std::string>(vm, "to");
     request.fail_fast = vm.count("fail-fast") != 0;
     request.progress = out.progress("migrating");
+    // A dry run changes nothing: a rollout flag there would promise a protection that does not apply.
+    if (const auto flag = shared ? std::string() : rollout_flag_given(vm); !flag.empty() && flag != "--resume" && request.dry_run)
+        throw mt::UsageError(flag + ": migrate --dry-run changes nothing; the rollout flags apply to a run that migrates "
+                             "(nothing was changed)");
     if (!shared) rollout_request(vm, request, out);
     return request;
 }
@@ -464,15 +468,35 @@ static int cmd_status(const Invocation& inv, const Output& out) {
 static int cmd_convert_format(const Invocation& inv, const Output& out) {
     po::options_description desc("convert-format options");
     add_tenant_selection(desc);
-    desc.add_options()("to", po::value<std::string>()->required()->value_name("FORMAT"), "target format: name | hash | drizzle-kit | a plugin's")(
+    desc.add_options()("to", po::value<std::string>()->value_name("FORMAT"),
+                       "target format: name | hash | drizzle-kit | a plugin's (with --resume: the run's own)")(
         "from", po::value<std::string>()->value_name("FORMAT"), "expected source format (a tenant in another format fails)")(
-        "dry-run", "show what would be converted; change nothing")("shared", "convert the shared schema's table");
-    const auto vm = parse_options(inv, desc);
+        "dry-run", "show what would be converted; change nothing")("shared", "convert the shared schema's table")(
+        "concurrency", po::value<std::string>()->value_name("N|auto"),
+        "workers (and connections) per server (default migrations.concurrency); auto: adapt to the server");
+    add_rollout_options(desc);
+    po::positional_options_description pos;
+    pos.add("run", 1);  // convert-format --resume RUN
+    const auto vm = parse_options(inv, desc, &pos);
     mt::command::ConvertRequest request;
     request.scope = {tenant_selection(vm), vm.count("shared") != 0};
-    request.to = vm["to"].as<std::string>();
+    if (vm.count("to")) request.to = vm["to"].as<std::string>();
     request.from = optional_flag<std::string>(vm, "from");
     request.dry_run = vm.count("dry-run") != 0;
+    // The rollout flags pace and record a conversion of tenants: a dry run or the shared table takes none.
+    if (const auto flag = rollout_flag_given(vm); !flag.empty() && (request.dry_run || request.scope.shared))
+        throw mt::UsageError(flag + ": " +
+                             std::string(request.dry_run ? "convert-format --dry-run changes nothing"
+                                                         : "convert-format --shared converts one table") +
+                             "; the rollout flags apply to a conversion of tenants (nothing was changed)");
+    auto flags = rollout_flags(vm, out, "convert-format", "converting", request.scope.selection, request.dry_run);
+    request.rollout = std::move(flags.rollout);
+    request.resume = flags.resume;
+    request.resume_run = flags.resume_run;
+    request.concurrency = flags.concurrency;
+    request.progress = flags.progress;
+    if (request.to.empty() && !request.resume)
+        throw mt::UsageError("--to FORMAT is required: the format to convert the tracking tables to (nothing was changed)");
     const auto report = mt::command::convert_format(inv.globals.manifest_input(), request);
     return ReportWriter(out, "convert-format", request.dry_run).finish(report);
 }
@@ -496,10 +520,14 @@ const bool registered = [] {
                       "apply pending shared-schema migrations", 51, cmd_migrate_shared});
     register_command({"status", "status [--all | --tenant ID | --tenants a,b] [--shared]",
                       "per tenant: schema, format, applied, pending, orphans, state", 52, cmd_status});
-    register_command({"convert-format", "convert-format --to FORMAT [--from FORMAT] (--all | --tenant ID | --tenants a,b | --shared) [--dry-run]",
+    const std::string convert_flags =
+        " --to FORMAT [--from FORMAT] (--all | --tenant ID | --tenants a,b | --shared) [--dry-run] [--concurrency N|auto] "
+        "[--canary N|a,b] [--waves 1,10%,100% [--seed N]] [--max-failures N|P%] [--max-replica-lag DUR] "
+        "[--max-active-backends N] [--max-lock-waits N] [--throttle-timeout DUR] | ";
+    register_command({"convert-format", "convert-format" + convert_flags + "convert-format --resume [RUN]",
                       "rewrite tracking tables in another format (alias migrate-tracking-format)", 53, cmd_convert_format});
     register_command({"migrate-tracking-format",
-                      "migrate-tracking-format --to FORMAT [--from FORMAT] (--all | --tenant ID | --tenants a,b | --shared) [--dry-run]",
+                      "migrate-tracking-format" + convert_flags + "migrate-tracking-format --resume [RUN]",
                       "alias of convert-format", -1, cmd_convert_format});
     return true;
 }();

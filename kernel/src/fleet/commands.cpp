@@ -154,16 +154,20 @@ MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request)
 
 MigrateReport convert_format(const ManifestInput& input, const ConvertRequest& request) {
     return translated([&] {
-        if (!request.scope.shared) require_selection(request.scope.selection);
+        if (!request.scope.shared && !request.resume) require_selection(request.scope.selection);
         const Kernel kernel(input);
         ConvertOptions options;
         options.to = request.to;
         options.from = request.from;
         options.dry_run = request.dry_run;
-        options.concurrency = kernel.manifest().migrations.concurrency;
+        options.concurrency = concurrency_of(request.concurrency, kernel.manifest());
+        options.progress = request.progress;
+        options.rollout = request.rollout;
         // An unknown format is refused (exit 2) before anything is read or changed.
-        kernel.tracking_format(options.to);
+        if (!options.to.empty() || !request.resume) kernel.tracking_format(options.to);
         if (options.from) kernel.tracking_format(*options.from);
+        // A tenant run that changes something goes through the run ledger (fleet/runs.cpp).
+        if (!request.scope.shared && !request.dry_run) return convert_recorded(kernel, request, options);
         const auto [tenants, folder, target] = resolve(kernel, request.scope);
         return mt::convert_format(kernel, tenants, folder, target, options);
     });
@@ -196,6 +200,10 @@ SyncReport sync(const ManifestInput& input, const SyncRequest& request) {
         options.lock_timeout = m.migrations.lock_timeout;
         options.progress = request.progress;
         options.on_tenant = request.on_tenant;
+        options.rollout = request.rollout;
+        // A repair of tenants goes through the run ledger (fleet/runs.cpp).
+        if (!request.scope.shared && ((options.repairs() && !options.dry_run) || request.resume))
+            return sync_recorded(kernel, request, options);
         const auto [tenants, folder, target] = resolve(kernel, request.scope);
         if (request.on_start) request.on_start(tenants, folder.migrations.size());
         return sync_tracking(kernel, tenants, folder, target, options);
@@ -204,14 +212,16 @@ SyncReport sync(const ManifestInput& input, const SyncRequest& request) {
 
 SeedReport seed(const ManifestInput& input, const SeedRequest& request) {
     return translated([&] {
-        require_selection(request.selection);
+        if (!request.resume) require_selection(request.selection);
         const Kernel kernel(input);
         const auto& m = kernel.manifest();
         SeedOptions options;
         options.concurrency = concurrency_of(request.concurrency, m);
         options.lock_timeout = m.migrations.lock_timeout;
         options.progress = request.progress;
-        return mt::seed(kernel, kernel.select(request.selection), request.file, options);
+        options.rollout = request.rollout;
+        // Every seed run goes through the run ledger (fleet/runs.cpp).
+        return seed_recorded(kernel, request, options);
     });
 }
 

@@ -1,6 +1,7 @@
 // seed: a SQL file run in each tenant over the migration engine's worker pool, one transaction per
 // tenant under the tenant's advisory lock, so a seed never interleaves with a migration of it.
 #include "tracking/tables.hpp"
+#include "migrations/rollout_schedule.hpp"
 #include "migrations/workers.hpp"
 
 #include <mt/base/errors.hpp>
@@ -9,6 +10,7 @@
 
 #include <cctype>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 namespace mt {
@@ -112,22 +114,6 @@ std::string transaction_control(std::string_view sql) {
     return pending == "ROLLBACK" ? pending : std::string();
 }
 
-std::string read_seed_file(const std::filesystem::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) throw UsageError("seed file " + file.string() + " cannot be read; nothing was run");
-    std::stringstream bytes;
-    bytes << in.rdbuf();
-    std::string text = bytes.str();
-    if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a BOM is not SQL
-    if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-        throw UsageError("seed file " + file.string() + " is empty; nothing was run");
-    if (const auto statement = transaction_control(text); !statement.empty())
-        throw UsageError("seed file " + file.string() + " contains " + statement +
-                         ": mtctl seed runs the file in one transaction per tenant itself; remove the transaction "
-                         "control (nothing was run)");
-    return text;
-}
-
 std::string trimmed(std::string text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
     return text;
@@ -158,6 +144,22 @@ void seed_tenant(const Kernel& kernel, pqxx::connection& conn, const Tenant& ten
 
 }  // namespace
 
+std::string read_seed_file(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw UsageError("seed file " + file.string() + " cannot be read; nothing was run");
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    std::string text = bytes.str();
+    if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a BOM is not SQL
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+        throw UsageError("seed file " + file.string() + " is empty; nothing was run");
+    if (const auto statement = transaction_control(text); !statement.empty())
+        throw UsageError("seed file " + file.string() + " contains " + statement +
+                         ": mtctl seed runs the file in one transaction per tenant itself; remove the transaction "
+                         "control (nothing was run)");
+    return text;
+}
+
 SeedReport seed(const Kernel& kernel, const std::vector<Tenant>& tenants, const std::filesystem::path& file,
                 const SeedOptions& options) {
     const auto start = std::chrono::steady_clock::now();
@@ -171,8 +173,14 @@ SeedReport seed(const Kernel& kernel, const std::vector<Tenant>& tenants, const 
         report.tenants[i].tenant = tenants[i];
         todo.push_back(i);
     }
-    for_each_tenant(
-        tenants, todo, std::max(1, options.concurrency), false, options.progress,
+    // Every selected tenant is one to seed: the canary and the waves cut over all of them.
+    const bool automatic = options.rollout.throttle.concurrency_auto.value_or(kernel.manifest().migrations.concurrency_auto);
+    RolloutPacer pacer(kernel, options.rollout, automatic, todo.size());
+    const int fixed = std::max(1, options.concurrency);
+    std::mutex finished_mutex;
+    run_rollout(
+        tenants, todo, RolloutRun{options.rollout, pacer.concurrency(fixed), false, options.progress, "seed"}, {},
+        report.rollout,
         [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
             auto& result = report.tenants[i];
             const auto t0 = std::chrono::steady_clock::now();
@@ -195,11 +203,16 @@ SeedReport seed(const Kernel& kernel, const std::vector<Tenant>& tenants, const 
                 result.sqlstate = sqlstate_of(e);
             }
             result.duration_ms = ms_since(t0);
+            if (options.tenant_finished) {
+                std::lock_guard lock(finished_mutex);
+                options.tenant_finished(result);
+            }
             return result.ok;
         },
-        [](size_t) {});
+        [&](size_t i) { report.tenants[i].skipped = true; }, pacer.pacing(tenants));
+    pacer.finish(report.rollout, fixed);
     report.total = report.tenants.size();
-    for (const auto& t : report.tenants) (t.ok ? report.succeeded : report.failed)++;
+    for (const auto& t : report.tenants) (t.skipped ? report.skipped : t.ok ? report.succeeded : report.failed)++;
     report.duration_ms = ms_since(start);
     return report;
 }

@@ -4,6 +4,7 @@
 // migrate or sync never makes it record a migration twice or delete a record that became valid.
 #include "tracking/renamed.hpp"
 #include "tracking/tables.hpp"
+#include "migrations/rollout_schedule.hpp"
 #include "migrations/workers.hpp"
 
 #include <mt/base/errors.hpp>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <set>
 
 namespace mt {
@@ -23,6 +25,7 @@ std::string to_string(SyncOutcome o) {
         case SyncOutcome::repaired: return "repaired";
         case SyncOutcome::would_repair: return "would-repair";
         case SyncOutcome::failed: return "failed";
+        case SyncOutcome::skipped: return "skipped";
     }
     return "?";
 }
@@ -103,6 +106,7 @@ void count(SyncReport& report, const TenantSync& t) {
     else ++report.out_of_sync;
     if (t.outcome == SyncOutcome::repaired || t.outcome == SyncOutcome::would_repair) ++report.repaired;
     if (t.outcome == SyncOutcome::failed) ++report.failed;
+    if (t.outcome == SyncOutcome::skipped) ++report.skipped;
     report.missing += t.missing.size();
     report.orphans += t.orphans.size();
     report.edited += t.edited.size();
@@ -257,20 +261,56 @@ SyncReport sync_tracking(const Kernel& kernel, const std::vector<Tenant>& tenant
     std::vector<Tenant> batch_tenants;
     std::vector<size_t> todo;
     size_t done = 0;
+    // The error budget and the throttle hold across the batches: one pacer for the run, and each
+    // batch starts with the failures and held-back repairs of the ones before.
+    RolloutOptions rollout = options.rollout;
+    rollout.canary_count.reset();
+    rollout.canary_ids.clear();
+    rollout.waves.clear();
+    rollout.seed.reset();
+    // The shared schema's table is one: its repair is not paced (the CLI refuses the flags).
+    const bool writes = options.repairs() && !options.dry_run && !target.shared;
+    std::optional<RolloutPacer> pacer;
+    if (writes) pacer.emplace(kernel, rollout, false, tenants.size());
+    size_t failures = 0;
+    std::mutex finished_mutex;
     const auto flush = [&] {
+        size_t failed_before = 0;  // failed their checks in this batch: they spend the budget too
+        for (const auto& t : batch) failed_before += t.outcome == SyncOutcome::failed ? 1 : 0;
         if (!todo.empty()) {
-            for_each_tenant(
-                batch_tenants, todo, options.concurrency, false,
-                [&](size_t, size_t) {
-                    if (options.progress) options.progress(++done, tenants.size());
-                },
+            RolloutStart before;
+            before.failed = failures + failed_before;
+            before.budget_of = tenants.size();
+            before.held_before = report.rollout.held_back;
+            const size_t base = done;
+            RolloutRun run{rollout, options.concurrency, false,
+                           [&, base](size_t d, size_t) {
+                               done = std::max(done, base + d);
+                               if (options.progress) options.progress(done, tenants.size());
+                           },
+                           "sync"};
+            run_rollout(
+                batch_tenants, todo, run, before, report.rollout,
                 [&](size_t k, std::unique_ptr<pqxx::connection>& conn) {
                     TenantRepair(kernel, folder, target, options).run(conn, batch[k]);
+                    if (options.tenant_finished) {
+                        std::lock_guard lock(finished_mutex);
+                        options.tenant_finished(batch[k]);
+                    }
                     return batch[k].outcome != SyncOutcome::failed;
                 },
-                [](size_t) {});
+                [&](size_t k) {
+                    auto& t = batch[k];
+                    t.outcome = SyncOutcome::skipped;
+                    t.marked.clear();
+                    t.cleaned.clear();
+                    t.accepted.clear();
+                    t.rewritten.clear();
+                },
+                pacer ? pacer->pacing(batch_tenants) : RolloutPacing{});
         }
         for (auto& t : batch) {
+            if (t.outcome == SyncOutcome::failed) ++failures;
             count(report, t);
             if (options.on_tenant) options.on_tenant(t);
             else report.tenants.push_back(std::move(t));
@@ -308,6 +348,7 @@ SyncReport sync_tracking(const Kernel& kernel, const std::vector<Tenant>& tenant
         }
     });
     flush();
+    if (pacer) pacer->finish(report.rollout, options.concurrency);
     report.duration_ms = ms_since(start);
     return report;
 }

@@ -4,12 +4,16 @@
 // has room, so conversions round-trip. A record that cannot be completed (its file is gone and the
 // target needs what only the file can give) fails that tenant and changes nothing.
 #include "tracking/tables.hpp"
+#include "migrations/rollout_schedule.hpp"
 #include "migrations/workers.hpp"
 
 #include <mt/base/errors.hpp>
 #include <mt/base/ident.hpp>
 #include <mt/migrations/migrate.hpp>
 #include <mt/plugin_host/sql_session.hpp>
+
+#include <mutex>
+#include <optional>
 
 namespace mt {
 
@@ -150,56 +154,78 @@ MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& te
         report.tenants[i].tenant = tenants[i];
         todo.push_back(i);
     }
-    for_each_tenant(
-        tenants, todo, options.concurrency, false, {},
-        [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
-            auto& result = report.tenants[i];
-            const auto t0 = std::chrono::steady_clock::now();
-            const Tenant& tenant = result.tenant;
-            try {
-                if (!conn) conn = kernel.connect(tenant.server);
-                pqxx::work tx(*conn);
-                begin_tenant_transaction(tx, kernel, tenant, kernel.manifest().migrations.lock_timeout);
-                const TableInfo table = read_tables(tx, {tenant.schema}, target.table).at(0);
-                if (!table.schema_exists) throw OperationError("schema " + quote_ident(tenant.schema) + " does not exist");
-                if (!table.table_exists) {
-                    result.outcome = TenantOutcome::skipped;
-                    result.error = "no tracking table " + quote_qualified(tenant.schema, target.table) + "; nothing to convert";
-                    return true;
-                }
-                const TrackingFormat* source = kernel.detect_format(table.columns);
-                if (!source) throw OperationError("no loaded tracking format recognises " +
-                                                  quote_qualified(tenant.schema, target.table));
-                if (from && source != from)
-                    throw OperationError("table is in the " + source->label() + " format, not " + from->label() +
-                                         " as --from says");
-                result.format = source->label();
-                if (source == &to) {
-                    result.outcome = TenantOutcome::up_to_date;
-                    return true;
-                }
-                result.applied = convert_table(tx, tenant, target.table, table.columns, *source, to, folder, options.dry_run);
-                if (options.dry_run) {
-                    result.outcome = TenantOutcome::would_migrate;
-                    return true;
-                }
-                tx.commit();
-                result.outcome = TenantOutcome::migrated;
-                result.format = to.label();
-            } catch (const pqxx::broken_connection& e) {
-                conn.reset();
-                result.outcome = TenantOutcome::failed;
-                result.error = e.what();
-            } catch (const std::exception& e) {
-                result.outcome = TenantOutcome::failed;
-                result.error = e.what();
-                const auto* op = dynamic_cast<const OperationError*>(&e);
-                result.sqlstate = op ? op->sqlstate : sqlstate_of(e);
+    // A dry run changes nothing and the shared table is one: no rollout control applies to them
+    // (the CLI refuses the flags), nor the manifest's [rollout] limits.
+    const bool paced = !options.dry_run && !target.shared;
+    const RolloutOptions rollout = paced ? options.rollout : RolloutOptions{};
+    std::optional<RolloutPacer> pacer;
+    if (paced)
+        pacer.emplace(kernel, rollout, rollout.throttle.concurrency_auto.value_or(kernel.manifest().migrations.concurrency_auto),
+                      todo.size());
+    const int fixed = std::max(1, options.concurrency);
+    std::mutex finished_mutex;
+    const auto convert_one = [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
+        auto& result = report.tenants[i];
+        const auto t0 = std::chrono::steady_clock::now();
+        const Tenant& tenant = result.tenant;
+        try {
+            if (!conn) conn = kernel.connect(tenant.server);
+            pqxx::work tx(*conn);
+            begin_tenant_transaction(tx, kernel, tenant, kernel.manifest().migrations.lock_timeout);
+            const TableInfo table = read_tables(tx, {tenant.schema}, target.table).at(0);
+            if (!table.schema_exists) throw OperationError("schema " + quote_ident(tenant.schema) + " does not exist");
+            if (!table.table_exists) {
+                result.outcome = TenantOutcome::skipped;
+                result.error = "no tracking table " + quote_qualified(tenant.schema, target.table) + "; nothing to convert";
+                return true;
             }
-            result.duration_ms = ms_since(t0);
-            return result.outcome != TenantOutcome::failed;
+            const TrackingFormat* source = kernel.detect_format(table.columns);
+            if (!source) throw OperationError("no loaded tracking format recognises " +
+                                              quote_qualified(tenant.schema, target.table));
+            if (from && source != from)
+                throw OperationError("table is in the " + source->label() + " format, not " + from->label() +
+                                     " as --from says");
+            result.format = source->label();
+            if (source == &to) {
+                result.outcome = TenantOutcome::up_to_date;
+                return true;
+            }
+            result.applied = convert_table(tx, tenant, target.table, table.columns, *source, to, folder, options.dry_run);
+            if (options.dry_run) {
+                result.outcome = TenantOutcome::would_migrate;
+                return true;
+            }
+            tx.commit();
+            result.outcome = TenantOutcome::migrated;
+            result.format = to.label();
+        } catch (const pqxx::broken_connection& e) {
+            conn.reset();
+            result.outcome = TenantOutcome::failed;
+            result.error = e.what();
+        } catch (const std::exception& e) {
+            result.outcome = TenantOutcome::failed;
+            result.error = e.what();
+            const auto* op = dynamic_cast<const OperationError*>(&e);
+            result.sqlstate = op ? op->sqlstate : sqlstate_of(e);
+        }
+        result.duration_ms = ms_since(t0);
+        return result.outcome != TenantOutcome::failed;
+    };
+    run_rollout(
+        tenants, todo, RolloutRun{rollout, pacer ? pacer->concurrency(fixed) : fixed, false, options.progress, "convert-format"}, {},
+        report.rollout,
+        [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
+            const bool ok = convert_one(i, conn);
+            if (options.tenant_finished) {
+                std::lock_guard lock(finished_mutex);
+                options.tenant_finished(report.tenants[i]);
+            }
+            return ok;
         },
-        [](size_t) {});
+        [&](size_t i) { report.tenants[i].outcome = TenantOutcome::skipped; },
+        pacer ? pacer->pacing(tenants) : RolloutPacing{});
+    if (pacer) pacer->finish(report.rollout, fixed);
+    else report.rollout.concurrency = {false, fixed, fixed, fixed, fixed, 0};
     summarise(report, start);
     return report;
 }

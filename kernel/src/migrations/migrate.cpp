@@ -613,56 +613,21 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
                 break;
             }
         // Throttle and --concurrency auto (issue 14): one probe for the whole run.
-        const ThrottleSettings limits = resolve_throttle(kernel.manifest(), options.rollout.throttle);
-        std::unique_ptr<Throttle> throttle;
-        if (limits.any_limit() || automatic)
-            throttle = std::make_unique<Throttle>(kernel, limits, options.rollout.throttle.on_change);
-        if (throttle) throttle->own(options.rollout.throttle.own_backends);
-        std::unique_ptr<AdaptiveConcurrency> adaptive;
-        MigrateOptions paced = options;
-        if (automatic) {
-            auto conn = kernel.connect();
-            const int max = std::min<int>(auto_concurrency_max(*conn), static_cast<int>(todo.size()));
-            adaptive = std::make_unique<AdaptiveConcurrency>(2, max, throttle.get());
-            paced.concurrency = std::max(1, max);
-        }
-        // Registers the worker's backend (not counted among "other" backends), then waits its turn.
-        const auto own_and_wait = [&](std::unique_ptr<pqxx::connection>& conn, const std::optional<std::string>& server) {
-            try {
-                if (!conn || !conn->is_open()) conn = kernel.connect(server);
-                throttle->own(conn->backendpid());
-            } catch (const std::exception&) {
-                conn.reset();  // the tenant's own connect reports it
-            }
-            return throttle->wait_turn();
-        };
-        RolloutPacing pacing;
-        pacing.adaptive = adaptive.get();
-        if (throttle)
-            pacing.before_tenant = [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
-                return own_and_wait(conn, tenants[i].server);
-            };
+        RolloutPacer pacer(kernel, options.rollout, automatic, todo.size());
+        RolloutRun run{options.rollout, pacer.concurrency(options.concurrency), options.fail_fast, options.progress, "migrate"};
         run_rollout(
-            tenants, todo, paced, before, report.rollout,
+            tenants, todo, run, before, report.rollout,
             [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
-                std::function<void(std::unique_ptr<pqxx::connection>&)> between;
-                // Once timed out, a running tenant finishes without waiting again.
-                if (throttle && limits.any_limit())
-                    between = [&, i](std::unique_ptr<pqxx::connection>& c) { own_and_wait(c, tenants[i].server); };
                 auto r = result_of(i, TenantOutcome::up_to_date);
-                TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i], std::move(between))
+                TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i],
+                             pacer.between(tenants[i].server))
                     .run(conn, r);
                 const bool ok = r.outcome != TenantOutcome::failed;
                 finished(i, std::move(r), true);
                 return ok;
             },
-            [&](size_t i) { finished(i, result_of(i, TenantOutcome::skipped), false); }, pacing);
-        auto& summary = report.rollout;
-        if (throttle) summary.throttle = throttle->summary();
-        if (adaptive) summary.concurrency = adaptive->summary();
-        if (summary.stop == RolloutStop::throttle_timeout)
-            summary.reason = "throttle timeout: throttled by " + throttle->stopped_by() + " for longer than " +
-                             throttle->timeout_text() + "; " + summary.reason;
+            [&](size_t i) { finished(i, result_of(i, TenantOutcome::skipped), false); }, pacer.pacing(tenants));
+        pacer.finish(report.rollout, fixed);
     } else {
         for (size_t i : todo) finished(i, result_of(i, TenantOutcome::skipped), false);
     }

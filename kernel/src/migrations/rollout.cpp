@@ -93,7 +93,7 @@ std::string tenants_text(size_t n) { return std::to_string(n) + (n == 1 ? " tena
 
 }  // namespace
 
-void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo, const MigrateOptions& options,
+void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo, const RolloutRun& options,
                  const RolloutStart& before, RolloutSummary& summary,
                  const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work,
                  const std::function<void(size_t)>& held_back, const RolloutPacing& pacing) {
@@ -138,13 +138,13 @@ void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& 
     size_t failures = before.failed;
     std::optional<size_t> budget;
     if (ro.max_failures) {
-        budget = std::max<size_t>(1, ro.max_failures->of(todo.size()));
+        budget = std::max<size_t>(1, ro.max_failures->of(before.budget_of ? before.budget_of : todo.size()));
         summary.budget = *budget;
     }
 
     std::mutex mutex;  // failures, summary
     std::atomic<bool> stopped{false};
-    std::atomic<size_t> held{0};
+    std::atomic<size_t> held{before.held_before};
     std::atomic<size_t> done{0};
     const bool waves_end_early = summary.stop == RolloutStop::waves_ended;
     summary.stop = RolloutStop::none;
@@ -240,6 +240,7 @@ void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& 
     summary.held_back = held;
     // Tenants held back without being handed to a worker still complete the progress bar.
     if (options.progress && done < todo.size()) options.progress(todo.size(), todo.size());
+    const std::string resume_hint = " (continue with: mtctl " + options.command + " --resume)";
 
     const std::string not_started = tenants_text(summary.held_back) + " not started";
     switch (summary.stop) {
@@ -257,16 +258,70 @@ void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& 
             break;
         case RolloutStop::waves_ended:
             summary.reason = "the last wave (" + ro.waves.back().text() + ") ends before every tenant; " + not_started +
-                             " (continue with: mtctl migrate --resume)";
+                             resume_hint;
             break;
         case RolloutStop::fail_fast:
             summary.reason = "--fail-fast: a tenant failed; " + not_started;
             break;
         case RolloutStop::throttle_timeout:
-            // migrate() words it: it knows the throttle's limit and what held the run back.
-            summary.reason = not_started + " (continue with: mtctl migrate --resume)";
+            // RolloutPacer::finish words it: it knows the throttle's limit and what held the run back.
+            summary.reason = not_started + resume_hint;
             break;
     }
+}
+
+RolloutPacer::RolloutPacer(const Kernel& kernel, const RolloutOptions& rollout, bool automatic, size_t tenants)
+    : kernel_(kernel), automatic_(automatic && tenants > 0) {
+    const ThrottleSettings limits = resolve_throttle(kernel.manifest(), rollout.throttle);
+    limits_ = limits.any_limit();
+    if (limits_ || automatic_) {
+        throttle_ = std::make_unique<Throttle>(kernel, limits, rollout.throttle.on_change);
+        throttle_->own(rollout.throttle.own_backends);
+    }
+    if (automatic_) {
+        auto conn = kernel.connect();
+        max_ = std::min<int>(auto_concurrency_max(*conn), static_cast<int>(std::min<size_t>(tenants, 1 << 20)));
+        adaptive_ = std::make_unique<AdaptiveConcurrency>(2, max_, throttle_.get());
+    }
+}
+
+RolloutPacer::~RolloutPacer() = default;
+
+int RolloutPacer::concurrency(int fixed) const { return automatic_ ? std::max(1, max_) : fixed; }
+
+// Registers the worker's backend (not counted among "other" backends), then waits its turn.
+bool RolloutPacer::wait(std::unique_ptr<pqxx::connection>& conn, const std::optional<std::string>& server) {
+    try {
+        if (!conn || !conn->is_open()) conn = kernel_.connect(server);
+        throttle_->own(conn->backendpid());
+    } catch (const std::exception&) {
+        conn.reset();  // the tenant's own connect reports it
+    }
+    return throttle_->wait_turn();
+}
+
+RolloutPacing RolloutPacer::pacing(const std::vector<Tenant>& tenants) {
+    RolloutPacing pacing;
+    pacing.adaptive = adaptive_.get();
+    if (throttle_)
+        pacing.before_tenant = [this, &tenants](size_t i, std::unique_ptr<pqxx::connection>& conn) {
+            return wait(conn, tenants[i].server);
+        };
+    return pacing;
+}
+
+std::function<void(std::unique_ptr<pqxx::connection>&)> RolloutPacer::between(const std::optional<std::string>& server) {
+    if (!throttle_ || !limits_) return {};
+    return [this, server](std::unique_ptr<pqxx::connection>& conn) { wait(conn, server); };
+}
+
+void RolloutPacer::finish(RolloutSummary& summary, int fixed) {
+    summary.concurrency = {automatic_, fixed, fixed, fixed, fixed, 0};
+    if (throttle_) summary.throttle = throttle_->summary();
+    if (adaptive_) summary.concurrency = adaptive_->summary();
+    if (summary.stop == RolloutStop::throttle_timeout && throttle_)
+        summary.reason = "throttle timeout: throttled by " + throttle_->stopped_by() + " for longer than " +
+                         throttle_->timeout_text() + "; " + summary.reason;
 }
 
 }  // namespace mt

@@ -78,11 +78,17 @@ struct MigrateRequest {
 };
 MigrateReport migrate(const ManifestInput& input, const MigrateRequest& request);
 
+// to is empty only with resume (the run's own target format then).
 struct ConvertRequest {
     Scope scope;
     std::string to;
     std::optional<std::string> from;
     bool dry_run = false;
+    std::optional<int> concurrency;
+    Progress progress;
+    RolloutOptions rollout;  // every control of migrate (docs/rollouts.md)
+    bool resume = false;     // --resume [ID], as for migrate
+    std::optional<int64_t> resume_run;
 };
 MigrateReport convert_format(const ManifestInput& input, const ConvertRequest& request);
 
@@ -106,14 +112,25 @@ struct SyncRequest {
     StreamStart on_start;
     // Each tenant's result as soon as it is final, in discovery order (SyncOptions::on_tenant).
     std::function<void(const TenantSync&)> on_tenant;
+    // The repairs' error budget and throttle (docs/rollouts.md); --resume [ID] continues a repair
+    // run with its own flags.
+    RolloutOptions rollout;
+    bool resume = false;
+    std::optional<int64_t> resume_run;
+    // With resume: the run's own repairs, known before the first tenant's result.
+    std::function<void(bool mark_missing, bool clean_orphans)> on_repairs;
 };
 SyncReport sync(const ManifestInput& input, const SyncRequest& request);
 
+// file is empty only with resume (the run's own file then).
 struct SeedRequest {
     TenantSelection selection;
     std::filesystem::path file;
     std::optional<int> concurrency;
     Progress progress;
+    RolloutOptions rollout;  // every control of migrate (docs/rollouts.md)
+    bool resume = false;     // --resume [ID], as for migrate
+    std::optional<int64_t> resume_run;
 };
 SeedReport seed(const ManifestInput& input, const SeedRequest& request);
 

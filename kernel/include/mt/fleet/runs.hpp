@@ -1,7 +1,8 @@
-// The run ledger (issue 14, SPEC §11): every tenant `migrate` run (not --dry-run) is recorded in
-// the shared schema as it goes, in mt_runs (one row per run) and mt_run_tenants (one row per
-// selected tenant, written as the tenant finishes), so that `mtctl runs` can show it and
-// `migrate --resume` can continue it with exactly the tenants it had not finished.
+// The run ledger (issue 14, SPEC §11): every tenant `migrate`, `seed`, `convert-format` and `sync`
+// repair run (not --dry-run, not --shared) is recorded in the shared schema as it goes, in mt_runs
+// (one row per run, its command in `command`) and mt_run_tenants (one row per selected tenant,
+// written as the tenant finishes), so that `mtctl runs` can show it and `COMMAND --resume` can
+// continue it with exactly the tenants it had not finished.
 #pragma once
 
 #include <mt/context/manifest.hpp>
@@ -15,7 +16,9 @@ namespace mt {
 
 struct RunTenant {
     std::string tenant;
-    std::string outcome;  // pending | migrated | up-to-date | failed | skipped
+    // pending | skipped | failed, and per command: migrate and convert-format migrated | up-to-date;
+    // seed ok; sync in-sync | out-of-sync | repaired
+    std::string outcome;
     std::optional<std::string> started_at, finished_at;  // ISO 8601, UTC
     std::string error;
 };
@@ -29,8 +32,9 @@ struct RunRecord {
     std::string host;
     std::string options;  // JSON text: the flags the run was started with
     // running | interrupted (unfinished, and no process holds it) | succeeded | failed |
-    // canary-failed | budget-spent | wave-failed | waves-ended | fail-fast
+    // canary-failed | budget-spent | wave-failed | waves-ended | fail-fast | throttle-timeout
     std::string outcome;
+    std::string stop_reason;  // why the run stopped starting tenants (mt_runs.stop_reason); empty: it did not
     int resumed = 0;  // how many times --resume continued it
     size_t tenants = 0, finished = 0, failed = 0, remaining = 0;
 };
@@ -43,14 +47,28 @@ struct RunDetail {
 class Kernel;
 struct MigrateOptions;
 struct MigrateReport;
+struct ConvertOptions;
+struct SeedOptions;
+struct SeedReport;
+struct SyncOptions;
+struct SyncReport;
 namespace command {
 struct MigrateRequest;
+struct ConvertRequest;
+struct SeedRequest;
+struct SyncRequest;
 }
 
 // `migrate` of tenants, recorded in the ledger; with request.resume, the continuation of a run.
 // Refuses (UsageError, exit 2, nothing changed) a resume of an unknown, finished or still running
 // run, and of one whose migration folder changed since (folder fingerprint).
 MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateRequest& request, MigrateOptions options);
+// The same for seed (refusing a resume when the seed file's text changed), convert-format (when
+// the target format, --from or the migration folder changed) and sync's repairs (when the
+// migration folder changed). A resume of another command's run is refused too.
+SeedReport seed_recorded(const Kernel& kernel, const command::SeedRequest& request, SeedOptions options);
+MigrateReport convert_recorded(const Kernel& kernel, const command::ConvertRequest& request, ConvertOptions options);
+SyncReport sync_recorded(const Kernel& kernel, const command::SyncRequest& request, SyncOptions options);
 
 namespace command {
 // The newest runs first (at most limit); empty when no run was ever recorded.

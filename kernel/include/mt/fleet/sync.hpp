@@ -38,7 +38,8 @@ struct RenamedMigration {
     std::optional<int64_t> recorded_at_ms;  // the record's timestamp, kept when the rename is accepted
 };
 
-enum class SyncOutcome { in_sync, out_of_sync, repaired, would_repair, failed };
+// skipped: a repair the error budget or the throttle held back (never started).
+enum class SyncOutcome { in_sync, out_of_sync, repaired, would_repair, failed, skipped };
 std::string to_string(SyncOutcome);
 
 struct TenantSync {
@@ -77,16 +78,23 @@ struct SyncOptions {
     // set, SyncReport::tenants stays empty and only its counts are kept (memory does not grow with
     // the fleet).
     std::function<void(const TenantSync&)> on_tenant;
+    // The repairs' error budget and throttle (docs/rollouts.md; the canary and the waves do not
+    // apply to sync and are ignored). A percentage budget is a share of the selected tenants.
+    RolloutOptions rollout;
+    // Called as each repair finishes (from worker threads, serialised): the run ledger.
+    std::function<void(const TenantSync&)> tenant_finished;
 
     bool repairs() const { return mark_missing || clean_orphans; }
 };
 
 struct SyncReport {
     std::vector<TenantSync> tenants;  // empty when SyncOptions::on_tenant received them
-    size_t total = 0, in_sync = 0, out_of_sync = 0, repaired = 0, failed = 0;
+    size_t total = 0, in_sync = 0, out_of_sync = 0, repaired = 0, failed = 0, skipped = 0;
     size_t missing = 0, orphans = 0, edited = 0, renamed = 0;  // as found (before any repair)
     size_t marked = 0, cleaned = 0, accepted = 0, rewritten = 0;
     double duration_ms = 0;
+    RolloutSummary rollout;         // what the error budget or the throttle held back, and why
+    std::optional<int64_t> run_id;  // the run ledger's id (mt_runs), when recorded
 };
 
 // Missing, orphan and edited migrations of one classified tenant (see classify): edited ones come

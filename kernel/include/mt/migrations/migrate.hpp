@@ -97,6 +97,12 @@ struct ConvertOptions {
     std::optional<std::string> from;
     bool dry_run = false;
     int concurrency = 10;
+    std::function<void(size_t done, size_t total)> progress;
+    // Canary, waves, error budget, throttle, --concurrency auto over every selected tenant
+    // (docs/rollouts.md); a tenant held back is `skipped` with no error.
+    RolloutOptions rollout;
+    // Called as each tenant the run started finishes (from worker threads, serialised): the run ledger.
+    std::function<void(const TenantMigrateResult&)> tenant_finished;
 };
 
 MigrateReport convert_format(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
