@@ -94,8 +94,16 @@ install_deps() {
 build() {
   local type=${BUILD_TYPE:-RelWithDebInfo}
   local jobs=${JOBS:-$(nproc)}
+  # Build-time flags (docs/architecture.md "Build time"), before the caller's arguments so that
+  # those win: line tables (-g1: file:line in stack traces and debuggers, no variables or types)
+  # instead of full -g, and the test sources at -O0 (the product they test stays at -O2). Full
+  # debug info: tools/setup.sh -- -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g -DNDEBUG".
+  local flags=(-DMT_TESTS_EXTRA_FLAGS=-O0)
+  if [ "$type" = RelWithDebInfo ]; then
+    flags+=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG")
+  fi
   log "configuring $BUILD_DIR ($type)"
-  cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$type" "${cmake_args[@]}"
+  cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$type" "${flags[@]}" "${cmake_args[@]}"
   log "building with $jobs jobs"
   cmake --build "$BUILD_DIR" -j"$jobs"
   log "built: $BUILD_DIR/bin/mtctl"

@@ -1,5 +1,7 @@
 #include <mt/base/redact.hpp>
 
+#include "base/text.hpp"
+
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -25,7 +27,7 @@ struct Span {
     size_t end;
 };
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+using detail::is_space;
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 std::string lowered(std::string_view s) {

@@ -2,6 +2,7 @@
 // table is exact and a later `migrate` works), then optionally copy the rows in foreign-key order.
 // Both tenants' advisory locks are held for the whole clone (session-level, so the data can be
 // read in one REPEATABLE READ snapshot taken after the locks), which keeps `migrate` off both.
+#include "base/text.hpp"
 #include "tracking/tables.hpp"
 #include "migrations/workers.hpp"
 
@@ -20,10 +21,7 @@ namespace mt {
 
 namespace {
 
-std::string trimmed(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text;
-}
+using detail::trimmed;
 
 // Rebased for the clone's schema like any tenant migration (issue 13).
 std::string statements_of(const Migration& m, const RebasePlan& rebase, const std::string& schema) {

@@ -1,5 +1,6 @@
 // mtctl doctor: each check reads what it needs once (the fleet's tracking tables in the batched
 // fleet_status queries) and says what it found and, when not ok, what to do.
+#include "base/text.hpp"
 #include "tracking/tables.hpp"
 
 #include <mt/fleet/doctor.hpp>
@@ -54,10 +55,7 @@ std::string listed(const std::vector<std::string>& names) {
     return out;
 }
 
-std::string trimmed(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text;
-}
+using detail::trimmed;
 
 void skip(DoctorReport& report, std::initializer_list<const char*> names, const std::string& because) {
     for (const char* n : names) report.checks.push_back({n, CheckStatus::skip, "skipped: " + because, {}});

@@ -1,5 +1,6 @@
 // seed: a SQL file run in each tenant over the migration engine's worker pool, one transaction per
 // tenant under the tenant's advisory lock, so a seed never interleaves with a migration of it.
+#include "base/text.hpp"
 #include "tracking/tables.hpp"
 #include "migrations/rollout_schedule.hpp"
 #include "migrations/workers.hpp"
@@ -114,10 +115,7 @@ std::string transaction_control(std::string_view sql) {
     return pending == "ROLLBACK" ? pending : std::string();
 }
 
-std::string trimmed(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text;
-}
+using detail::trimmed;
 
 void seed_tenant(const Kernel& kernel, pqxx::connection& conn, const Tenant& tenant, const std::string& sql,
                  const SeedOptions& options) {

@@ -5,16 +5,13 @@
 #include <mt/base/errors.hpp>
 #include <mt/base/redact.hpp>
 
+#include "base/text.hpp"
+
 #include <pqxx/pqxx>
 
 #include <string>
 
 namespace mt::command {
-
-inline std::string trimmed(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text;
-}
 
 // Runs one command and turns whatever the driver or the library threw into an mt:: error, the one
 // place where this happens: a lost connection is DatabaseUnavailable (exit 3), a statement the server
@@ -27,11 +24,11 @@ auto translated(F&& run) -> decltype(run()) {
     } catch (const Error&) {
         throw;
     } catch (const pqxx::broken_connection& e) {
-        throw DatabaseUnavailable("lost the database connection: " + redact_text(trimmed(e.what())));
+        throw DatabaseUnavailable("lost the database connection: " + redact_text(detail::trimmed(e.what())));
     } catch (const pqxx::sql_error& e) {
-        throw OperationError(redact_text(trimmed(e.what())), e.sqlstate());
+        throw OperationError(redact_text(detail::trimmed(e.what())), e.sqlstate());
     } catch (const pqxx::failure& e) {
-        throw OperationError(redact_text(trimmed(e.what())));
+        throw OperationError(redact_text(detail::trimmed(e.what())));
     } catch (const std::exception& e) {
         throw InternalError(redact_text(e.what()));
     }

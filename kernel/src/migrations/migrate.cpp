@@ -48,7 +48,7 @@ std::string joined_statements(const Migration& m, const RebasePlan& rebase, cons
 
 sdk::Record record_for(const Migration& m) { return sdk::Record{m.name, m.hash, std::nullopt, m.when}; }
 
-bool identifier_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$'; }
+bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$'; }
 
 // Whether `name` occurs in the file's statements as a whole word, ignoring case.
 bool names(const Migration& m, const std::string& name) {
@@ -59,7 +59,7 @@ bool names(const Migration& m, const std::string& name) {
         for (char c : statement) text += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         for (auto at = text.find(lower_name); at != std::string::npos; at = text.find(lower_name, at + 1)) {
             const size_t end = at + lower_name.size();
-            if ((at == 0 || !identifier_char(text[at - 1])) && (end == text.size() || !identifier_char(text[end])))
+            if ((at == 0 || !word_char(text[at - 1])) && (end == text.size() || !word_char(text[end])))
                 return true;
         }
     }

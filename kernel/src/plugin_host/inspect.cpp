@@ -132,7 +132,7 @@ ElfFacts elf_facts(const fs::path& file, std::string_view symbol) {
     return facts;
 }
 
-std::string abi_text(uint32_t major, uint32_t minor) { return std::to_string(major) + "." + std::to_string(minor); }
+using detail::abi_text;
 
 void check_entry(const fs::path& file, EntryExport entry) {
     const std::string where = file.string();

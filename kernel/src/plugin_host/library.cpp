@@ -36,7 +36,7 @@ using detail::join;
 using detail::ErrorText;
 using detail::Library;
 
-std::string abi_text(uint32_t major, uint32_t minor) { return std::to_string(major) + "." + std::to_string(minor); }
+using detail::abi_text;
 
 // dlopen's own words are the useful part of Boost's message.
 std::string dlopen_reason(const std::exception& e) {

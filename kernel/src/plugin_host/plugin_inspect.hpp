@@ -21,6 +21,9 @@ void check_entry_symbol(const std::filesystem::path& file);
 // refused at "abi" — in both cases before anything of the file is loaded.
 std::optional<mt_plugin_note> inspect_file(const std::filesystem::path& file);
 
+// "1.2": an ABI version as the messages write it.
+inline std::string abi_text(uint32_t major, uint32_t minor) { return std::to_string(major) + "." + std::to_string(minor); }
+
 // The abi-stage reasons, worded once for the note (before loading) and the descriptor (after).
 std::string other_major_reason(uint32_t major, uint32_t built_minor);
 std::string too_new_reason(uint32_t major, uint32_t built_minor, uint32_t required_minor);

@@ -6,6 +6,7 @@
 // LOCAL (session_setup). No belief about a session's state is cached across leases: an application
 // can falsify any of them.
 #include "base/pqxx_session.hpp"
+#include "base/text.hpp"
 #include "runtime/manager_state.hpp"
 
 #include <mt/base/errors.hpp>
@@ -18,8 +19,7 @@ namespace mt {
 namespace {
 using detail::Clock;
 using detail::ms_between;
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+using detail::is_space;
 
 // true when `SET search_path …; <sql>` sent as one simple-protocol query behaves like the two sent
 // apart: a single statement that cannot end or open a transaction and may run inside the implicit

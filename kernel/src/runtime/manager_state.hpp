@@ -5,6 +5,7 @@
 // hold a shared_ptr to the state so that a lease can outlive its manager.
 #pragma once
 
+#include "runtime/clock.hpp"
 #include "runtime/tenant_routes.hpp"
 
 #include <mt/context/kernel.hpp>
@@ -23,12 +24,6 @@
 #include <vector>
 
 namespace mt::detail {
-
-using Clock = std::chrono::steady_clock;
-
-inline double ms_between(Clock::time_point a, Clock::time_point b) {
-    return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 // What a lease needs to know about a tenant: the id is validated and its schema named
 // (SchemaNamer) on the first lease only; the server is looked up again whenever the route table

@@ -1,4 +1,5 @@
 #include "runtime/tenant_health.hpp"
+#include "runtime/clock.hpp"
 
 #include <mt/base/errors.hpp>
 #include <mt/base/ident.hpp>
@@ -97,11 +98,8 @@ namespace mt {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double ms_between(Clock::time_point a, Clock::time_point b) {
-    return std::chrono::duration<double, std::milli>(b - a).count();
-}
+using detail::Clock;
+using detail::ms_between;
 
 std::string iso_now() {
     const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());

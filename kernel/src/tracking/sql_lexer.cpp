@@ -4,6 +4,8 @@
 // an operator run start a comment, as they do for the server.
 #include <mt/tracking/sql_lexer.hpp>
 
+#include "base/text.hpp"
+
 #include <cstdint>
 
 namespace mt {
@@ -12,7 +14,7 @@ namespace {
 
 constexpr size_t max_identifier_bytes = 63;  // NAMEDATALEN - 1
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+using detail::is_space;
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_ident_start(char c) {
     const auto u = static_cast<unsigned char>(c);
