@@ -77,9 +77,14 @@ std::string hostname() {
     return name;
 }
 
-std::string joined(const std::vector<std::string>& ids) {
+// Tenants per statement when a run's rows are written: what the ledger holds as text at once,
+// whatever the run's size.
+constexpr size_t kLedgerChunk = 20000;
+
+// The ids of tenants [begin, end), one a line (tenant ids hold no control characters).
+std::string joined(const TenantList& tenants, size_t begin, size_t end) {
     std::string text;
-    for (const auto& id : ids) text += (text.empty() ? "" : "\n") + id;
+    for (size_t i = begin; i < end; ++i) text.append(i == begin ? "" : "\n").append(tenants.id(i));
     return text;
 }
 
@@ -152,26 +157,30 @@ class Ledger {
 public:
     explicit Ledger(const Kernel& kernel) : kernel_(kernel), conn_(kernel.connect()) {}
 
-    int64_t start(const std::string& fingerprint, const std::string& options, const std::vector<Tenant>& tenants) {
+    int64_t start(const std::string& fingerprint, const std::string& options, const TenantList& tenants) {
+        tenants_ = &tenants;
         pqxx::work tx(*conn_);
         ensure_tables(tx, kernel_);
         id_ = exec_params(tx, idents("INSERT INTO {shared}.mt_runs (command, folder_fingerprint, host, options)"
                                      " VALUES ('migrate', $1, $2, $3) RETURNING id", kernel_),
                           {fingerprint, hostname(), options})[0][0].as<int64_t>();
-        std::vector<std::string> ids;
-        for (const auto& t : tenants) ids.push_back(t.id);
-        exec_params(tx, idents("INSERT INTO {shared}.mt_run_tenants (run_id, position, tenant)"
-                               " SELECT $1, u.n, u.tenant FROM unnest(string_to_array($2, E'\\n')) WITH ORDINALITY AS u (tenant, n)",
-                               kernel_),
-                    {std::to_string(id_), joined(ids)});
+        for (size_t begin = 0; begin < tenants.size(); begin += kLedgerChunk)
+            exec_params(tx, idents("INSERT INTO {shared}.mt_run_tenants (run_id, position, tenant)"
+                                   " SELECT $1, $3::int + u.n, u.tenant"
+                                   " FROM unnest(string_to_array($2, E'\\n')) WITH ORDINALITY AS u (tenant, n)",
+                                   kernel_),
+                        {std::to_string(id_), joined(tenants, begin, std::min(tenants.size(), begin + kLedgerChunk)),
+                         std::to_string(begin)});
         tx.commit();
         lock();
         return id_;
     }
 
-    // Takes over run id (already checked): its lock, and its remaining rows back to pending.
-    bool resume(int64_t id) {
+    // Takes over run id (already checked): its lock, and its remaining rows back to pending; tenants
+    // are the ones it migrates now, in the order their results come.
+    bool resume(int64_t id, const TenantList& tenants) {
         id_ = id;
+        tenants_ = &tenants;
         pqxx::nontransaction probe(*conn_);
         if (!exec_params(probe, "SELECT pg_try_advisory_lock($1::int, $2::int)", {kRunLockClass, std::to_string(id)})[0][0].as<bool>())
             return false;
@@ -204,11 +213,10 @@ public:
         }
     }
 
-    // A streamed run's result, kept for finish as two lines of text (about 20 bytes a tenant).
+    // A run's result, kept for finish as one byte: results come in the order of the run's tenants.
     void result(const TenantMigrateResult& r) {
         if (!conn_) return;
-        ids_ += (ids_.empty() ? "" : "\n") + r.tenant.id;
-        outcomes_ += (outcomes_.empty() ? "" : "\n") + to_string(r.outcome);
+        outcomes_.push_back(static_cast<uint8_t>(r.outcome));
     }
 
     // The outcomes of the tenants that never started (up to date, held back, failed their checks)
@@ -223,10 +231,17 @@ public:
             // The rows were inserted by this run, after the table's last ANALYZE: the planner would
             // take them for a few and join by nested loop, quadratic at 100,000 tenants.
             tx.exec("SET LOCAL enable_nestloop = off");
-            exec_params(tx, idents("UPDATE {shared}.mt_run_tenants t SET outcome = u.outcome, finished_at = now()"
-                                   " FROM unnest(string_to_array($2, E'\\n'), string_to_array($3, E'\\n')) AS u (tenant, outcome)"
-                                   " WHERE t.run_id = $1 AND t.tenant = u.tenant AND t.outcome = 'pending'", kernel_),
-                        {std::to_string(id_), ids_, outcomes_});
+            const size_t n = std::min(outcomes_.size(), tenants_ ? tenants_->size() : 0);
+            for (size_t begin = 0; begin < n; begin += kLedgerChunk) {
+                const size_t end = std::min(n, begin + kLedgerChunk);
+                std::string outcomes;
+                for (size_t i = begin; i < end; ++i)
+                    outcomes.append(i == begin ? "" : "\n").append(to_string(static_cast<TenantOutcome>(outcomes_[i])));
+                exec_params(tx, idents("UPDATE {shared}.mt_run_tenants t SET outcome = u.outcome, finished_at = now()"
+                                       " FROM unnest(string_to_array($2, E'\\n'), string_to_array($3, E'\\n')) AS u (tenant, outcome)"
+                                       " WHERE t.run_id = $1 AND t.tenant = u.tenant AND t.outcome = 'pending'", kernel_),
+                            {std::to_string(id_), joined(*tenants_, begin, end), outcomes});
+            }
             exec_params(tx, idents("UPDATE {shared}.mt_run_tenants SET finished_at = NULL WHERE run_id = $1 AND outcome = 'skipped'", kernel_),
                         {std::to_string(id_)});
             exec_params(tx, idents("UPDATE {shared}.mt_runs SET finished_at = now(), outcome = CASE WHEN $2 <> '' THEN $2"
@@ -255,7 +270,8 @@ private:
     const Kernel& kernel_;
     std::unique_ptr<pqxx::connection> conn_;
     int64_t id_ = 0;
-    std::string ids_, outcomes_;  // results not yet written: tenant ids and outcomes, one a line
+    const TenantList* tenants_ = nullptr;  // the run's tenants (the caller's list, alive until finish)
+    std::vector<uint8_t> outcomes_;        // per tenant, in their order: its TenantOutcome
 };
 
 // The run --resume continues: the one named, else the newest migrate run with unfinished tenants.
@@ -304,7 +320,7 @@ MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateReque
     const MigrationFolder folder = read_migration_folder(m.migrations.tenant_dir);
     const TrackingTarget target = TrackingTarget::tenants(m);
     const std::string print = fingerprint(folder);
-    std::vector<Tenant> tenants;
+    TenantList tenants;
     std::optional<Ledger> ledger;
     if (request.resume) {
         auto conn = kernel.connect();
@@ -353,7 +369,7 @@ MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateReque
         tenants = kernel.select(TenantSelection{false, ids});
         check_canary_ids(tenants, options.rollout);
         ledger.emplace(kernel);
-        if (!ledger->resume(run.id))
+        if (!ledger->resume(run.id, tenants))
             throw UsageError("--resume " + std::to_string(run.id) + ": run " + std::to_string(run.id) +
                              " was taken over by another mtctl just now; wait for it to finish");
         MigrateReport report;

@@ -30,7 +30,7 @@ struct RolloutPacing {
     std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)> before_tenant;
     AdaptiveConcurrency* adaptive = nullptr;
 };
-void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo, const MigrateOptions& options,
+void run_rollout(const TenantList& tenants, const std::vector<size_t>& todo, const MigrateOptions& options,
                  const RolloutStart& before, RolloutSummary& summary,
                  const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work,
                  const std::function<void(size_t)>& held_back, const RolloutPacing& pacing = {});
