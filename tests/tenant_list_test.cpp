@@ -65,6 +65,13 @@ TEST_CASE("TenantList gives back each tenant's id, schema and server as they wer
     list.clear();
     CHECK(list.empty());
     CHECK(list.servers().empty());
+
+    // The first tenant on a server of its own, the next on database.url.
+    list.push_back({"x", "org_x_xx", std::string("eu")});
+    list.push_back({"y", "org_y_yx", std::nullopt});
+    CHECK(list.server(0) == std::optional<std::string>("eu"));
+    CHECK(list.server(1) == std::nullopt);
+    CHECK(list.schema(0) == "org_x_xx");
 }
 
 namespace {

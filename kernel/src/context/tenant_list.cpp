@@ -76,8 +76,9 @@ void TenantList::push_back(std::string_view id, std::string_view schema, const s
     const size_t i = size();
     // The server first: interning may throw, and then the list is as it was.
     const uint16_t s = intern(server);
+    // server_of_ is empty while every tenant is on database.url, else it has one entry a tenant.
     if (s != 0 && server_of_.empty()) server_of_.assign(i, 0);
-    if (!server_of_.empty()) server_of_.push_back(s);
+    if (s != 0 || !server_of_.empty()) server_of_.push_back(s);
     ids_.append(id);
     ends_.push_back(static_cast<uint32_t>(ids_.size()));
     if (!from_template(template_, id, schema)) schemas_.emplace_back(static_cast<uint32_t>(i), std::string(schema));
