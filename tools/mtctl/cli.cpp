@@ -207,11 +207,11 @@ std::string pad(const std::string& s, size_t width) {
     return s.size() >= width ? s : s + std::string(width - s.size(), ' ');
 }
 
-std::pair<size_t, size_t> tenant_widths(const std::vector<mt::Tenant>& tenants) {
+std::pair<size_t, size_t> tenant_widths(const mt::TenantList& tenants) {
     size_t id = 6, schema = 6;  // "TENANT", "SCHEMA"
-    for (const auto& t : tenants) {
-        id = std::max(id, t.id.size());
-        schema = std::max(schema, t.schema.size());
+    for (size_t i = 0; i < tenants.size(); ++i) {
+        id = std::max(id, tenants.id(i).size());
+        schema = std::max(schema, tenants.schema(i).size());
     }
     return {id, schema};
 }

@@ -97,7 +97,7 @@ std::string table(const std::vector<std::vector<std::string>>& rows);
 // A streamed table (rows printed as tenants finish) sizes its columns before the first row: the
 // tenant and schema columns from the tenant list, the others fixed.
 inline constexpr size_t kFormatWidth = 11;  // the longest in-tree format label, drizzle-kit
-std::pair<size_t, size_t> tenant_widths(const std::vector<mt::Tenant>& tenants);
+std::pair<size_t, size_t> tenant_widths(const mt::TenantList& tenants);
 // One row: each cell padded to its width plus two spaces (a wider cell keeps its two spaces), the
 // last cell as it is.
 std::string row_text(const std::vector<std::string>& cells, const std::vector<size_t>& widths);

@@ -155,7 +155,7 @@ int cmd_sync(const Invocation& inv, const Output& out) {
     std::vector<size_t> widths;
     bool header = false;
     size_t undetectable = 0;
-    options.on_start = [&](const std::vector<mt::Tenant>& tenants, size_t) {
+    options.on_start = [&](const mt::TenantList& tenants, size_t) {
         const auto [id, schema] = tenant_widths(tenants);
         widths = {id, schema, kFormatWidth, 7, 7, 6, 7};
     };

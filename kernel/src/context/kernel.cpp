@@ -9,6 +9,7 @@
 #include <memory>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 
 namespace mt {
 
@@ -153,10 +154,10 @@ std::unique_ptr<pqxx::connection> Kernel::connect(const std::optional<std::strin
     }
 }
 
-std::vector<Tenant> Kernel::discover_tenants(pqxx::connection& conn) const {
+void Kernel::discover_each(
+    pqxx::connection& conn,
+    const std::function<void(std::string&& id, std::string&& schema, std::optional<std::string>&& server)>& fn) const {
     if (!discovery_) throw InputError("no discovery plugin: set [roles] discovery in the manifest (e.g. discovery-sql)");
-    // Each tenant becomes a Tenant as the plugin hands it over: a fleet of 100,000 is held once.
-    std::vector<Tenant> out;
     pqxx::work tx(conn);
     tx.exec_params("SELECT set_config('search_path', $1, true)", quote_ident(manifest_.isolation.shared_schema));
     SqlSession sql(tx);
@@ -168,29 +169,43 @@ std::vector<Tenant> Kernel::discover_tenants(pqxx::connection& conn) const {
             throw TenantIdError(t.id, std::string("returned by discovery plugin ") + discovery_->name() + ": " +
                                           e.what() + " (fix the tenant list or isolation.tenant_id_pattern)");
         }
-        out.push_back(Tenant{std::move(t.id), std::move(schema), std::move(t.server)});
+        fn(std::move(t.id), std::move(schema), std::move(t.server));
     });
     tx.commit();
+}
+
+TenantList Kernel::discover_tenants(pqxx::connection& conn) const {
+    // Each tenant joins the compact list as the plugin hands it over: a fleet of 100,000 is held
+    // once, at a few bytes a tenant beyond its id.
+    TenantList out(manifest_.isolation.schema_template);
+    discover_each(conn, [&](std::string&& id, std::string&& schema, std::optional<std::string>&& server) {
+        out.push_back(id, schema, server);
+    });
+    out.shrink_to_fit();
     return out;
 }
 
-std::vector<Tenant> Kernel::discover_tenants() const {
+TenantList Kernel::discover_tenants() const {
     auto conn = connect();
     return discover_tenants(*conn);
 }
 
 Tenant Kernel::tenant(const std::string& id) const { return Tenant{id, namer_->schema_name(id), std::nullopt}; }
 
-std::vector<Tenant> Kernel::select(const TenantSelection& selection) const {
+TenantList Kernel::select(const TenantSelection& selection) const {
     if (selection.all) return discover_tenants();
-    std::vector<Tenant> out;
+    TenantList out(manifest_.isolation.schema_template);
     for (const auto& id : selection.ids) out.push_back(tenant(id));
-    // Route explicitly named tenants to the server discovery assigns them, when there are servers.
+    // Route explicitly named tenants to the server discovery assigns them, when there are servers;
+    // only the named ones are looked for, so the fleet's list is never held.
     if (!manifest_.servers.empty() && discovery_) {
-        std::map<std::string, std::optional<std::string>> routes;
-        for (auto& t : discover_tenants()) routes[t.id] = t.server;
-        for (auto& t : out)
-            if (auto it = routes.find(t.id); it != routes.end()) t.server = it->second;
+        std::unordered_map<std::string, std::optional<std::string>> routes;
+        for (const auto& id : selection.ids) routes.emplace(id, std::nullopt);
+        auto conn = connect();
+        discover_each(*conn, [&](std::string&& id, std::string&&, std::optional<std::string>&& server) {
+            if (const auto it = routes.find(id); it != routes.end()) it->second = std::move(server);
+        });
+        for (size_t i = 0; i < out.size(); ++i) out.set_server(i, routes.at(std::string(out.id(i))));
     }
     return out;
 }

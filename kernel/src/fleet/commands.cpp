@@ -43,8 +43,8 @@ const fs::path& shared_dir(const Manifest& m) {
 }
 
 // The shared schema as a one-tenant fleet.
-Tenant shared_tenant(const Manifest& m) {
-    return {m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt};
+TenantList shared_tenant(const Manifest& m) {
+    return TenantList{Tenant{m.isolation.shared_schema, m.isolation.shared_schema, std::nullopt}};
 }
 
 // The commands that change tenants name them; the ones that only read default to the whole fleet.
@@ -53,7 +53,7 @@ void require_selection(const TenantSelection& selection) {
 }
 
 struct Resolved {
-    std::vector<Tenant> tenants;
+    TenantList tenants;
     MigrationFolder folder;
     TrackingTarget target;
 };
@@ -61,7 +61,7 @@ struct Resolved {
 Resolved resolve(const Kernel& kernel, const Scope& scope) {
     const auto& m = kernel.manifest();
     if (scope.shared)
-        return {{shared_tenant(m)}, read_migration_folder(shared_dir(m)), TrackingTarget::shared_schema(m)};
+        return {shared_tenant(m), read_migration_folder(shared_dir(m)), TrackingTarget::shared_schema(m)};
     return {kernel.select(scope.selection.empty() ? TenantSelection{true, {}} : scope.selection),
             read_migration_folder(m.migrations.tenant_dir), TrackingTarget::tenants(m)};
 }
@@ -169,7 +169,7 @@ MigrateReport convert_format(const ManifestInput& input, const ConvertRequest& r
         // A tenant run that changes something goes through the run ledger (fleet/runs.cpp).
         if (!request.scope.shared && !request.dry_run) return convert_recorded(kernel, request, options);
         const auto [tenants, folder, target] = resolve(kernel, request.scope);
-        return mt::convert_format(kernel, tenants, folder, target, options);
+        return mt::convert_format(kernel, tenants.to_vector(), folder, target, options);
     });
 }
 
@@ -279,7 +279,7 @@ InitResult init(const ManifestInput& input, const fs::path& dir, bool force) {
     });
 }
 
-std::vector<Tenant> tenant_list(const ManifestInput& input) {
+TenantList tenant_list(const ManifestInput& input) {
     return translated([&] { return Kernel(input).discover_tenants(); });
 }
 

@@ -130,7 +130,7 @@ struct ServerConnection {
 };
 
 void check_schemas(DoctorReport& report, const Kernel& kernel, const std::vector<ServerConnection>& servers,
-                   const std::vector<Tenant>& tenants, const FleetStatus& fleet) {
+                   const TenantList& tenants, const FleetStatus& fleet) {
     std::vector<std::string> missing;
     for (const auto& st : fleet.tenants)
         if (st.state == TenantState::missing_schema) missing.push_back(st.tenant.id + " (" + st.tenant.schema + ")");
@@ -469,7 +469,7 @@ DoctorReport diagnose(const ManifestInput& input) {
     }
     pqxx::connection& conn = *servers.front().conn;
 
-    std::optional<std::vector<Tenant>> tenants;
+    std::optional<TenantList> tenants;
     try {
         tenants = kernel->discover_tenants(conn);
         report.checks.push_back({"discovery", tenants->empty() ? CheckStatus::warn : CheckStatus::ok,

@@ -219,10 +219,10 @@ std::vector<DriftDifference> compare_fingerprints(const SchemaFingerprint& expec
     return out;
 }
 
-DriftReport detect_drift(const Kernel& kernel, std::vector<Tenant> all, const std::optional<std::string>& reference,
+DriftReport detect_drift(const Kernel& kernel, TenantList all, const std::optional<std::string>& reference,
                          bool compact) {
     const auto start = std::chrono::steady_clock::now();
-    if (reference && std::none_of(all.begin(), all.end(), [&](const Tenant& t) { return t.id == *reference; }))
+    if (reference && !all.find(*reference))
         all.push_back(kernel.tenant(*reference));
     const std::string& exclude = kernel.manifest().migrations.table;
     constexpr uint32_t none = DriftMembers::kNoSchema;
@@ -241,7 +241,7 @@ DriftReport detect_drift(const Kernel& kernel, std::vector<Tenant> all, const st
     std::vector<std::string> schemas;
     for (size_t begin = 0; begin < all.size(); begin += kStatusBatch) {
         batch.clear();
-        for (size_t i = begin; i < std::min(all.size(), begin + kStatusBatch); ++i) batch[all[i].server].push_back(i);
+        for (size_t i = begin; i < std::min(all.size(), begin + kStatusBatch); ++i) batch[all.server(i)].push_back(i);
         for (const auto& [server, indices] : batch) {
             auto& reader = readers[server];
             if (!reader.conn) {
@@ -249,7 +249,7 @@ DriftReport detect_drift(const Kernel& kernel, std::vector<Tenant> all, const st
                 reader.tx = std::make_unique<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>>(*reader.conn);
             }
             schemas.clear();
-            for (size_t i : indices) schemas.push_back(all[i].schema);
+            for (size_t i : indices) schemas.push_back(all.schema(i));
             fingerprint_each(*reader.tx, schemas, exclude, [&](size_t k, SchemaFingerprint&& fp) {
                 if (!fp.exists) return;
                 const auto [it, added] = by_digest.try_emplace(fp.digest, static_cast<uint32_t>(representatives.size()));
@@ -269,7 +269,7 @@ DriftReport detect_drift(const Kernel& kernel, std::vector<Tenant> all, const st
         std::vector<uint32_t> group_of_rep(representatives.size(), none);
         for (size_t i = 0; i < all.size(); ++i) {
             if (found[i] == none) {
-                if (reference && all[i].id == *reference)
+                if (reference && all.id(i) == *reference)
                     throw UsageError("--reference " + *reference + ": schema " + quote_ident(all[i].schema) +
                                      " does not exist; name a tenant whose schema is as expected");
                 ++report.without_schema;
@@ -295,7 +295,7 @@ DriftReport detect_drift(const Kernel& kernel, std::vector<Tenant> all, const st
     if (!report.groups.empty()) {
         if (reference) {
             for (size_t i = 0; i < all.size(); ++i)
-                if (all[i].id == *reference) {
+                if (all.id(i) == *reference) {
                     ref = group_of[i];
                     ref_tenant = i;
                     break;

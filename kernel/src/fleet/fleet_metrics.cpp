@@ -11,12 +11,13 @@ FleetSnapshot publish_fleet_metrics(const Kernel& kernel) {
     const auto& m = kernel.manifest();
     const auto folder = read_migration_folder(m.migrations.tenant_dir);
     const auto tenants = kernel.discover_tenants();
-    const auto fleet = fleet_status(kernel, tenants, folder, TrackingTarget::tenants(m));
     FleetSnapshot snap;
     snap.tenants = tenants.size();
-    // Distinct schema structures across the fleet (the catalog fingerprint of mtctl diff).
-    snap.drift_groups = static_cast<int64_t>(detect_drift(kernel, tenants).groups.size());
-    for (const auto& st : fleet.tenants) {
+    // Distinct schema structures across the fleet (the catalog fingerprint of mtctl diff); compact:
+    // the group sizes, not a list of tenants per group.
+    snap.drift_groups = static_cast<int64_t>(detect_drift(kernel, tenants, std::nullopt, true).groups.size());
+    // Each tenant's gauge as its batch is read: the fleet's statuses are never held at once.
+    stream_fleet_status(kernel, tenants, folder, TrackingTarget::tenants(m), [&](const TenantStatus& st) {
         mt_event ev{};
         ev.struct_size = sizeof ev;
         ev.type = MT_EVENT_FLEET;
@@ -26,7 +27,7 @@ FleetSnapshot publish_fleet_metrics(const Kernel& kernel) {
         kernel.emit(ev);
         snap.pending += st.pending.size();
         if (!st.pending.empty()) ++snap.tenants_behind;
-    }
+    });
     mt_event summary{};
     summary.struct_size = sizeof summary;
     summary.type = MT_EVENT_FLEET;

@@ -82,12 +82,6 @@ std::string hostname() {
     return name;
 }
 
-std::string joined(const std::vector<std::string>& ids) {
-    std::string text;
-    for (const auto& id : ids) text += (text.empty() ? "" : "\n") + id;
-    return text;
-}
-
 const char* kRunColumns =
     "r.id, r.command, r.folder_fingerprint, to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
     " to_char(r.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), r.host, r.options,"
@@ -135,18 +129,21 @@ public:
     explicit Ledger(const Kernel& kernel) : kernel_(kernel), conn_(kernel.connect()) {}
 
     int64_t start(const std::string& command, const std::string& fingerprint, const std::string& options,
-                  const std::vector<Tenant>& tenants) {
+                  const TenantList& tenants) {
         pqxx::work tx(*conn_);
         ensure_tables(tx, kernel_);
         id_ = exec_params(tx, idents("INSERT INTO {shared}.mt_runs (command, folder_fingerprint, host, options)"
                                      " VALUES ($1, $2, $3, $4) RETURNING id", kernel_),
                           {command, fingerprint, hostname(), options})[0][0].as<int64_t>();
-        std::vector<std::string> ids;
-        for (const auto& t : tenants) ids.push_back(t.id);
+        std::string ids;  // one buffer, not a string per tenant (100,000 tenants)
+        for (size_t i = 0; i < tenants.size(); ++i) {
+            if (i) ids += '\n';
+            ids += tenants.id(i);
+        }
         exec_params(tx, idents("INSERT INTO {shared}.mt_run_tenants (run_id, position, tenant)"
                                " SELECT $1, u.n, u.tenant FROM unnest(string_to_array($2, E'\\n')) WITH ORDINALITY AS u (tenant, n)",
                                kernel_),
-                    {std::to_string(id_), joined(ids)});
+                    {std::to_string(id_), ids});
         tx.commit();
         lock();
         return id_;
@@ -287,15 +284,15 @@ struct RunSpec {
     std::string options;      // the flags, JSON
     bool resume = false;
     std::optional<int64_t> resume_run;
-    std::function<std::vector<Tenant>()> select;  // a new run's tenants
+    std::function<TenantList()> select;  // a new run's tenants
     // Refuses (UsageError) a resume whose inputs changed since the run started; stored: its options.
     std::function<void(const RunRecord&, const nlohmann::json& stored)> check_resume;
     // Checks the tenants before anything is written (e.g. --canary ids).
-    std::function<void(const std::vector<Tenant>&)> validate;
+    std::function<void(const TenantList&)> validate;
 };
 
 struct RunStart {
-    std::vector<Tenant> tenants;
+    TenantList tenants;
     std::optional<Ledger> ledger;  // empty when the ledger cannot be written: the run goes on unrecorded
     nlohmann::json stored;         // a resumed run's options (an object); null for a new run
 };
@@ -431,7 +428,7 @@ MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateReque
                          throw UsageError(changed_folder(run, print, m.migrations.tenant_dir.string(),
                                                          "mtctl migrate (--all | --tenants …)"));
                  },
-                 [&](const std::vector<Tenant>& tenants) { check_canary_ids(tenants, options.rollout); }};
+                 [&](const TenantList& tenants) { check_canary_ids(tenants, options.rollout); }};
     RunStart run = begin_run(kernel, spec);
     if (run.stored.is_object()) {
         // The run's own --to, --mark-applied, --concurrency, budget and throttle, unless given again.
@@ -506,7 +503,7 @@ SeedReport seed_recorded(const Kernel& kernel, const command::SeedRequest& reque
                                           "with mtctl seed --file F (--all | --tenants …)");
                  },
                  // An unreachable server is refused (exit 3) before the ledger records a run.
-                 [&](const std::vector<Tenant>& tenants) {
+                 [&](const TenantList& tenants) {
                      check_canary_ids(tenants, options.rollout);
                      require_reachable(kernel, tenants);
                  }};
@@ -520,7 +517,7 @@ SeedReport seed_recorded(const Kernel& kernel, const command::SeedRequest& reque
         };
         options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
     }
-    SeedReport report = mt::seed(kernel, run.tenants, file, options);
+    SeedReport report = mt::seed(kernel, run.tenants.to_vector(), file, options);
     if (ledger) {
         report.run_id = ledger->id();
         for (const auto& t : report.tenants) ledger->result(t.tenant.id, seed_outcome(t));
@@ -573,7 +570,7 @@ MigrateReport convert_recorded(const Kernel& kernel, const command::ConvertReque
                                                          "mtctl convert-format --to " + options.to + " (--all | --tenants …)"));
                  },
                  // An unreachable server is refused (exit 3) before the ledger records a run.
-                 [&](const std::vector<Tenant>& tenants) {
+                 [&](const TenantList& tenants) {
                      check_canary_ids(tenants, options.rollout);
                      require_reachable(kernel, tenants);
                  }};
@@ -587,7 +584,7 @@ MigrateReport convert_recorded(const Kernel& kernel, const command::ConvertReque
         };
         options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
     }
-    MigrateReport report = mt::convert_format(kernel, run.tenants, folder, target, options);
+    MigrateReport report = mt::convert_format(kernel, run.tenants.to_vector(), folder, target, options);
     if (ledger) {
         report.run_id = ledger->id();
         for (const auto& t : report.tenants) ledger->result(t.tenant.id, convert_outcome(t));

@@ -251,7 +251,7 @@ TenantSync compare_tracking(const TenantStatus& st, const MigrationFolder& folde
     return out;
 }
 
-SyncReport sync_tracking(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+SyncReport sync_tracking(const Kernel& kernel, const TenantList& tenants, const MigrationFolder& folder,
                          const TrackingTarget& target, const SyncOptions& options) {
     const auto start = std::chrono::steady_clock::now();
     SyncReport report;

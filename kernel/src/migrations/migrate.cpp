@@ -414,12 +414,12 @@ void summarise(MigrateReport& report, Clock::time_point start) {
 }
 
 // Runs work(index, connection) for each listed tenant with `concurrency` workers per server.
-void for_each_tenant(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo,
+void for_each_tenant(const TenantList& tenants, const std::vector<size_t>& todo,
                      int concurrency, bool fail_fast, const std::function<void(size_t, size_t)>& progress,
                      const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work,
                      const std::function<void(size_t)>& skip) {
     std::map<std::optional<std::string>, std::vector<size_t>> groups;
-    for (size_t i : todo) groups[tenants[i].server].push_back(i);
+    for (size_t i : todo) groups[tenants.server(i)].push_back(i);
     std::atomic<bool> stop{false};
     std::atomic<size_t> done{0};
     std::mutex progress_mutex;
@@ -460,7 +460,7 @@ void for_each_tenant(const std::vector<Tenant>& tenants, const std::vector<size_
     workers.clear();  // joins
 }
 
-MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+MigrateReport migrate(const Kernel& kernel, const TenantList& tenants, const MigrationFolder& folder,
                       const TrackingTarget& target, const MigrateOptions& options) {
     const auto start = Clock::now();
     const size_t limit = migration_limit(folder, options.to);
@@ -620,7 +620,7 @@ MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, 
             [&](size_t i, std::unique_ptr<pqxx::connection>& conn) {
                 auto r = result_of(i, TenantOutcome::up_to_date);
                 TenantRunner(kernel, folder, target, options, rebase, limit, first_no_transaction[i],
-                             pacer.between(tenants[i].server))
+                             pacer.between(tenants.server(i)))
                     .run(conn, r);
                 const bool ok = r.outcome != TenantOutcome::failed;
                 finished(i, std::move(r), true);

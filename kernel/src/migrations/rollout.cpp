@@ -60,7 +60,7 @@ std::vector<Quota> parse_waves(const std::string& text) {
     return waves;
 }
 
-void check_canary_ids(const std::vector<Tenant>& selected, const RolloutOptions& options) {
+void check_canary_ids(const TenantList& selected, const RolloutOptions& options) {
     for (const auto& id : options.canary_ids)
         if (std::none_of(selected.begin(), selected.end(), [&](const Tenant& t) { return t.id == id; }))
             throw UsageError("--canary " + id + ": not among the selected tenants; a canary must be one of the tenants "
@@ -93,7 +93,7 @@ std::string tenants_text(size_t n) { return std::to_string(n) + (n == 1 ? " tena
 
 }  // namespace
 
-void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo, const RolloutRun& options,
+void run_rollout(const TenantList& tenants, const std::vector<size_t>& todo, const RolloutRun& options,
                  const RolloutStart& before, RolloutSummary& summary,
                  const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work,
                  const std::function<void(size_t)>& held_back, const RolloutPacing& pacing) {
@@ -306,6 +306,16 @@ RolloutPacing RolloutPacer::pacing(const std::vector<Tenant>& tenants) {
     if (throttle_)
         pacing.before_tenant = [this, &tenants](size_t i, std::unique_ptr<pqxx::connection>& conn) {
             return wait(conn, tenants[i].server);
+        };
+    return pacing;
+}
+
+RolloutPacing RolloutPacer::pacing(const TenantList& tenants) {
+    RolloutPacing pacing;
+    pacing.adaptive = adaptive_.get();
+    if (throttle_)
+        pacing.before_tenant = [this, &tenants](size_t i, std::unique_ptr<pqxx::connection>& conn) {
+            return wait(conn, tenants.server(i));
         };
     return pacing;
 }

@@ -46,7 +46,7 @@ struct RolloutPacing {
     std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)> before_tenant;
     AdaptiveConcurrency* adaptive = nullptr;
 };
-void run_rollout(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo, const RolloutRun& run,
+void run_rollout(const TenantList& tenants, const std::vector<size_t>& todo, const RolloutRun& run,
                  const RolloutStart& before, RolloutSummary& summary,
                  const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work,
                  const std::function<void(size_t)>& held_back, const RolloutPacing& pacing = {});
@@ -64,8 +64,13 @@ public:
 
     // The workers to start: `fixed`, or the adaptive maximum.
     int concurrency(int fixed) const;
-    // before_tenant and the adaptive gate for run_rollout over `tenants` (kept by reference).
+    // before_tenant and the adaptive gate for run_rollout over `tenants` (kept by reference: the
+    // rvalue overloads are deleted so that a temporary, e.g. a vector converted to a TenantList,
+    // cannot be captured).
     RolloutPacing pacing(const std::vector<Tenant>& tenants);
+    RolloutPacing pacing(const TenantList& tenants);
+    RolloutPacing pacing(std::vector<Tenant>&&) = delete;
+    RolloutPacing pacing(TenantList&&) = delete;
     // The wait between two of a tenant's steps (migrate, per-migration transactions); empty when no
     // limit is set. A running tenant finishes without waiting again once the throttle timed out.
     std::function<void(std::unique_ptr<pqxx::connection>&)> between(const std::optional<std::string>& server);

@@ -15,7 +15,7 @@ namespace mt {
 // Runs work(index, connection) for each listed tenant with `concurrency` workers per server, each
 // reusing its connection across tenants; work returns false on failure (stops all with fail_fast:
 // the rest go to skip).
-void for_each_tenant(const std::vector<Tenant>& tenants, const std::vector<size_t>& todo, int concurrency,
+void for_each_tenant(const TenantList& tenants, const std::vector<size_t>& todo, int concurrency,
                      bool fail_fast, const std::function<void(size_t, size_t)>& progress,
                      const std::function<bool(size_t, std::unique_ptr<pqxx::connection>&)>& work,
                      const std::function<void(size_t)>& skip);

@@ -109,7 +109,8 @@ void RouteTable::refresh_locked() {
     last_attempt_ns_.store(start);
     try {
         auto next = std::make_shared<Table>();
-        for (auto& t : kernel_.discover_tenants()) next->servers[t.id] = std::move(t.server);
+        const auto tenants = kernel_.discover_tenants();
+        for (size_t i = 0; i < tenants.size(); ++i) next->servers[std::string(tenants.id(i))] = tenants.server(i);
         {
             std::unique_lock lock(table_mutex_);
             next->generation = (table_ ? table_->generation : 0) + 1;

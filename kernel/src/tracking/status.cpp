@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -164,14 +165,10 @@ const TrackingFormat& creation_format(const Kernel& kernel, const TrackingTarget
     return kernel.tracking_format(target.format == "auto" ? target.default_format : target.format);
 }
 
-std::map<std::optional<std::string>, std::vector<size_t>> group_by_server(const std::vector<Tenant>& tenants) {
-    std::map<std::optional<std::string>, std::vector<size_t>> groups;
-    for (size_t i = 0; i < tenants.size(); ++i) groups[tenants[i].server].push_back(i);
-    return groups;
-}
-
-void require_reachable(const Kernel& kernel, const std::vector<Tenant>& tenants) {
-    for (const auto& [server, indices] : group_by_server(tenants)) kernel.connect(server);
+void require_reachable(const Kernel& kernel, const TenantList& tenants) {
+    auto servers = tenants.servers();
+    std::sort(servers.begin(), servers.end());  // database.url first, then by name
+    for (const auto& server : servers) kernel.connect(server);
 }
 
 void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<TenantStatus*>& statuses,
@@ -279,12 +276,12 @@ private:
 
 }  // namespace
 
-double stream_fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+double stream_fleet_status(const Kernel& kernel, const TenantList& tenants, const MigrationFolder& folder,
                            const TrackingTarget& target, const TenantStatusSink& sink) {
     const auto start = std::chrono::steady_clock::now();
     const size_t batches = (tenants.size() + kStatusBatch - 1) / kStatusBatch;
     std::map<std::optional<std::string>, size_t> per_server;
-    for (const auto& t : tenants) ++per_server[t.server];
+    for (size_t i = 0; i < tenants.size(); ++i) ++per_server[tenants.server(i)];
     // Every server is connected to (and its snapshot taken) before the first batch: an unreachable
     // one fails the whole read up front, and the snapshots are taken at about the same moment.
     std::map<std::optional<std::string>, std::unique_ptr<ExportedSnapshot>> snapshots;
@@ -385,7 +382,7 @@ double stream_fleet_status(const Kernel& kernel, const std::vector<Tenant>& tena
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-FleetStatus fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+FleetStatus fleet_status(const Kernel& kernel, const TenantList& tenants, const MigrationFolder& folder,
                          const TrackingTarget& target) {
     FleetStatus fleet;
     fleet.tenants.reserve(tenants.size());

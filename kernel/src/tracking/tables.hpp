@@ -37,10 +37,9 @@ const TrackingFormat* resolve_format(const Kernel& kernel, const TrackingTarget&
 // The format a missing table is created in.
 const TrackingFormat& creation_format(const Kernel& kernel, const TrackingTarget& target);
 
-std::map<std::optional<std::string>, std::vector<size_t>> group_by_server(const std::vector<Tenant>& tenants);
 // Connects once to each server the tenants live on, so that a server that cannot be reached is a
 // DatabaseUnavailable (exit 3) before any tenant is touched, not a failure of each of its tenants.
-void require_reachable(const Kernel& kernel, const std::vector<Tenant>& tenants);
+void require_reachable(const Kernel& kernel, const TenantList& tenants);
 
 // Fills state, format, columns, records and the classification for each status in one snapshot.
 void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<TenantStatus*>& statuses,

@@ -7,6 +7,7 @@
 #include <mt/context/tenant.hpp>
 #include <mt/plugin_host/plugins.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <pqxx/pqxx>
@@ -37,12 +38,13 @@ public:
     std::unique_ptr<pqxx::connection> connect(const std::optional<std::string>& server = std::nullopt) const;
 
     // Runs the discovery plugin and maps each id to its schema. An id the discovery returns that
-    // fails validation is an error naming it (nothing else is done).
-    std::vector<Tenant> discover_tenants(pqxx::connection& conn) const;
-    std::vector<Tenant> discover_tenants() const;
+    // fails validation is an error naming it (nothing else is done). The list is compact (a few
+    // bytes a tenant beyond its id): iterate it with `const auto&`, each Tenant is built when read.
+    TenantList discover_tenants(pqxx::connection& conn) const;
+    TenantList discover_tenants() const;
     // Resolves a selection: --all is every discovered tenant; explicit ids are validated and
     // need not be discovered (a tenant being created is not in the list yet).
-    std::vector<Tenant> select(const TenantSelection& selection) const;
+    TenantList select(const TenantSelection& selection) const;
     Tenant tenant(const std::string& id) const;
 
     // Tracking formats: "name" | "hash" | "drizzle-kit" or any loaded tracking_format factory name.
@@ -68,6 +70,10 @@ public:
     std::weak_ptr<const void> lifetime() const { return lifetime_; }
 
 private:
+    // Hands each discovered tenant (validated, with its schema) to fn as the plugin reads it.
+    void discover_each(pqxx::connection& conn,
+                       const std::function<void(std::string&& id, std::string&& schema, std::optional<std::string>&& server)>& fn) const;
+
     std::shared_ptr<const void> lifetime_ = std::make_shared<int>(0);
 
     Manifest manifest_;

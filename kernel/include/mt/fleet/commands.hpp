@@ -48,7 +48,7 @@ using Progress = std::function<void(size_t done, size_t total)>;
 // What a streamed command knows before its first result: the tenants it reports on, in the order
 // it reports them (status, sync: this order; migrate: see MigrateOptions::on_result), and the
 // folder's migration count; enough to size a table's columns before any row.
-using StreamStart = std::function<void(const std::vector<Tenant>& tenants, size_t migrations)>;
+using StreamStart = std::function<void(const TenantList& tenants, size_t migrations)>;
 
 // Which tenants a fleet command works on. An empty selection means the whole fleet for the
 // commands that only read (status, sync, diff) and is refused by the ones that change tenants.
@@ -166,7 +166,8 @@ struct InitResult {
 // Writes a starter manifest (input.file, else dir/multitenant.ini) and the migration folders.
 InitResult init(const ManifestInput& input, const std::filesystem::path& dir, bool force);
 
-std::vector<Tenant> tenant_list(const ManifestInput& input);
+// Every discovered tenant, in discovery order (compact: a few bytes a tenant beyond its id).
+TenantList tenant_list(const ManifestInput& input);
 TenantMigrateResult tenant_create(const ManifestInput& input, const std::string& id, bool migrate);
 // Without force: a UsageError naming the schema, nothing dropped.
 Tenant tenant_drop(const ManifestInput& input, const std::string& id, bool force);

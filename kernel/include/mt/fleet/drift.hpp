@@ -65,7 +65,7 @@ struct DriftGroup {
 // top of the tenant list itself (its group, and its place in `order`).
 struct DriftMembers {
     static constexpr uint32_t kNoSchema = UINT32_MAX;
-    std::vector<Tenant> tenants;  // every tenant compared: the selection, then the reference when not in it
+    TenantList tenants;  // every tenant compared: the selection, then the reference when not in it
     std::vector<uint32_t> group;  // per tenant: its index in DriftReport::groups, or kNoSchema
     // Tenant indices grouped: the first group's in list order, then the next group's, …, then the
     // tenants without a schema; group g's are order[begin[g]] … order[begin[g + 1] - 1].
@@ -95,7 +95,7 @@ std::vector<DriftDifference> compare_fingerprints(const SchemaFingerprint& expec
 // among `tenants`. Default: the first tenant of the largest group (ties: the group met first).
 // compact: membership goes to DriftReport::members instead of DriftGroup::tenants and
 // missing_schemas (what a large fleet needs). Throws UsageError when the reference tenant has no schema.
-DriftReport detect_drift(const Kernel& kernel, std::vector<Tenant> tenants,
+DriftReport detect_drift(const Kernel& kernel, TenantList tenants,
                          const std::optional<std::string>& reference = std::nullopt, bool compact = false);
 
 }  // namespace mt

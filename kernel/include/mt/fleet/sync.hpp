@@ -108,7 +108,7 @@ TenantSync compare_tracking(const TenantStatus& status, const MigrationFolder& f
 // advisory lock, re-reading the table under the lock first; then reports the batch. --mark-missing also re-records renamed records under
 // the file's name; with both flags, edited migrations are accepted too: the old record is replaced
 // by one carrying the file's current hash (its timestamp kept).
-SyncReport sync_tracking(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+SyncReport sync_tracking(const Kernel& kernel, const TenantList& tenants, const MigrationFolder& folder,
                          const TrackingTarget& target, const SyncOptions& options);
 
 }  // namespace mt

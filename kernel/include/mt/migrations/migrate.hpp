@@ -82,7 +82,7 @@ struct MigrateReport {
     std::optional<int64_t> run_id;         // the run ledger's id (mt_runs), when recorded
 };
 
-MigrateReport migrate(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+MigrateReport migrate(const Kernel& kernel, const TenantList& tenants, const MigrationFolder& folder,
                       const TrackingTarget& target, const MigrateOptions& options);
 
 // Creates the tenant's schema and applies every migration; on failure the schema is gone again.

@@ -97,7 +97,7 @@ struct RolloutOptions {
 };
 
 // A --canary id that is not among the selected tenants is a UsageError (before anything changes).
-void check_canary_ids(const std::vector<Tenant>& selected, const RolloutOptions& options);
+void check_canary_ids(const TenantList& selected, const RolloutOptions& options);
 
 // Why a run stopped starting tenants, for the summary and the run ledger.
 enum class RolloutStop { none, canary_failed, budget_spent, wave_failed, waves_ended, fail_fast, throttle_timeout };

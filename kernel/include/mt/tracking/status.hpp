@@ -63,11 +63,11 @@ inline constexpr size_t kStatusBatch = 250;
 // held open for the whole read and imported by each batch's own short transaction, so that the
 // table locks of a batch end with it (one transaction over 100,000 tracking tables would need more
 // locks than the server's lock table holds). Returns the time taken, in ms.
-double stream_fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+double stream_fleet_status(const Kernel& kernel, const TenantList& tenants, const MigrationFolder& folder,
                            const TrackingTarget& target, const TenantStatusSink& sink);
 
 // The same, collected: every tenant's status in one vector (memory grows with the fleet).
-FleetStatus fleet_status(const Kernel& kernel, const std::vector<Tenant>& tenants, const MigrationFolder& folder,
+FleetStatus fleet_status(const Kernel& kernel, const TenantList& tenants, const MigrationFolder& folder,
                          const TrackingTarget& target);
 
 // Classifies one tenant's records against the folder (shared by status, migrate and sync).
