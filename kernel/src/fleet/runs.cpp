@@ -414,6 +414,29 @@ void stream_to_ledger(MigrateOptions& options, std::optional<Ledger>& ledger) {
     };
 }
 
+// Hooks a run's ledger into a command's options: each tenant's outcome is written as it finishes,
+// and the ledger's own backend is not counted by the throttle. outcome_of names a result's outcome.
+template <class Options, class OutcomeOf>
+void hook_ledger(std::optional<Ledger>& ledger, Options& options, OutcomeOf outcome_of) {
+    if (!ledger) return;
+    options.tenant_finished = [&ledger, outcome_of](const auto& r) {
+        ledger->tenant_finished(r.tenant.id, outcome_of(r), r.error, r.duration_ms);
+    };
+    options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
+}
+
+// Closes a run's ledger with the report: the run id, the outcomes of the tenants that never started
+// a transaction, and why the run stopped.
+template <class Report, class OutcomeOf>
+void close_ledger(std::optional<Ledger>& ledger, Report& report, OutcomeOf outcome_of) {
+    if (!ledger) return;
+    report.run_id = ledger->id();
+    for (const auto& t : report.tenants) ledger->result(t.tenant.id, outcome_of(t));
+    ledger->finish(report.rollout);
+}
+
+const auto outcome_text = [](const auto& r) { return to_string(r.outcome); };
+
 }  // namespace
 
 MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateRequest& request, MigrateOptions options) {
@@ -438,19 +461,10 @@ MigrateReport migrate_recorded(const Kernel& kernel, const command::MigrateReque
         adopt_rollout_options(stored, request.concurrency.has_value(), options.concurrency, options.rollout);
     }
     auto& ledger = run.ledger;
-    if (ledger) {
-        options.tenant_finished = [&](const TenantMigrateResult& r) {
-            ledger->tenant_finished(r.tenant.id, to_string(r.outcome), r.error, r.duration_ms);
-        };
-        options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
-        stream_to_ledger(options, ledger);
-    }
+    hook_ledger(ledger, options, outcome_text);
+    if (ledger) stream_to_ledger(options, ledger);
     MigrateReport report = mt::migrate(kernel, run.tenants, folder, target, options);
-    if (ledger) {
-        report.run_id = ledger->id();
-        for (const auto& t : report.tenants) ledger->result(t.tenant.id, to_string(t.outcome));
-        ledger->finish(report.rollout);
-    }
+    close_ledger(ledger, report, outcome_text);
     return report;
 }
 
@@ -510,19 +524,10 @@ SeedReport seed_recorded(const Kernel& kernel, const command::SeedRequest& reque
     RunStart run = begin_run(kernel, spec);
     if (run.stored.is_object())
         adopt_rollout_options(run.stored, request.concurrency.has_value(), options.concurrency, options.rollout);
-    auto& ledger = run.ledger;
-    if (ledger) {
-        options.tenant_finished = [&](const TenantSeedResult& r) {
-            ledger->tenant_finished(r.tenant.id, seed_outcome(r), r.error, r.duration_ms);
-        };
-        options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
-    }
+    const auto outcome = [](const TenantSeedResult& r) { return seed_outcome(r); };
+    hook_ledger(run.ledger, options, outcome);
     SeedReport report = mt::seed(kernel, run.tenants.to_vector(), file, options);
-    if (ledger) {
-        report.run_id = ledger->id();
-        for (const auto& t : report.tenants) ledger->result(t.tenant.id, seed_outcome(t));
-        ledger->finish(report.rollout);
-    }
+    close_ledger(run.ledger, report, outcome);
     return report;
 }
 
@@ -577,19 +582,10 @@ MigrateReport convert_recorded(const Kernel& kernel, const command::ConvertReque
     RunStart run = begin_run(kernel, spec);
     if (run.stored.is_object())
         adopt_rollout_options(run.stored, request.concurrency.has_value(), options.concurrency, options.rollout);
-    auto& ledger = run.ledger;
-    if (ledger) {
-        options.tenant_finished = [&](const TenantMigrateResult& r) {
-            ledger->tenant_finished(r.tenant.id, convert_outcome(r), r.error, r.duration_ms);
-        };
-        options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
-    }
+    const auto outcome = [](const TenantMigrateResult& r) { return convert_outcome(r); };
+    hook_ledger(run.ledger, options, outcome);
     MigrateReport report = mt::convert_format(kernel, run.tenants.to_vector(), folder, target, options);
-    if (ledger) {
-        report.run_id = ledger->id();
-        for (const auto& t : report.tenants) ledger->result(t.tenant.id, convert_outcome(t));
-        ledger->finish(report.rollout);
-    }
+    close_ledger(run.ledger, report, outcome);
     return report;
 }
 
@@ -625,11 +621,8 @@ SyncReport sync_recorded(const Kernel& kernel, const command::SyncRequest& reque
         adopt_rollout_options(run.stored, true, unused, options.rollout);
     }
     auto& ledger = run.ledger;
+    hook_ledger(ledger, options, outcome_text);
     if (ledger) {
-        options.tenant_finished = [&](const TenantSync& t) {
-            ledger->tenant_finished(t.tenant.id, to_string(t.outcome), t.error, t.duration_ms);
-        };
-        options.rollout.throttle.own_backends.push_back(ledger->backend_pid());
         if (options.on_tenant)
             options.on_tenant = [&ledger, next = options.on_tenant](const TenantSync& t) {
                 ledger->result(t.tenant.id, to_string(t.outcome));
@@ -639,11 +632,7 @@ SyncReport sync_recorded(const Kernel& kernel, const command::SyncRequest& reque
     if (request.on_repairs) request.on_repairs(options.mark_missing, options.clean_orphans);
     if (request.on_start) request.on_start(run.tenants, folder.migrations.size());
     SyncReport report = sync_tracking(kernel, run.tenants, folder, target, options);
-    if (ledger) {
-        report.run_id = ledger->id();
-        for (const auto& t : report.tenants) ledger->result(t.tenant.id, to_string(t.outcome));
-        ledger->finish(report.rollout);
-    }
+    close_ledger(ledger, report, outcome_text);
     return report;
 }
 
