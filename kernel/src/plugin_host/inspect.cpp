@@ -10,11 +10,10 @@
 #include <cstring>
 #include <elf.h>
 #include <fstream>
-#include <iterator>
+#include <sstream>
 #include <link.h>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace mt {
 
@@ -33,7 +32,7 @@ struct ElfFacts {
 
 class ElfBytes {
 public:
-    explicit ElfBytes(std::vector<char> bytes) : bytes_(std::move(bytes)) {}
+    explicit ElfBytes(std::string bytes) : bytes_(std::move(bytes)) {}
     bool fits(uint64_t offset, uint64_t size) const { return offset <= bytes_.size() && size <= bytes_.size() - offset; }
     template <class T>
     bool read(T& out, uint64_t offset) const {
@@ -44,7 +43,7 @@ public:
     const char* at(uint64_t offset) const { return bytes_.data() + offset; }
 
 private:
-    std::vector<char> bytes_;
+    std::string bytes_;
 };
 
 // The dynamic symbol table is what dlsym searches (and what `strip` leaves), so it alone decides.
@@ -106,7 +105,12 @@ void find_note(const ElfBytes& elf, const ElfW(Shdr) & section, ElfFacts& facts)
 ElfFacts elf_facts(const fs::path& file, std::string_view symbol) {
     std::ifstream in(file, std::ios::binary);
     if (!in) throw PluginError(file.string(), "inspect", "cannot be read");
-    const ElfBytes elf(std::vector<char>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+    // Through the stream buffer in blocks: an istreambuf_iterator copy went byte by byte, which
+    // cost 0.1 s a plugin under ASan (each mtctl start inspects every plugin it loads).
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    if (in.bad()) throw PluginError(file.string(), "inspect", "cannot be read");
+    const ElfBytes elf(std::move(bytes).str());
     ElfFacts facts;
     ElfW(Ehdr) header{};
     if (!elf.read(header, 0) || std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0) {
