@@ -59,7 +59,7 @@ private:
 using Command = std::function<int(const Invocation&, const Output&)>;
 
 // Commands register themselves from their own source file:
-//   static const bool registered = register_command({"sync", "…usage…", "what it does", 60, cmd_sync});
+//   static const bool sync_registered = register_command({"sync", "…usage…", "what it does", 60, cmd_sync});
 // so that each command lives in one file and main.cpp never changes. `order` sorts the help.
 struct CommandInfo {
     std::string name;

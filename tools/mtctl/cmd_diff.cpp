@@ -120,7 +120,7 @@ int cmd_diff(const Invocation& inv, const Output& out) {
     return report.drift() ? 1 : 0;
 }
 
-const bool registered = register_command(
+const bool diff_registered = register_command(
     {"diff", "diff [--all | --tenant ID | --tenants a,b] [--reference ID]",
      "structural drift: tenants grouped by catalog fingerprint; exit 1 on drift", 55, cmd_diff});
 

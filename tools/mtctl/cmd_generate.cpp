@@ -23,7 +23,7 @@ int cmd_generate(const Invocation& inv, const Output& out) {
     return 0;
 }
 
-const bool registered = register_command({"generate", "generate --name N [--shared]",
+const bool generate_registered = register_command({"generate", "generate --name N [--shared]",
                                           "create the next migration file (and journal entry in drizzle-kit layout)",
                                           57, cmd_generate});
 

@@ -42,7 +42,7 @@ int cmd_health(const Invocation& inv, const Output& out) {
     return report.healthy ? 0 : 1;
 }
 
-const bool registered = register_command(
+const bool health_registered = register_command(
     {"health", "health [--all | --tenant ID | --tenants a,b] [--timeout 5s] [--pending]",
      "ping the shared schema (and tenants); exit 1 when unhealthy", 80, cmd_health});
 

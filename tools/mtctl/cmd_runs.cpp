@@ -291,7 +291,7 @@ int cmd_runs(const Invocation& given, const Output& out) {
     return 0;
 }
 
-const bool registered = register_command(
+const bool runs_registered = register_command(
     {"runs", "runs [--limit N] | runs show ID", "recorded runs of migrate, seed, convert-format and sync repairs (the run ledger) / one run's tenants", 57, cmd_runs});
 
 }  // namespace

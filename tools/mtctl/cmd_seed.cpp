@@ -77,7 +77,7 @@ int cmd_seed(const Invocation& inv, const Output& out) {
     return report.failed || report.rollout.stop == mt::RolloutStop::throttle_timeout ? 1 : 0;
 }
 
-const bool registered = register_command(
+const bool seed_registered = register_command(
     {"seed",
      "seed --file F (--all | --tenant ID | --tenants a,b) [--concurrency N|auto] [--canary N|a,b] "
      "[--waves 1,10%,100% [--seed N]] [--max-failures N|P%] [--max-replica-lag DUR] [--max-active-backends N] "

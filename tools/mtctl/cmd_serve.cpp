@@ -251,7 +251,7 @@ int cmd_serve(const Invocation& inv, const Output& out) {
     return 0;
 }
 
-const bool registered = register_command(
+const bool serve_registered = register_command(
     {"serve",
      "serve [--listen 127.0.0.1:9465] [--refresh 15s] [--tls-cert FILE --tls-key FILE] "
      "[--basic-auth FILE | --bearer-token-file FILE]",

@@ -241,7 +241,7 @@ int cmd_sync(const Invocation& inv, const Output& out) {
     return report.failed || report.rollout.stop == mt::RolloutStop::throttle_timeout ? 1 : 0;
 }
 
-const bool registered = register_command(
+const bool sync_registered = register_command(
     {"sync",
      "sync [--status | --mark-missing | --clean-orphans] [--dry-run] [--all | --tenant ID | --tenants a,b] [--shared] "
      "[--max-failures N|P%] [--max-replica-lag DUR] [--max-active-backends N] [--max-lock-waits N] "

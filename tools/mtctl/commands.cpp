@@ -509,7 +509,7 @@ static int cmd_convert_format(const Invocation& inv, const Output& out) {
 }
 
 namespace {
-const bool registered = [] {
+const bool core_registered = [] {
     register_command({"init", "init [--dir D] [--force]", "write a starter manifest (multitenant.ini) and migration folders", 10, cmd_init});
     register_command({"doctor", "doctor",
                       "check manifest, plugins, connection, discovery, folders, formats, pool sizing, schemas, pooler",

@@ -566,7 +566,7 @@ int cmd_docs(const Invocation& inv, const Output& out) {
     return 0;
 }
 
-const bool registered = register_command({"__docs", "__docs --output-dir DIR", "", -1, cmd_docs});
+const bool docs_registered = register_command({"__docs", "__docs --output-dir DIR", "", -1, cmd_docs});
 
 }  // namespace
 
