@@ -27,12 +27,12 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-mtb::Response list_tasks(const mtb::Request& req, mt::TenantContext& ctx) {
+mtb::Response beast_list_tasks(const mtb::Request& req, mt::TenantContext& ctx) {
     const auto rows = ctx.lease.query("SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM tasks t");
     return mtb::make_response(req, http::status::ok, rows[0][0].c_str());
 }
 
-mtb::Response create_task(const mtb::Request& req, mt::TenantContext& ctx) {
+mtb::Response beast_create_task(const mtb::Request& req, mt::TenantContext& ctx) {
     const auto title = nlohmann::json::parse(req.body()).at("title").get<std::string>();
     const auto rows = ctx.lease.query("INSERT INTO tasks (title) VALUES ($1) RETURNING to_jsonb(tasks)", {title});
     return mtb::make_response(req, http::status::created, rows[0][0].c_str());
@@ -85,8 +85,8 @@ private:
                 return mtb::make_response(r, http::status::ok, lease.query("SELECT count(*) FROM tenants")[0][0].c_str(),
                                           "text/plain");
             });
-        if (path == "/tasks" && req.method() == http::verb::post) return mtb::with_tenant(gate_, req, create_task);
-        if (path == "/tasks" || path.rfind("/t/", 0) == 0) return mtb::with_tenant(gate_, req, list_tasks);
+        if (path == "/tasks" && req.method() == http::verb::post) return mtb::with_tenant(gate_, req, beast_create_task);
+        if (path == "/tasks" || path.rfind("/t/", 0) == 0) return mtb::with_tenant(gate_, req, beast_list_tasks);
         if (path == "/second-lease")  // needs a second connection of the tenant's pool
             return mtb::with_tenant(gate_, req, [this](const mtb::Request& r, mt::TenantContext& ctx) {
                 auto second = manager_.tenant(ctx.tenant_id);

@@ -38,13 +38,6 @@ void microsecond_times(const Project& p, const std::string& schema, const std::s
            " = '2026-11-30 18:36:05.202792+00'::timestamptz + (id - 1) * interval '1 hour 0.000789 s'");
 }
 
-json tenant_of(const json& doc, const std::string& id) {
-    for (const auto& t : doc["tenants"])
-        if (t["id"] == id) return t;
-    FAIL("no tenant " << id << " in " << doc.dump());
-    return {};
-}
-
 json check_named(const json& doctor, const std::string& name) {
     for (const auto& c : doctor["checks"])
         if (c["check"] == name) return c;

@@ -22,8 +22,6 @@ using Catch::Matchers::StartsWith;
 
 namespace {
 
-std::string both(const RunResult& r) { return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err; }
-
 std::vector<std::string> lines_of(const std::string& text) {
     std::vector<std::string> out;
     std::istringstream in(text);

@@ -48,7 +48,7 @@ void rich_migrations(const Project& p) {
                 "CREATE TRIGGER projects_audit AFTER INSERT ON projects FOR EACH ROW EXECUTE FUNCTION log_project();");
 }
 
-std::string rows(const Project& p, const std::string& schema, const std::string& table, const std::string& columns) {
+std::string table_rows(const Project& p, const std::string& schema, const std::string& table, const std::string& columns) {
     return p.scalar("SELECT string_agg(concat_ws(':', " + columns + "), ',' ORDER BY id) FROM " + schema + "." + table);
 }
 
@@ -68,7 +68,7 @@ TEST_CASE("tenant clone replays exactly the source's migrations and a later migr
     CHECK(doc["with_data"] == false);
     CHECK(tracked_names(p, "tenant_b") == "0000_users,0001_orders,0002_seed");
     // Without --with-data the rows are the ones the replayed migrations wrote.
-    CHECK(rows(p, "tenant_b", "users", "id, email") == "1:seed@example.com");
+    CHECK(table_rows(p, "tenant_b", "users", "id, email") == "1:seed@example.com");
 
     const auto status = run_json(p, "status --tenant b");
     CHECK(status["tenants"][0]["state"] == "behind");
@@ -135,10 +135,10 @@ TEST_CASE("tenant clone --with-data copies rows in foreign-key order with sequen
              {"nodes", "id, parent_id"},
              {"audit", "id, what"}}) {
         INFO(table);
-        CHECK(rows(p, "tenant_b", table, columns) == rows(p, "tenant_a", table, columns));
+        CHECK(table_rows(p, "tenant_b", table, columns) == table_rows(p, "tenant_a", table, columns));
     }
     // The data migration's row was replaced by the source's rows, not added to them.
-    CHECK(rows(p, "tenant_b", "accounts", "id, name") == "1:seeded,2:acme");
+    CHECK(table_rows(p, "tenant_b", "accounts", "id, name") == "1:seeded,2:acme");
     // The copy did not fire the audit trigger: audit holds exactly the source's three rows.
     CHECK(p.scalar("SELECT count(*) FROM tenant_b.audit") == "3");
     // The tracking table was written by the replay, once.
@@ -245,7 +245,7 @@ TEST_CASE("tenant clone with a no-transaction migration runs in steps and still 
     CHECK(doc["atomic"] == false);
     CHECK(tracked_names(p, "tenant_b") == "0000_items,0001_items_idx,0002_items_check");
     CHECK(p.scalar("SELECT to_regclass('tenant_b.items_qty_idx')::text") == "tenant_b.items_qty_idx");
-    CHECK(rows(p, "tenant_b", "items", "id, qty") == "1:1,2:2");
+    CHECK(table_rows(p, "tenant_b", "items", "id, qty") == "1:1,2:2");
     run_json(p, "migrate --tenant b");
 
     p.exec("ALTER TABLE tenant_a.items DROP CONSTRAINT qty_positive; INSERT INTO tenant_a.items (qty) VALUES (-5);"
@@ -281,7 +281,7 @@ TEST_CASE("tenant clone --with-data fills partitioned tables through their paren
     for (const auto& t : doc["tables"]) tables.push_back(t["table"]);
     CHECK(std::find(tables.begin(), tables.end(), "events") != tables.end());
     CHECK(std::find(tables.begin(), tables.end(), "events_2024") == tables.end());
-    CHECK(rows(p, "tenant_b", "events", "id, at, what") == rows(p, "tenant_a", "events", "id, at, what"));
+    CHECK(table_rows(p, "tenant_b", "events", "id, at, what") == table_rows(p, "tenant_a", "events", "id, at, what"));
     CHECK(p.scalar("SELECT count(*) FROM tenant_b.events_2025") == "1");
     CHECK(p.scalar("SELECT count(*) FROM tenant_b.event_log") == "2");  // copied, not fired again
     CHECK(p.scalar("SELECT string_agg(id || ':' || note, ',' ORDER BY id) FROM tenant_b.base") == "1:base,2:child");

@@ -21,7 +21,7 @@ using namespace mt::test;
 
 namespace {
 
-void tenants_with_rows(const Project& p, const std::vector<std::string>& ids) {
+void isolation_tenants(const Project& p, const std::vector<std::string>& ids) {
     p.tenants(ids);
     for (const auto& id : ids) {
         const std::string items = mt::quote_qualified("tenant_" + id, "items");
@@ -194,7 +194,7 @@ void check_every_hostile_statement(Project& p, const std::string& label) {
 TEST_CASE("hostile session statements of one lease never reach the next, in every pool mode", "[isolation][pg]") {
     const std::string mode = GENERATE("per-tenant", "shared", "transaction");
     Project p;
-    tenants_with_rows(p, {"a", "b"});
+    isolation_tenants(p, {"a", "b"});
     p.set("database.pool_mode", mode);
     p.set("database.pool_size", "1");
     p.set("database.max_pools", "1");  // per-tenant: b's pool gets a's backend as a spare
@@ -205,7 +205,7 @@ TEST_CASE("hostile session statements of one lease never reach the next, in ever
 TEST_CASE("hostile session statements never reach the next lease behind PgBouncer in transaction mode",
           "[isolation][pgbouncer][pg]") {
     Project p;
-    tenants_with_rows(p, {"a", "b"});
+    isolation_tenants(p, {"a", "b"});
     PgBouncer bouncer({"transaction", 1, 50});
     p.set("database.url", bouncer.url_through(p.url()));
     p.set("database.pool_mode", "transaction");
@@ -217,7 +217,7 @@ TEST_CASE("hostile session statements never reach the next lease behind PgBounce
 TEST_CASE("a transaction kept past its lease never lends its connection to another lease", "[isolation][pg]") {
     const std::string mode = GENERATE("per-tenant", "shared", "transaction");
     Project p;
-    tenants_with_rows(p, {"a", "b"});
+    isolation_tenants(p, {"a", "b"});
     p.set("database.pool_mode", mode);
     p.set("database.pool_size", "1");
     p.set("database.max_pools", "1");
@@ -244,7 +244,7 @@ TEST_CASE("a transaction kept past its lease never lends its connection to anoth
 
 TEST_CASE("a transaction left open on a lease is rolled back when the lease ends", "[isolation][pg]") {
     Project p;
-    tenants_with_rows(p, {"a"});
+    isolation_tenants(p, {"a"});
     p.set("database.pool_mode", "shared");
     p.set("database.pool_size", "1");
     p.write_manifest();
@@ -262,7 +262,7 @@ TEST_CASE("a transaction left open on a lease is rolled back when the lease ends
 
 TEST_CASE("a lease that outlives its Kernel refuses to work instead of touching freed memory", "[isolation][pg]") {
     Project p;
-    tenants_with_rows(p, {"a"});
+    isolation_tenants(p, {"a"});
     std::optional<mt::TenantLease> lease;
     {
         mt::Kernel kernel(p.manifest_input());
@@ -280,7 +280,7 @@ TEST_CASE("statement_timeout from the manifest applies to every lease, whatever 
           "[isolation][pg]") {
     const std::string mode = GENERATE("per-tenant", "shared", "transaction");
     Project p;
-    tenants_with_rows(p, {"a", "b"});
+    isolation_tenants(p, {"a", "b"});
     p.set("database.pool_mode", mode);
     p.set("database.pool_size", "1");
     p.set("database.max_pools", "1");

@@ -22,7 +22,7 @@ using namespace mt::test;
 namespace {
 
 // Each tenant's `items` holds three rows owned by it; a tenant marker no other schema has.
-void tenants_with_rows(const Project& p, const std::vector<std::string>& ids) {
+void pgbouncer_tenants(const Project& p, const std::vector<std::string>& ids) {
     p.tenants(ids);
     for (const auto& id : ids) {
         const std::string items = mt::quote_qualified("tenant_" + id, "items");
@@ -39,7 +39,7 @@ void through(Project& p, const PgBouncer& bouncer, const std::string& pool_mode,
 }
 
 // `owner` of every row the lease's search_path shows, e.g. "a,a,a".
-std::string owners(mt::TenantLease& lease) {
+std::string owners_in_order(mt::TenantLease& lease) {
     std::string out;
     for (const auto& row : lease.query("SELECT owner FROM items ORDER BY n"))
         out += (out.empty() ? "" : ",") + std::string(row[0].c_str());
@@ -54,7 +54,7 @@ TEST_CASE("behind PgBouncer in transaction mode, `transaction` pool mode never s
           "[manager][pgbouncer][pg]") {
     Project p;
     const std::vector<std::string> ids{"a", "b", "c", "d", "e", "Mixed", "mixed", "h"};
-    tenants_with_rows(p, ids);
+    pgbouncer_tenants(p, ids);
     PgBouncer bouncer({"transaction", 4, 200});
     through(p, bouncer, "transaction", 12);
     mt::Kernel kernel(p.manifest_input());
@@ -79,7 +79,7 @@ TEST_CASE("behind PgBouncer in transaction mode, `transaction` pool mode never s
                         auto lease = manager.tenant(id);
                         switch (i % 3) {
                         case 0:  // one statement: SET LOCAL folded into its implicit transaction
-                            seen = owners(lease);
+                            seen = owners_in_order(lease);
                             backend = lease.query("SELECT pg_backend_pid()")[0][0].as<int>();
                             break;
                         case 1:  // a parameterised statement: BEGIN; SET LOCAL; statement; COMMIT
@@ -122,7 +122,7 @@ TEST_CASE("behind PgBouncer in transaction mode, interleaved leases keep their t
     // One server connection: every client connection's statements run on the same backend, so
     // the interleaving below is deterministic.
     Project p;
-    tenants_with_rows(p, {"a", "b"});
+    pgbouncer_tenants(p, {"a", "b"});
     PgBouncer bouncer({"transaction", 1, 50});
 
     SECTION("transaction mode: SET LOCAL in every transaction") {
@@ -130,10 +130,10 @@ TEST_CASE("behind PgBouncer in transaction mode, interleaved leases keep their t
         mt::Kernel kernel(p.manifest_input());
         mt::TenantManager manager(kernel);
         auto a = manager.tenant("a");
-        CHECK(owners(a) == three("a"));
+        CHECK(owners_in_order(a) == three("a"));
         auto b = manager.tenant("b");
-        CHECK(owners(b) == three("b"));
-        CHECK(owners(a) == three("a"));
+        CHECK(owners_in_order(b) == three("b"));
+        CHECK(owners_in_order(a) == three("a"));
         CHECK(a.transaction([](pqxx::work& tx) { return std::string(tx.exec1("SELECT min(owner) FROM items")[0].c_str()); }) == "a");
     }
     SECTION("shared mode: the session search_path set for b is what a's next statement finds") {
@@ -142,9 +142,9 @@ TEST_CASE("behind PgBouncer in transaction mode, interleaved leases keep their t
         mt::Kernel kernel(p.manifest_input());
         mt::TenantManager manager(kernel);
         auto a = manager.tenant("a");
-        CHECK(owners(a) == three("a"));
+        CHECK(owners_in_order(a) == three("a"));
         auto b = manager.tenant("b");  // a second client connection: a holds the first
-        CHECK(owners(b) == three("b"));
-        CHECK(owners(a) == three("b"));
+        CHECK(owners_in_order(b) == three("b"));
+        CHECK(owners_in_order(a) == three("b"));
     }
 }

@@ -22,30 +22,6 @@ using nlohmann::json;
 
 namespace {
 
-std::vector<std::string> letters(size_t n) {
-    std::vector<std::string> ids;
-    for (size_t i = 0; i < n; ++i) ids.push_back(std::string(1, static_cast<char>('a' + i)));
-    return ids;
-}
-
-std::map<std::string, std::string> outcomes(const json& doc) {
-    std::map<std::string, std::string> m;
-    for (const auto& t : doc["tenants"]) m[t["id"].get<std::string>()] = t["outcome"].get<std::string>();
-    return m;
-}
-
-std::vector<std::string> ids_of(const json& doc, const std::string& outcome = "") {
-    std::vector<std::string> ids;
-    for (const auto& t : doc["tenants"])
-        if (outcome.empty() || t["outcome"] == outcome) ids.push_back(t["id"].get<std::string>());
-    return ids;
-}
-
-std::string ledger_outcomes(const Project& p, const std::string& run) {
-    return p.scalar("SELECT string_agg(tenant || '=' || outcome, ' ' ORDER BY position) FROM public.mt_run_tenants"
-                    " WHERE run_id = " + run);
-}
-
 std::string run_id(const json& doc) { return std::to_string(doc["summary"]["run_id"].get<int64_t>()); }
 
 // The seed counts every tenant it starts in public.attempts (a sequence: not rolled back with a
@@ -69,11 +45,6 @@ void seed_fleet(const Project& p, size_t n, const std::vector<std::string>& fail
            " CREATE TABLE public.gate_in (schema text PRIMARY KEY)");
     for (const auto& id : failing) p.exec("CREATE TABLE tenant_" + id + ".fail_marker ()");
     write_file(p.dir() / "seed.sql", kSeed);
-}
-
-int attempts(const Project& p) {
-    return p.scalar("SELECT is_called FROM public.attempts") == "t" ? std::stoi(p.scalar("SELECT last_value FROM public.attempts"))
-                                                                     : 0;
 }
 
 std::string seeded(const Project& p) {

@@ -38,24 +38,7 @@ void rollout_fleet(const Project& p, const std::vector<std::string>& ids, const 
                 "END $$;");
 }
 
-std::vector<std::string> letters(size_t n) {
-    std::vector<std::string> ids;
-    for (size_t i = 0; i < n; ++i) ids.push_back(std::string(1, static_cast<char>('a' + i)));
-    return ids;
-}
-
 // Tenants started so far (successful or not).
-int attempts(const Project& p) {
-    const auto called = p.scalar("SELECT is_called FROM public.attempts");
-    return called == "t" ? std::stoi(p.scalar("SELECT last_value FROM public.attempts")) : 0;
-}
-
-std::map<std::string, std::string> outcomes(const json& doc) {
-    std::map<std::string, std::string> m;
-    for (const auto& t : doc["tenants"]) m[t["id"].get<std::string>()] = t["outcome"].get<std::string>();
-    return m;
-}
-
 using mt::test::Gate;
 
 bool someone_waits_at_gate(const Project& p) {

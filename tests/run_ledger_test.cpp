@@ -38,18 +38,6 @@ void ledger_fleet(const Project& p, size_t n) {
                 "END $$;");
 }
 
-std::vector<std::string> ids_of(const json& doc, const std::string& outcome = "") {
-    std::vector<std::string> ids;
-    for (const auto& t : doc["tenants"])
-        if (outcome.empty() || t["outcome"] == outcome) ids.push_back(t["id"].get<std::string>());
-    return ids;
-}
-
-std::string ledger_outcomes(const Project& p, const std::string& run) {
-    return p.scalar("SELECT string_agg(tenant || '=' || outcome, ' ' ORDER BY position) FROM public.mt_run_tenants"
-                    " WHERE run_id = " + run);
-}
-
 }  // namespace
 
 TEST_CASE("every migrate run is recorded in mt_runs and mt_run_tenants and shown by mtctl runs", "[rollout][pg]") {

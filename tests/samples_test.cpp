@@ -19,8 +19,6 @@ namespace {
 std::string http_service() { return shell_quote(std::string(MT_BINARY_DIR) + "/samples/http-service/http-service"); }
 std::string runtime_sample() { return shell_quote(std::string(MT_BINARY_DIR) + "/samples/runtime/runtime-sample"); }
 
-std::string both(const RunResult& r) { return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err; }
-
 }  // namespace
 
 TEST_CASE("http-service --help lists every flag and the manifest overrides", "[samples]") {

@@ -53,7 +53,7 @@ std::vector<std::string> discovery_order() {
     return ids;
 }
 
-std::vector<std::string> ids_of(const json& elements) {
+std::vector<std::string> element_ids(const json& elements) {
     std::vector<std::string> ids;
     for (const auto& e : elements) ids.push_back(e["id"].get<std::string>());
     return ids;
@@ -83,7 +83,7 @@ TEST_CASE("status --json streams one document: every tenant in discovery order, 
     starts_with_schema_version(r.out);
     const auto doc = json::parse(r.out);
     CHECK(doc["schema_version"] == 1);
-    CHECK(ids_of(doc["tenants"]) == discovery_order());
+    CHECK(element_ids(doc["tenants"]) == discovery_order());
     CHECK(element_of(doc, "t05")["state"] == "missing-schema");
     CHECK(element_of(doc, "t10")["orphans"] == 1);
     CHECK(element_of(doc, "t10")["orphan_records"][0]["name"] == "0009_gone");
@@ -123,7 +123,7 @@ TEST_CASE("sync --json streams one document in discovery order, with a failed re
     const auto status = json::parse(r.out);
     CHECK(status["command"] == "sync");
     CHECK(status["mode"]["mark_missing"] == false);
-    CHECK(ids_of(status["tenants"]) == discovery_order());
+    CHECK(element_ids(status["tenants"]) == discovery_order());
     CHECK(element_of(status, "t05")["missing"].size() == 3);
     CHECK(element_of(status, "t10")["orphans"][0]["name"] == "0009_gone");
     CHECK(element_of(status, "t15")["missing"] == json::array({"0002_seed"}));
@@ -135,7 +135,7 @@ TEST_CASE("sync --json streams one document in discovery order, with a failed re
 
     // A repair: t05 cannot be repaired (no schema), t15 is; the order stays discovery order.
     const auto fixed = run_json(p, "sync --mark-missing", 1);
-    CHECK(ids_of(fixed["tenants"]) == discovery_order());
+    CHECK(element_ids(fixed["tenants"]) == discovery_order());
     CHECK(element_of(fixed, "t05")["outcome"] == "failed");
     CHECK(element_of(fixed, "t05")["error"].get<std::string>().find("mtctl tenant create --id t05") !=
           std::string::npos);
@@ -161,7 +161,7 @@ TEST_CASE("migrate --json streams one document in discovery order, with failed a
     Project p;
     thirty_tenants(p);
     const auto doc = run_json(p, "migrate --all", 1);
-    CHECK(ids_of(doc["tenants"]) == discovery_order());
+    CHECK(element_ids(doc["tenants"]) == discovery_order());
     CHECK(element_of(doc, "t05")["outcome"] == "failed");
     CHECK(element_of(doc, "t15")["outcome"] == "migrated");
     CHECK(element_of(doc, "t15")["migrations"] == json::array({"0002_seed"}));
@@ -180,7 +180,7 @@ TEST_CASE("migrate --json streams one document in discovery order, with failed a
     REQUIRE(raw.exit_code == 1);
     starts_with_schema_version(raw.out);
     const auto marked = json::parse(raw.out);
-    CHECK(ids_of(marked["tenants"]) == discovery_order());
+    CHECK(element_ids(marked["tenants"]) == discovery_order());
     CHECK(element_of(marked, "t20")["outcome"] == "migrated");
     CHECK(element_of(marked, "t20")["migrations"] == json::array({"0002_seed"}));
     CHECK(marked["summary"]["migrations_applied"] == 1);
@@ -253,7 +253,7 @@ TEST_CASE("migrate prints the tenants it finished while a later one still waits 
     app.release();
     REQUIRE(run.wait() == 0);
     const auto doc = json::parse(run.out());
-    CHECK(ids_of(doc["tenants"]) == std::vector<std::string>{"a", "b", "c"});
+    CHECK(element_ids(doc["tenants"]) == std::vector<std::string>{"a", "b", "c"});
     CHECK(doc["summary"]["migrations_applied"] == 3);
 }
 

@@ -48,13 +48,6 @@ const std::string kMultitenantHash =
 const std::string kDrizzleOrm =
     "CREATE TABLE tenant_a.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL, created_at bigint)";
 
-json tenant_of(const json& doc, const std::string& id) {
-    for (const auto& t : doc["tenants"])
-        if (t["id"] == id) return t;
-    FAIL("tenant " << id << " not in the report");
-    return {};
-}
-
 std::string rows(const Project& p, const std::string& schema = "tenant_a") {
     return p.scalar("SELECT string_agg(coalesce(to_jsonb(t)->>'name', to_jsonb(t)->>'migration_name', '-') || ':' || "
                     "coalesce(to_jsonb(t)->>'hash', '-'), "

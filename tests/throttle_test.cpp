@@ -39,17 +39,6 @@ void throttle_fleet(const Project& p, const std::vector<std::string>& ids) {
                 "END $$;");
 }
 
-int attempts(const Project& p) {
-    const auto called = p.scalar("SELECT is_called FROM public.attempts");
-    return called == "t" ? std::stoi(p.scalar("SELECT last_value FROM public.attempts")) : 0;
-}
-
-std::map<std::string, std::string> outcomes(const json& doc) {
-    std::map<std::string, std::string> m;
-    for (const auto& t : doc["tenants"]) m[t["id"].get<std::string>()] = t["outcome"].get<std::string>();
-    return m;
-}
-
 std::map<std::string, std::string> ledger(const Project& p) {
     std::map<std::string, std::string> m;
     pqxx::connection c(p.url());

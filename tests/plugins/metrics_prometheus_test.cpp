@@ -107,9 +107,9 @@ std::set<std::string> tenant_labels_of(const std::vector<Sample>& samples, const
     return out;
 }
 
-struct Loaded {
+struct MetricsPlugin {
     mt::PluginRegistry registry{{mt::test::plugin_dir()}};
-    Loaded() { registry.load("metrics-prometheus"); }
+    MetricsPlugin() { registry.load("metrics-prometheus"); }
     mt::MetricsSink sink(const std::map<std::string, std::string>& config = {}) const {
         return mt::MetricsSink(registry.create("metrics-prometheus", MT_KIND_METRICS_SINK, config));
     }
@@ -158,7 +158,7 @@ void open_pools(const mt::MetricsSink& sink, const std::vector<std::string>& ten
     }
 }
 
-mt::PluginError config_error(const Loaded& loaded, const std::map<std::string, std::string>& config) {
+mt::PluginError config_error(const MetricsPlugin& loaded, const std::map<std::string, std::string>& config) {
     try {
         loaded.sink(config);
     } catch (const mt::PluginError& e) {
@@ -206,7 +206,7 @@ std::string http_get(int port, const std::string& path) {
 }  // namespace
 
 TEST_CASE("metrics-prometheus exposes every SPEC §8 metric under its prefix", "[sinks][prometheus]") {
-    Loaded loaded;
+    MetricsPlugin loaded;
     auto sink = loaded.sink({{"prefix", "app"}});
 
     auto created = event(MT_EVENT_POOL_CREATED, "acme");
@@ -287,7 +287,7 @@ TEST_CASE("metrics-prometheus exposes every SPEC §8 metric under its prefix", "
 }
 
 TEST_CASE("metrics-prometheus reads pool connections from stats and defaults to the mt prefix", "[sinks][prometheus]") {
-    Loaded loaded;
+    MetricsPlugin loaded;
     auto sink = loaded.sink();
     // No health check yet: no health series (a 0 would read as unhealthy).
     CHECK(find(parse_exposition(sink.render()), "mt_health_status").empty());
@@ -314,7 +314,7 @@ TEST_CASE("metrics-prometheus reads pool connections from stats and defaults to 
 
 TEST_CASE("tenant_labels = top:2 gives the first two tenants a label and folds the rest into other",
           "[sinks][prometheus]") {
-    Loaded loaded;
+    MetricsPlugin loaded;
     auto sink = loaded.sink({{"tenant_labels", "top:2"}});
     open_pools(sink, {"t1", "t2", "t3", "t4", "t5"});
     sink.on_event(pool_stats("t4", 5, 0, 3));
@@ -340,7 +340,7 @@ TEST_CASE("tenant_labels = top:2 gives the first two tenants a label and folds t
 }
 
 TEST_CASE("tenant_labels = none puts every tenant under other", "[sinks][prometheus]") {
-    Loaded loaded;
+    MetricsPlugin loaded;
     auto sink = loaded.sink({{"tenant_labels", "none"}});
     open_pools(sink, {"a", "b", "c"});
     const auto samples = parse_exposition(sink.render());
@@ -349,7 +349,7 @@ TEST_CASE("tenant_labels = none puts every tenant under other", "[sinks][prometh
 }
 
 TEST_CASE("tenant_labels = all labels every tenant and drops an evicted tenant's series", "[sinks][prometheus]") {
-    Loaded loaded;
+    MetricsPlugin loaded;
     auto sink = loaded.sink({{"tenant_labels", "all"}});
     std::vector<std::string> tenants;
     for (int i = 0; i < 150; ++i) tenants.push_back("t" + std::to_string(i));
@@ -364,7 +364,7 @@ TEST_CASE("tenant_labels = all labels every tenant and drops an evicted tenant's
 }
 
 TEST_CASE("the default tenant_labels is top:100", "[sinks][prometheus]") {
-    Loaded loaded;
+    MetricsPlugin loaded;
     auto sink = loaded.sink();
     std::vector<std::string> tenants;
     for (int i = 0; i < 130; ++i) tenants.push_back("t" + std::to_string(i));
@@ -392,7 +392,7 @@ mt_event fleet_summary(int64_t tenants, int64_t pending, int64_t drift_groups) {
 
 TEST_CASE("fleet gauges from mtctl serve: pending migrations per tenant, bounded, replaced per snapshot",
           "[sinks][prometheus]") {
-    Loaded loaded;
+    MetricsPlugin loaded;
     auto sink = loaded.sink({{"tenant_labels", "top:2"}});
     auto samples = parse_exposition(sink.render());
     CHECK(find(samples, "mt_tenants").empty());
@@ -428,7 +428,7 @@ TEST_CASE("fleet gauges from mtctl serve: pending migrations per tenant, bounded
 }
 
 TEST_CASE("metrics-prometheus counts events sent from many threads at once", "[sinks][prometheus]") {
-    Loaded loaded;
+    MetricsPlugin loaded;
     auto sink = loaded.sink({{"tenant_labels", "top:3"}});
     std::vector<std::thread> threads;
     for (int t = 0; t < 8; ++t)
@@ -451,7 +451,7 @@ TEST_CASE("metrics-prometheus counts events sent from many threads at once", "[s
 }
 
 TEST_CASE("metrics-prometheus refuses a malformed config at create", "[sinks][prometheus]") {
-    Loaded loaded;
+    MetricsPlugin loaded;
     for (const std::string bad : {"bogus", "top:", "top:x", "top:0", "top:-3", "some", "ALL"}) {
         const auto e = config_error(loaded, {{"tenant_labels", bad}});
         CHECK(e.stage == "config");
@@ -476,7 +476,7 @@ TEST_CASE("metrics-prometheus refuses a malformed config at create", "[sinks][pr
 
 // One Exposer for the whole file: each takes about 2 s to shut down (TOOLCHAIN gotcha 6).
 TEST_CASE("metrics-prometheus serves /metrics on listen", "[sinks][prometheus]") {
-    Loaded loaded;
+    MetricsPlugin loaded;
     const int port = free_port();
     const std::string listen = "127.0.0.1:" + std::to_string(port);
     auto sink = loaded.sink({{"listen", listen}, {"prefix", "served"}});

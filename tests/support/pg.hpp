@@ -72,6 +72,10 @@ struct RunResult {
     std::string out;  // stdout
     std::string err;  // stderr
 };
+// The exit code and both streams, for a failure message.
+inline std::string both(const RunResult& r) {
+    return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
 // Runs a shell command line; stdout and stderr captured separately.
 RunResult run(const std::string& command_line);
 // Runs build/bin/mtctl with args (already shell-quoted where needed), in `cwd`.
