@@ -164,11 +164,11 @@ static_assert(sizeof(MT_NOTE_NAME) == 8, "the note's owner name fills its 4-byte
 
 namespace {
 
-fs::path fixture(const std::string& file) { return fs::path(MT_FIXTURE_DIR) / file; }
+fs::path fixture_file(const std::string& file) { return fs::path(MT_FIXTURE_DIR) / file; }
 
 mt::PluginError plugin_error(const std::string& file) {
     try {
-        mt::inspect_plugin(fixture(file));
+        mt::inspect_plugin(fixture_file(file));
     } catch (const mt::PluginError& e) {
         return e;
     }
@@ -199,7 +199,7 @@ constexpr uint32_t bit(mt_kind k) { return 1u << static_cast<uint32_t>(k); }
 }  // namespace
 
 TEST_CASE("a C plugin built against the ABI 1.0 header loads without a note and works", "[abi][loader]") {
-    const auto info = mt::inspect_plugin(fixture("fixture-abi10.so"));
+    const auto info = mt::inspect_plugin(fixture_file("fixture-abi10.so"));
     CHECK(info.name == "fixture-abi10");
     CHECK_FALSE(info.has_note);
     CHECK(info.abi_major == 1);
@@ -209,7 +209,7 @@ TEST_CASE("a C plugin built against the ABI 1.0 header loads without a note and 
     CHECK(info.factories[1].name == "abi10-extractor");
 
     mt::PluginRegistry registry({});
-    registry.load(fixture("fixture-abi10.so").string());
+    registry.load(fixture_file("fixture-abi10.so").string());
     mt::MetricsSink sink(registry.create("abi10-sink", MT_KIND_METRICS_SINK, {}));
     mt_event stats = event_of(MT_EVENT_POOL_STATS, "acme");
     stats.pools_max = 5;
@@ -232,7 +232,7 @@ TEST_CASE("a C plugin built against the ABI 1.0 header loads without a note and 
 
 TEST_CASE("a plugin built against a future ABI 1.2 that requires 1.1 loads and its extra fields are ignored",
           "[abi][loader]") {
-    const auto info = mt::inspect_plugin(fixture("fixture-abi12.so"));
+    const auto info = mt::inspect_plugin(fixture_file("fixture-abi12.so"));
     CHECK(info.name == "fixture-abi12");
     CHECK(info.has_note);
     CHECK(info.note_kinds == (bit(MT_KIND_METRICS_SINK) | bit(MT_KIND_REQUEST_TENANT_EXTRACTOR)));
@@ -245,7 +245,7 @@ TEST_CASE("a plugin built against a future ABI 1.2 that requires 1.1 loads and i
     CHECK(info.factories[1].kind == MT_KIND_REQUEST_TENANT_EXTRACTOR);
 
     mt::PluginRegistry registry({});
-    registry.load(fixture("fixture-abi12.so").string());
+    registry.load(fixture_file("fixture-abi12.so").string());
     mt::MetricsSink sink(registry.create("abi12-sink", MT_KIND_METRICS_SINK, {}));
     mt_event fleet = event_of(MT_EVENT_FLEET, "acme");
     fleet.pending = 3;
@@ -296,7 +296,7 @@ TEST_CASE("a malformed note is refused at inspect, a note contradicting the desc
 }
 
 TEST_CASE("an SDK plugin carries a note matching its descriptor: built with this minor, requiring 0", "[abi][loader]") {
-    const auto info = mt::inspect_plugin(fixture("fixture-good.so"));
+    const auto info = mt::inspect_plugin(fixture_file("fixture-good.so"));
     CHECK(info.has_note);
     CHECK(info.abi_minor == MT_ABI_MINOR);
     CHECK(info.abi_required_minor == 0);
@@ -304,18 +304,18 @@ TEST_CASE("an SDK plugin carries a note matching its descriptor: built with this
 }
 
 TEST_CASE("mtctl plugins inspect shows the note, or says the plugin has none", "[abi][mtctl]") {
-    const auto with = mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture("fixture-abi12.so").string()));
+    const auto with = mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture_file("fixture-abi12.so").string()));
     CHECK(with.exit_code == 0);
     CHECK_THAT(with.out, Contains("  ABI 1.2 (requires 1.1), SDK " MT_SDK_VERSION ", built with hand-written C against a future ABI 1.2\n"));
     CHECK_THAT(with.out, Contains("  .note.mtenant: checked before loading; kinds metrics_sink,request_tenant_extractor\n"));
 
-    const auto without = mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture("fixture-abi10.so").string()));
+    const auto without = mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture_file("fixture-abi10.so").string()));
     CHECK(without.exit_code == 0);
     CHECK_THAT(without.out, Contains("  ABI 1.0 (requires 1.0)"));
     CHECK_THAT(without.out, Contains("  no .note.mtenant (built against ABI 1.0 headers): checked after loading\n"));
 
     const auto refused =
-        mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture("fixture-abi12-requires-2.so").string()));
+        mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture_file("fixture-abi12-requires-2.so").string()));
     CHECK(refused.exit_code == 2);
     CHECK_THAT(refused.err, Contains("fixture-abi12-requires-2.so: abi: built for plugin ABI 1.2, newer than"));
 }

@@ -14,12 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string columns_of(const Project& p, const std::string& schema) {
-    return p.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) "
-                    "FROM information_schema.columns WHERE table_schema = '" + schema +
-                    "' AND table_name = '__drizzle_migrations'");
-}
-
 // Every tracking row as "id|name|hash|timestamp" lines in id order, whatever the layout, the
 // timestamp as stored: a timestamptz to the microsecond (in UTC), drizzle-kit's bigint as is.
 std::string rows_exact(const Project& p, const std::string& schema, int first_ids = 1000) {

@@ -11,10 +11,6 @@ using nlohmann::json;
 
 namespace {
 
-bool schema_exists(const Project& p, const std::string& schema) {
-    return p.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = '" + schema + "'") == "1";
-}
-
 std::string tracked_names(const Project& p, const std::string& schema) {
     return p.scalar("SELECT string_agg(name, ',' ORDER BY id) FROM " + schema + ".__drizzle_migrations");
 }

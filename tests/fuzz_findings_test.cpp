@@ -27,7 +27,7 @@ fs::path seed(const std::string& target, const std::string& file) {
     return fs::path(MT_SOURCE_DIR) / "tests" / "fuzz" / "corpus" / target / file;
 }
 
-mt::PluginError inspect_error(const fs::path& file) {
+mt::PluginError inspect_file_error(const fs::path& file) {
     try {
         mt::inspect_plugin(file);
     } catch (const mt::PluginError& e) {
@@ -102,18 +102,18 @@ TEST_CASE("extract_tenant shows an invalid id to the client printable and cut at
 TEST_CASE("inspect reads a malformed ELF file without trusting its offsets", "[fuzz][loader]") {
     // Boost 1.74's library_info bound a reference to element 0 of an empty string table for this
     // file (UBSan), and reads past its buffers for others; the kernel's own reader refuses it.
-    const auto e = inspect_error(seed("plugin_file", "regression-boost-null-strtab"));
+    const auto e = inspect_file_error(seed("plugin_file", "regression-boost-null-strtab"));
     CHECK(e.stage == "inspect");
     CHECK_THAT(e.reason, Contains("not a shared library for this system"));
 
-    CHECK_THAT(inspect_error(seed("plugin_file", "truncated.so")).reason, Contains("does not export mt_plugin_entry_v1"));
-    CHECK_THAT(inspect_error(seed("plugin_file", "not-elf.so")).reason, Contains("not a shared library"));
-    CHECK_THAT(inspect_error(seed("plugin_file", "hidden.so")).reason, Contains("does not export mt_plugin_entry_v1"));
-    CHECK_THAT(inspect_error(seed("plugin_file", "other.so")).reason, Contains("does not export mt_plugin_entry_v1"));
+    CHECK_THAT(inspect_file_error(seed("plugin_file", "truncated.so")).reason, Contains("does not export mt_plugin_entry_v1"));
+    CHECK_THAT(inspect_file_error(seed("plugin_file", "not-elf.so")).reason, Contains("not a shared library"));
+    CHECK_THAT(inspect_file_error(seed("plugin_file", "hidden.so")).reason, Contains("does not export mt_plugin_entry_v1"));
+    CHECK_THAT(inspect_file_error(seed("plugin_file", "other.so")).reason, Contains("does not export mt_plugin_entry_v1"));
     // A library exporting the entry passes inspect and fails only later, at load (it has no descriptor code).
     for (const char* passes : {"entry.so", "stripped.so", "weak.so"}) {
         INFO(passes);
-        CHECK(inspect_error(seed("plugin_file", passes)).stage != "inspect");
+        CHECK(inspect_file_error(seed("plugin_file", passes)).stage != "inspect");
     }
 }
 
@@ -138,4 +138,24 @@ TEST_CASE("a journal entry whose when does not fit 64 bits is refused, not wrapp
     const auto folder = mt::read_migration_folder(dir.path());
     REQUIRE(folder.migrations.size() == 1);
     CHECK(folder.migrations[0].when == std::numeric_limits<int64_t>::max());
+}
+
+TEST_CASE("a journal with a number beyond a double is refused as malformed JSON, naming the journal", "[fuzz][migrations]") {
+    // Found by tests/fuzz/migration_folder.cpp (seed tests/fuzz/corpus/migration_folder/
+    // journal_number_overflow.txt): nlohmann-json reports such a number as out_of_range 406, not as
+    // a parse_error, and it escaped the folder reader as a json exception.
+    mt::test::TempDir dir;
+    fs::create_directories(dir / "meta");
+    mt::test::write_file(dir / "meta" / "_journal.json",
+                         R"({"entries":[{"idx":0,"version":"7","when":1700000000000,"tag":"0000_init","breakpoints":true},)"
+                         R"({"idx":1,"when":922e3372036854775807,"tag":"0001_next"}]})");
+    mt::test::write_file(dir / "0000_init.sql", "CREATE TABLE t (id int);\n");
+    try {
+        mt::read_migration_folder(dir.path());
+        FAIL("a journal with the number 922e3372036854775807 was accepted");
+    } catch (const mt::MigrationFolderError& e) {
+        CHECK(e.file == (dir / "meta" / "_journal.json").string());
+        CHECK_THAT(e.what(), Contains("malformed JSON") && Contains("number overflow parsing '922e3372036854775807'") &&
+                                 Contains("fix it or regenerate it with drizzle-kit"));
+    }
 }

@@ -17,19 +17,19 @@ using Catch::Matchers::Contains;
 namespace {
 
 // Sets (or unsets) one environment variable for the scope of a test, restoring it afterwards.
-class ScopedEnv {
+class ScopedVar {
 public:
-    ScopedEnv(std::string name, const char* value) : name_(std::move(name)) {
+    ScopedVar(std::string name, const char* value) : name_(std::move(name)) {
         if (const char* old = std::getenv(name_.c_str())) old_ = std::string(old);
         if (value) ::setenv(name_.c_str(), value, 1);
         else ::unsetenv(name_.c_str());
     }
-    ~ScopedEnv() {
+    ~ScopedVar() {
         if (old_) ::setenv(name_.c_str(), old_->c_str(), 1);
         else ::unsetenv(name_.c_str());
     }
-    ScopedEnv(const ScopedEnv&) = delete;
-    ScopedEnv& operator=(const ScopedEnv&) = delete;
+    ScopedVar(const ScopedVar&) = delete;
+    ScopedVar& operator=(const ScopedVar&) = delete;
 
 private:
     std::string name_;
@@ -47,11 +47,11 @@ public:
             std::string name = entry.substr(0, entry.find('='));
             if (name.rfind("MT_", 0) == 0 && name.find("__") != std::string::npos) names.push_back(name);
         }
-        for (const auto& n : names) unset_.push_back(std::make_unique<ScopedEnv>(n, nullptr));
+        for (const auto& n : names) unset_.push_back(std::make_unique<ScopedVar>(n, nullptr));
     }
 
 private:
-    std::vector<std::unique_ptr<ScopedEnv>> unset_;
+    std::vector<std::unique_ptr<ScopedVar>> unset_;
 };
 
 // Runs the test body in `dir`, returning to the previous working directory afterwards.
@@ -219,9 +219,9 @@ TEST_CASE("manifest: a flag beats the environment, which beats the file, which b
     const auto file = dir / "multitenant.ini";
     mt::test::write_file(file, "[database]\nurl = postgresql://file/app\npool_size = 11\nmax_pools = 12\n"
                                "connect_timeout = 13s\n");
-    ScopedEnv pool_size("MT_DATABASE__POOL_SIZE", "21");
-    ScopedEnv max_pools("MT_DATABASE__MAX_POOLS", "22");
-    ScopedEnv app("MT_DATABASE__APPLICATION_NAME", "from-env");
+    ScopedVar pool_size("MT_DATABASE__POOL_SIZE", "21");
+    ScopedVar max_pools("MT_DATABASE__MAX_POOLS", "22");
+    ScopedVar app("MT_DATABASE__APPLICATION_NAME", "from-env");
 
     mt::ManifestInput in;
     in.file = file;
@@ -249,8 +249,8 @@ TEST_CASE("manifest: a flag beats the environment, which beats the file, which b
 TEST_CASE("manifest: ${NAME} is replaced by the environment variable", "[manifest]") {
     mt::test::TempDir dir;
     const auto file = dir / "m.ini";
-    ScopedEnv url("MT_TEST_MANIFEST_URL", "postgresql://secret@db/app");
-    ScopedEnv host("MT_TEST_MANIFEST_HOST", "db-eu1");
+    ScopedVar url("MT_TEST_MANIFEST_URL", "postgresql://secret@db/app");
+    ScopedVar host("MT_TEST_MANIFEST_HOST", "db-eu1");
     mt::test::write_file(file, "[database]\nurl = ${MT_TEST_MANIFEST_URL}\napplication_name = a$${b}c\n"
                                "[servers.eu1]\nurl = postgresql://${MT_TEST_MANIFEST_HOST}:${MT_TEST_MANIFEST_HOST}/x\n");
     const auto m = load(file_only(file));
@@ -262,7 +262,7 @@ TEST_CASE("manifest: ${NAME} is replaced by the environment variable", "[manifes
 TEST_CASE("manifest: an undefined ${NAME} names the file, the key and the variable", "[manifest]") {
     mt::test::TempDir dir;
     const auto file = dir / "m.ini";
-    ScopedEnv unset("MT_TEST_MANIFEST_UNDEFINED", nullptr);
+    ScopedVar unset("MT_TEST_MANIFEST_UNDEFINED", nullptr);
     const auto e = error_of(file, "[database]\nurl = ${MT_TEST_MANIFEST_UNDEFINED}\n");
     CHECK(e.source == file.string());
     CHECK(e.key == "database.url");
@@ -395,7 +395,7 @@ TEST_CASE("manifest: database.url is required", "[manifest]") {
     CHECK_THAT(empty.what(), Contains("must not be empty"));
 
     SECTION("given only by the environment, it is enough") {
-        ScopedEnv url("MT_DATABASE__URL", "postgresql://env/app");
+        ScopedVar url("MT_DATABASE__URL", "postgresql://env/app");
         mt::test::write_file(file, "");
         mt::ManifestInput in;
         in.file = file;
@@ -418,7 +418,7 @@ TEST_CASE("manifest: a named file must exist, the default one may be absent", "[
     }
 
     {
-        ScopedEnv config("MT_CONFIG", missing.c_str());
+        ScopedVar config("MT_CONFIG", missing.c_str());
         mt::ManifestInput in;
         try {
             mt::read_settings(in);
@@ -447,7 +447,7 @@ TEST_CASE("manifest: a named file must exist, the default one may be absent", "[
         ScopedCwd cwd(dir.path());
         mt::ManifestInput in;
         CHECK(load(in).database.url == "postgresql://default/app");
-        ScopedEnv config("MT_CONFIG", (dir / "other.ini").c_str());
+        ScopedVar config("MT_CONFIG", (dir / "other.ini").c_str());
         CHECK(load(in).database.url == "postgresql://other/app");
         in.file = dir / "multitenant.ini";  // -c beats MT_CONFIG
         CHECK(load(in).database.url == "postgresql://default/app");
@@ -462,12 +462,12 @@ TEST_CASE("manifest: MT_SECTION__KEY variables map to keys", "[manifest]") {
     CleanManifestEnv clean;
     mt::test::TempDir dir;
     const auto file = dir / "m.ini";
-    ScopedEnv url("MT_DATABASE__URL", "postgresql://env/app");
-    ScopedEnv pool_mode("MT_DATABASE__POOL_MODE", "shared");
-    ScopedEnv tenant_dir("MT_MIGRATIONS__TENANT_DIR", "rel/tenant");
-    ScopedEnv query("MT_PLUGIN_DISCOVERY_SQL__QUERY", "SELECT id FROM env_tenants");
-    ScopedEnv delay("MT_PLUGIN_RETRY_EXPONENTIAL__MAX_DELAY", "9s");
-    ScopedEnv server("MT_SERVERS_EU1__URL", "postgresql://env-eu1/app");
+    ScopedVar url("MT_DATABASE__URL", "postgresql://env/app");
+    ScopedVar pool_mode("MT_DATABASE__POOL_MODE", "shared");
+    ScopedVar tenant_dir("MT_MIGRATIONS__TENANT_DIR", "rel/tenant");
+    ScopedVar query("MT_PLUGIN_DISCOVERY_SQL__QUERY", "SELECT id FROM env_tenants");
+    ScopedVar delay("MT_PLUGIN_RETRY_EXPONENTIAL__MAX_DELAY", "9s");
+    ScopedVar server("MT_SERVERS_EU1__URL", "postgresql://env-eu1/app");
 
     SECTION("a plugin key the file names is matched in pass 1") {
         mt::test::write_file(file, "[plugin.discovery-sql]\nquery = SELECT 1\n");
@@ -505,7 +505,7 @@ TEST_CASE("manifest: MT_SECTION__KEY variables map to keys", "[manifest]") {
     }
 
     SECTION("a variable that matches no key is an error naming the variable") {
-        ScopedEnv typo("MT_DATABASE__POOLSIZE", "3");
+        ScopedVar typo("MT_DATABASE__POOLSIZE", "3");
         mt::test::write_file(file, "");
         mt::ManifestInput in;
         in.file = file;
@@ -520,7 +520,7 @@ TEST_CASE("manifest: MT_SECTION__KEY variables map to keys", "[manifest]") {
     }
 
     SECTION("a plugin variable no loaded plugin declares is an error listing plugin keys") {
-        ScopedEnv unknown("MT_PLUGIN_DISCOVERY_SQL__QUERRY", "x");
+        ScopedVar unknown("MT_PLUGIN_DISCOVERY_SQL__QUERRY", "x");
         mt::test::write_file(file, "");
         mt::ManifestInput in;
         in.file = file;
@@ -534,7 +534,7 @@ TEST_CASE("manifest: MT_SECTION__KEY variables map to keys", "[manifest]") {
     }
 
     SECTION("malformed values from the environment name the variable") {
-        ScopedEnv bad("MT_MIGRATIONS__CONCURRENCY", "lots");
+        ScopedVar bad("MT_MIGRATIONS__CONCURRENCY", "lots");
         mt::test::write_file(file, "");
         mt::ManifestInput in;
         in.file = file;
@@ -622,7 +622,7 @@ TEST_CASE("manifest: relative paths in the file resolve against its folder", "[m
 
 TEST_CASE("manifest: the starter manifest parses back to the defaults", "[manifest]") {
     CleanManifestEnv clean;
-    ScopedEnv url("DATABASE_URL", "postgresql://starter/app");
+    ScopedVar url("DATABASE_URL", "postgresql://starter/app");
     mt::test::TempDir dir;
     const auto file = dir / "multitenant.ini";
     const std::string text = mt::starter_manifest();

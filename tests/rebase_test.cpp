@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path fixture = fs::path(MT_SOURCE_DIR) / "tests/fixtures/drizzle-kit-public";
+const fs::path kPublicFixture = fs::path(MT_SOURCE_DIR) / "tests/fixtures/drizzle-kit-public";
 
 mt::Manifest::Migrations settings(const std::string& rebase = "auto", const std::string& template_schema = "public") {
     mt::Manifest::Migrations s;
@@ -84,7 +84,7 @@ TEST_CASE("rebase: [migrations] rebase and template_schema: defaults, values, re
 
 TEST_CASE("rebase: a drizzle-kit folder owns the union of its snapshots' objects in the template schema",
           "[rebase]") {
-    const auto folder = mt::read_migration_folder(fixture);
+    const auto folder = mt::read_migration_folder(kPublicFixture);
     const auto plan = mt::rebase_plan(folder, settings());
     CHECK(plan.enabled);
     CHECK(plan.template_schema == "public");
@@ -115,7 +115,7 @@ TEST_CASE("rebase: a drizzle-kit folder owns the union of its snapshots' objects
 }
 
 TEST_CASE("rebase: the fixture's statements, rebased for a tenant", "[rebase]") {
-    const auto folder = mt::read_migration_folder(fixture);
+    const auto folder = mt::read_migration_folder(kPublicFixture);
     const auto plan = mt::rebase_plan(folder, settings());
     const auto init = mt::rebased_statements(folder.migrations.at(0), plan, "tenant_a");
     REQUIRE(init.size() == folder.migrations.at(0).statements.size());
@@ -219,7 +219,7 @@ TEST_CASE("rebase: references are reported as rewritten or kept, at their offset
 
 TEST_CASE("rebase: rebasing twice equals rebasing once, and text without owned references is untouched",
           "[rebase]") {
-    const auto folder = mt::read_migration_folder(fixture);
+    const auto folder = mt::read_migration_folder(kPublicFixture);
     const auto plan = mt::rebase_plan(folder, settings());
     for (const auto& m : folder.migrations)
         for (const auto& s : m.statements) {
@@ -263,7 +263,7 @@ TEST_CASE("rebase: a plain folder owns what its CREATE statements make, unqualif
 
 TEST_CASE("rebase: a snapshot that is not JSON is refused, naming the file, unless rebasing is off", "[rebase]") {
     TempDir dir;
-    fs::copy(fixture, dir.path(), fs::copy_options::recursive);
+    fs::copy(kPublicFixture, dir.path(), fs::copy_options::recursive);
     write_file(dir / "meta/0001_snapshot.json", "{ not json");
     const auto folder = mt::read_migration_folder(dir.path());
     try {
@@ -275,6 +275,18 @@ TEST_CASE("rebase: a snapshot that is not JSON is refused, naming the file, unle
         CHECK_THAT(what, Catch::Contains("malformed JSON"));
         CHECK_THAT(what, Catch::Contains("regenerate it with drizzle-kit or set migrations.rebase = off"));
     }
+    // Well-formed JSON whose number does not fit a double: the parser's out_of_range, not a parse
+    // error, and refused the same way (it escaped as a json exception before).
+    write_file(dir / "meta/0001_snapshot.json", R"({"version":"7","tables":{},"x":1e999})");
+    try {
+        mt::rebase_plan(folder, settings());
+        FAIL("a snapshot with a number beyond a double was accepted");
+    } catch (const mt::MigrationFolderError& e) {
+        const std::string what = e.what();
+        CHECK_THAT(what, Catch::Contains((dir / "meta/0001_snapshot.json").string()));
+        CHECK_THAT(what, Catch::Contains("malformed JSON"));
+        CHECK_THAT(what, Catch::Contains("number overflow parsing '1e999'"));
+    }
     CHECK_FALSE(mt::rebase_plan(folder, settings("off")).enabled);
 }
 
@@ -282,7 +294,7 @@ TEST_CASE("rebase: the rewrite's cost per statement", "[rebase][bench]") {
     // The fixture's statements (drizzle-kit's own output) rebased many times: the figure the
     // issue's "< 2% of migrate --all" is judged against. Reported, and bounded loosely so that a
     // quadratic slip fails.
-    const auto folder = mt::read_migration_folder(fixture);
+    const auto folder = mt::read_migration_folder(kPublicFixture);
     const auto plan = mt::rebase_plan(folder, settings());
     std::vector<std::string> statements;
     size_t bytes = 0;
@@ -306,7 +318,7 @@ TEST_CASE("rebase: the rewrite's cost per statement", "[rebase][bench]") {
 TEST_CASE("rebase: an unedited drizzle-kit folder migrates a fleet with every object in the tenant's schema",
           "[rebase][migrate][pg]") {
     Project p;
-    fs::copy(fixture, p.dir() / "drizzle/tenant", fs::copy_options::recursive);
+    fs::copy(kPublicFixture, p.dir() / "drizzle/tenant", fs::copy_options::recursive);
     p.migration("0000_plans", "CREATE TABLE plans (id serial PRIMARY KEY, name text NOT NULL);", "drizzle/shared");
     p.set("migrations.default_format", "drizzle-kit");
     p.tenants({"a", "b", "c"});
@@ -370,7 +382,7 @@ TEST_CASE("rebase: an unedited drizzle-kit folder migrates a fleet with every ob
 
 TEST_CASE("rebase: with migrations.rebase = off the same folder fails as written", "[rebase][migrate][pg]") {
     Project p;
-    fs::copy(fixture, p.dir() / "drizzle/tenant", fs::copy_options::recursive);
+    fs::copy(kPublicFixture, p.dir() / "drizzle/tenant", fs::copy_options::recursive);
     p.migration("0000_plans", "CREATE TABLE plans (id serial PRIMARY KEY, name text NOT NULL);", "drizzle/shared");
     p.set("migrations.rebase", "off");
     p.tenants({"a"});
@@ -385,7 +397,7 @@ TEST_CASE("rebase: with migrations.rebase = off the same folder fails as written
 TEST_CASE("rebase: migrate --dry-run shows the first tenant's SQL as it would run, rebased, and counts the rest",
           "[rebase][migrate][pg]") {
     Project p;
-    fs::copy(fixture, p.dir() / "drizzle/tenant", fs::copy_options::recursive);
+    fs::copy(kPublicFixture, p.dir() / "drizzle/tenant", fs::copy_options::recursive);
     p.migration("0000_plans", "CREATE TABLE plans (id serial PRIMARY KEY, name text NOT NULL);", "drizzle/shared");
     p.tenants({"a", "b", "c"});
     run_json(p, "migrate-shared");
@@ -426,7 +438,7 @@ TEST_CASE("rebase: migrate --dry-run shows the first tenant's SQL as it would ru
 TEST_CASE("rebase: doctor lists the owned objects and the shared references, and warns about a reference to nothing",
           "[rebase][doctor][pg]") {
     Project p;
-    fs::copy(fixture, p.dir() / "drizzle/tenant", fs::copy_options::recursive);
+    fs::copy(kPublicFixture, p.dir() / "drizzle/tenant", fs::copy_options::recursive);
     p.migration("0000_plans", "CREATE TABLE plans (id serial PRIMARY KEY, name text NOT NULL);", "drizzle/shared");
     p.tenants({"a"});
     const auto rebase_check = [&] {

@@ -23,7 +23,7 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kApplication = "mtctl-stream-test";
+const std::string kStreamApplication = "mtctl-stream-test";
 
 std::string tenant_id(int n) {
     char id[8];
@@ -232,7 +232,7 @@ TEST_CASE("diff --json lists each group's tenants in discovery order and the ten
 
 TEST_CASE("migrate prints the tenants it finished while a later one still waits for a lock", "[stream][migrate][pg]") {
     Project p;
-    p.set("database.application_name", kApplication);
+    p.set("database.application_name", kStreamApplication);
     p.set("migrations.lock_timeout", "60s");
     p.migration("0000_accounts", "CREATE TABLE accounts (id int);");
     p.tenants({"a", "b", "c"});
@@ -241,7 +241,7 @@ TEST_CASE("migrate prints the tenants it finished while a later one still waits 
     HeldTableLock app(p.url(), "tenant_c", "accounts", "ACCESS SHARE");
     Daemon run(shell_quote(MT_MTCTL) + " --no-color --no-progress --json migrate --all --concurrency 1", p.dir());
     Observer db(p.url());
-    db.wait_for_blocked(run, kApplication, app.pid(), "ALTER TABLE accounts ADD COLUMN note");
+    db.wait_for_blocked(run, kStreamApplication, app.pid(), "ALTER TABLE accounts ADD COLUMN note");
     // c's migration waits: a's and b's elements are on stdout already, the document is still open.
     wait_until([&] { return run.out().find("\"id\": \"b\"") != std::string::npos; }, "b's element on stdout");
     const std::string partial = run.out();
@@ -265,7 +265,7 @@ TEST_CASE("status prints the first batch of tenants while a tenant of the next b
     std::snprintf(last, sizeof last, "t%04zu", n);
     std::snprintf(before_last, sizeof before_last, "t%04zu", n - 1);
     Project p;
-    p.set("database.application_name", kApplication);
+    p.set("database.application_name", kStreamApplication);
     p.migration("0000_accounts", "CREATE TABLE accounts (id int);");
     p.exec("CREATE TABLE public.tenants (id text PRIMARY KEY)");
     p.exec("DO $$ BEGIN FOR n IN 1.." + std::to_string(n) + " LOOP "
@@ -278,7 +278,7 @@ TEST_CASE("status prints the first batch of tenants while a tenant of the next b
         HeldTableLock app(p.url(), std::string("tenant_") + last, "__drizzle_migrations", "ACCESS EXCLUSIVE");
         Daemon run(shell_quote(MT_MTCTL) + " --no-color --no-progress " + mode, p.dir());
         Observer db(p.url());
-        db.wait_for_blocked(run, kApplication, app.pid(), "__drizzle_migrations");
+        db.wait_for_blocked(run, kStreamApplication, app.pid(), "__drizzle_migrations");
         // The first batch is on stdout (a pipe, not a terminal) while the second waits.
         const std::string marker = mode == "status" ? std::string(before_last) + "   tenant_" + before_last
                                                     : std::string("\"id\": \"") + before_last + "\"";
@@ -301,7 +301,7 @@ TEST_CASE("status prints the first batch of tenants while a tenant of the next b
         }
         // This run's backends are gone before the next run looks for a blocked one.
         wait_until([&] { return p.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" +
-                                         kApplication + "'") == "0"; },
+                                         kStreamApplication + "'") == "0"; },
                    "mtctl's backends to end");
     }
 }

@@ -22,7 +22,7 @@ void rename_posts(const Project& p) {
 }
 
 // Every tracking row of a tenant: id, name, hash and applied_at as PostgreSQL prints them.
-std::string tracking_rows(const Project& p, const std::string& id) {
+std::string rename_rows(const Project& p, const std::string& id) {
     return p.scalar("SELECT string_agg(id || ' ' || name || ' ' || coalesce(hash, '-') || ' ' || applied_at::text, "
                     "' | ' ORDER BY id) FROM tenant_" + id + ".__drizzle_migrations");
 }
@@ -91,10 +91,10 @@ TEST_CASE("sync --mark-missing rewrites a renamed record's name, keeping its has
     const std::string before = row_of(p, "a", "0001_posts");
     REQUIRE(before.rfind(hash + " ", 0) == 0);
     rename_posts(p);
-    const std::string rows_b = tracking_rows(p, "b");
+    const std::string rows_b = rename_rows(p, "b");
 
     // --dry-run lists the rename and changes nothing.
-    const std::string rows_a = tracking_rows(p, "a");
+    const std::string rows_a = rename_rows(p, "a");
     const auto preview = p.mtctl("--no-color sync --mark-missing --dry-run --tenant a");
     INFO(preview.out << preview.err);
     CHECK(preview.exit_code == 0);
@@ -105,7 +105,7 @@ TEST_CASE("sync --mark-missing rewrites a renamed record's name, keeping its has
     const auto dry = run_json(p, "sync --mark-missing --dry-run --tenant a");
     CHECK(tenant_of(dry, "a")["outcome"] == "would-repair");
     CHECK(tenant_of(dry, "a")["rewritten"] == kRenamed);
-    CHECK(tracking_rows(p, "a") == rows_a);
+    CHECK(rename_rows(p, "a") == rows_a);
 
     const auto fixed = run_json(p, "sync --mark-missing --tenant a");
     const auto a = tenant_of(fixed, "a");
@@ -121,7 +121,7 @@ TEST_CASE("sync --mark-missing rewrites a renamed record's name, keeping its has
     CHECK(p.scalar("SELECT count(*) FROM tenant_a.__drizzle_migrations WHERE name = '0001_posts'") == "0");
     CHECK(p.scalar("SELECT string_agg(name, ',' ORDER BY name) FROM tenant_a.__drizzle_migrations") ==
           "0000_users,0001_articles,0002_seed");
-    CHECK(tracking_rows(p, "b") == rows_b);  // not selected
+    CHECK(rename_rows(p, "b") == rows_b);  // not selected
 
     const auto after = run_json(p, "sync --status");
     CHECK(tenant_of(after, "a")["in_sync"] == true);
@@ -177,7 +177,7 @@ TEST_CASE("migrate warns about each renamed record and applies nothing", "[sync]
     p.tenants({"a", "b"});
     run_json(p, "migrate --all");
     rename_posts(p);
-    const std::string rows_a = tracking_rows(p, "a");
+    const std::string rows_a = rename_rows(p, "a");
 
     const auto run = p.mtctl("--no-color migrate --all");
     INFO(run.out << run.err);
@@ -191,7 +191,7 @@ TEST_CASE("migrate warns about each renamed record and applies nothing", "[sync]
     CHECK(doc["summary"]["migrations_applied"] == 0);
     CHECK(tenant_of(doc, "a")["outcome"] == "up-to-date");
     CHECK(run_json(p, "migrate --all --dry-run")["summary"]["migrations_applied"] == 0);
-    CHECK(tracking_rows(p, "a") == rows_a);
+    CHECK(rename_rows(p, "a") == rows_a);
 
     // Once the record is renamed, nothing to warn about.
     run_json(p, "sync --mark-missing");

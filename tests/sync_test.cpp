@@ -20,12 +20,12 @@ namespace {
 
 const std::string kUsers = "CREATE TABLE users (id serial PRIMARY KEY, email text);";
 const std::string kPosts = "CREATE TABLE posts (id serial PRIMARY KEY, user_id int REFERENCES users(id));";
-const std::string kSeed = "INSERT INTO users (email) VALUES ('x@example.com');";
+const std::string kSyncSeed = "INSERT INTO users (email) VALUES ('x@example.com');";
 
 void three_migrations(const Project& p) {
     p.migration("0000_users", kUsers);
     p.migration("0001_posts", kPosts);
-    p.migration("0002_seed", kSeed);
+    p.migration("0002_seed", kSyncSeed);
 }
 
 // The same three as a drizzle-kit folder (meta/_journal.json with `when`).

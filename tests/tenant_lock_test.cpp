@@ -91,13 +91,9 @@ void two_migrations(const Project& p) {
 }
 
 // Tracking rows of a schema; "none" when it has no tracking table.
-std::string tracked(const Project& p, const std::string& schema) {
+std::string tracked_names_or_none(const Project& p, const std::string& schema) {
     if (p.scalar("SELECT to_regclass('" + schema + ".__drizzle_migrations')::text").empty()) return "none";
     return p.scalar("SELECT string_agg(name, ',' ORDER BY id) FROM " + schema + ".__drizzle_migrations");
-}
-
-bool schema_exists(const Project& p, const std::string& schema) {
-    return p.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = '" + schema + "'") == "1";
 }
 
 }  // namespace
@@ -111,14 +107,14 @@ TEST_CASE("migrate --tenant gives up after lock_timeout and names the transactio
     const auto t = mtctl_bounded(p, "migrate --tenant acme");
     check_gave_up(t, "acme", holder);
     CHECK_THAT(t.result.out + t.result.err, Contains("state \"idle in transaction\", held in a transaction open for "));
-    CHECK(tracked(p, "tenant_acme") == "none");
+    CHECK(tracked_names_or_none(p, "tenant_acme") == "none");
     CHECK(p.scalar("SELECT to_regclass('tenant_acme.users')::text").empty());
 
     holder.release();
     const auto again = mtctl_bounded(p, "migrate --tenant acme");
     INFO(again.result.out << again.result.err);
     CHECK(again.result.exit_code == 0);
-    CHECK(tracked(p, "tenant_acme") == "0000_users,0001_users_name");
+    CHECK(tracked_names_or_none(p, "tenant_acme") == "0000_users,0001_users_name");
 }
 
 TEST_CASE("migrate of several tenants migrates the others when one tenant is locked", "[locks][pg]") {
@@ -141,14 +137,14 @@ TEST_CASE("migrate of several tenants migrates the others when one tenant is loc
     CHECK(doc["tenants"][1]["failed_migration"].is_null());
     check_names_holder(doc["tenants"][1]["error"].get<std::string>(), "b", holder);
     CHECK_THAT(doc["tenants"][1]["error"].get<std::string>(), Contains("held at session level by a session connected "));
-    CHECK(tracked(p, "tenant_a") == "0000_users,0001_users_name");
-    CHECK(tracked(p, "tenant_b") == "none");
-    CHECK(tracked(p, "tenant_c") == "0000_users,0001_users_name");
+    CHECK(tracked_names_or_none(p, "tenant_a") == "0000_users,0001_users_name");
+    CHECK(tracked_names_or_none(p, "tenant_b") == "none");
+    CHECK(tracked_names_or_none(p, "tenant_c") == "0000_users,0001_users_name");
 
     holder.release();
     const auto again = run_json(p, "migrate --all");
     CHECK(again["tenants"][1]["outcome"] == "migrated");
-    CHECK(tracked(p, "tenant_b") == "0000_users,0001_users_name");
+    CHECK(tracked_names_or_none(p, "tenant_b") == "0000_users,0001_users_name");
 }
 
 TEST_CASE("migrate of a -- mt:no-transaction file gives up at the session-level lock", "[locks][pg]") {
@@ -162,14 +158,14 @@ TEST_CASE("migrate of a -- mt:no-transaction file gives up at the session-level 
 
     const auto t = mtctl_bounded(p, "migrate --tenant acme");
     check_gave_up(t, "acme", holder);
-    CHECK(tracked(p, "tenant_acme") == "0000_users");
+    CHECK(tracked_names_or_none(p, "tenant_acme") == "0000_users");
     CHECK(p.scalar("SELECT to_regclass('tenant_acme.users_email_idx')::text").empty());
 
     holder.release();
     const auto again = mtctl_bounded(p, "migrate --tenant acme");
     INFO(again.result.out << again.result.err);
     CHECK(again.result.exit_code == 0);
-    CHECK(tracked(p, "tenant_acme") == "0000_users,0001_users_email_idx");
+    CHECK(tracked_names_or_none(p, "tenant_acme") == "0000_users,0001_users_email_idx");
     CHECK(p.scalar("SELECT to_regclass('tenant_acme.users_email_idx')::text") == "tenant_acme.users_email_idx");
 }
 
@@ -183,13 +179,13 @@ TEST_CASE("sync --mark-missing gives up on a locked tenant and records nothing",
 
     const auto t = mtctl_bounded(p, "sync --mark-missing --tenant acme");
     check_gave_up(t, "acme", holder);
-    CHECK(tracked(p, "tenant_acme") == "0000_users");
+    CHECK(tracked_names_or_none(p, "tenant_acme") == "0000_users");
 
     holder.release();
     const auto again = mtctl_bounded(p, "sync --mark-missing --tenant acme");
     INFO(again.result.out << again.result.err);
     CHECK(again.result.exit_code == 0);
-    CHECK(tracked(p, "tenant_acme") == "0000_users,0001_users_name");
+    CHECK(tracked_names_or_none(p, "tenant_acme") == "0000_users,0001_users_name");
 }
 
 TEST_CASE("seed --file gives up on a locked tenant and runs nothing there", "[locks][pg]") {
@@ -227,7 +223,7 @@ TEST_CASE("tenant clone gives up when the target's lock is held and creates noth
     const auto again = mtctl_bounded(p, "tenant clone --from acme --to copy");
     INFO(again.result.out << again.result.err);
     CHECK(again.result.exit_code == 0);
-    CHECK(tracked(p, "tenant_copy") == "0000_users,0001_users_name");
+    CHECK(tracked_names_or_none(p, "tenant_copy") == "0000_users,0001_users_name");
 }
 
 TEST_CASE("tenant create gives up when the new tenant's lock is held and creates no schema", "[locks][pg]") {
@@ -244,7 +240,7 @@ TEST_CASE("tenant create gives up when the new tenant's lock is held and creates
     const auto again = mtctl_bounded(p, "tenant create --id newco");
     INFO(again.result.out << again.result.err);
     CHECK(again.result.exit_code == 0);
-    CHECK(tracked(p, "tenant_newco") == "0000_users,0001_users_name");
+    CHECK(tracked_names_or_none(p, "tenant_newco") == "0000_users,0001_users_name");
 }
 
 TEST_CASE("convert-format gives up on a locked tenant and leaves its table in the old format", "[locks][pg]") {
@@ -256,7 +252,7 @@ TEST_CASE("convert-format gives up on a locked tenant and leaves its table in th
 
     const auto t = mtctl_bounded(p, "convert-format --to hash --tenant acme");
     check_gave_up(t, "acme", holder);
-    CHECK(tracked(p, "tenant_acme") == "0000_users,0001_users_name");
+    CHECK(tracked_names_or_none(p, "tenant_acme") == "0000_users,0001_users_name");
 
     holder.release();
     const auto again = mtctl_bounded(p, "convert-format --to hash --tenant acme");
@@ -279,7 +275,7 @@ TEST_CASE("migrate --fail-fast stops at the locked tenant and skips the rest", "
     CHECK(doc["tenants"][1]["outcome"] == "failed");
     check_names_holder(doc["tenants"][1]["error"].get<std::string>(), "b", holder);
     CHECK(doc["tenants"][2]["outcome"] == "skipped");
-    CHECK(tracked(p, "tenant_c") == "none");
+    CHECK(tracked_names_or_none(p, "tenant_c") == "none");
 }
 
 TEST_CASE("tenant drop gives up on a locked tenant and keeps its schema", "[locks][pg]") {
@@ -291,7 +287,7 @@ TEST_CASE("tenant drop gives up on a locked tenant and keeps its schema", "[lock
 
     const auto t = mtctl_bounded(p, "tenant drop --id acme --force");
     check_gave_up(t, "acme", holder);
-    CHECK(tracked(p, "tenant_acme") == "0000_users,0001_users_name");
+    CHECK(tracked_names_or_none(p, "tenant_acme") == "0000_users,0001_users_name");
 
     holder.release();
     const auto again = mtctl_bounded(p, "tenant drop --id acme --force");

@@ -16,12 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string columns_of(const Project& p, const std::string& schema) {
-    return p.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) "
-                    "FROM information_schema.columns WHERE table_schema = '" + schema +
-                    "' AND table_name = '__drizzle_migrations'");
-}
-
 // Every tracking row of a schema as "id|name|hash|created_at" lines in id order, whatever the
 // layout: created_at in epoch milliseconds (what the drizzle-kit layout can hold) from applied_at,
 // a timestamptz created_at or drizzle-kit's bigint; "-" for a column the layout does not have.

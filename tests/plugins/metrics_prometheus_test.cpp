@@ -184,7 +184,7 @@ int free_port() {
 }
 
 // GET path over a raw socket (HTTP/1.0: the server closes when done). Returns the whole response.
-std::string http_get(int port, const std::string& path) {
+std::string raw_http_get(int port, const std::string& path) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
     timeval timeout{5, 0};
@@ -482,7 +482,7 @@ TEST_CASE("metrics-prometheus serves /metrics on listen", "[sinks][prometheus]")
     auto sink = loaded.sink({{"listen", listen}, {"prefix", "served"}});
     sink.on_event(query(0.01, true));
 
-    const std::string response = http_get(port, "/metrics");
+    const std::string response = raw_http_get(port, "/metrics");
     INFO(response);
     REQUIRE_THAT(response, Contains("200 OK"));
     const auto body_at = response.find("\r\n\r\n");

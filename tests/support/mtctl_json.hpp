@@ -46,7 +46,8 @@ inline nlohmann::json tenant_of(const nlohmann::json& doc, const std::string& id
 // The run ledger's outcomes of one run, "id=outcome" in the run's order.
 inline std::string ledger_outcomes(const Project& p, const std::string& run) {
     return p.scalar("SELECT string_agg(tenant || '=' || outcome, ' ' ORDER BY position) FROM public.mt_run_tenants"
-                    " WHERE run_id = " + run);
+                    " WHERE run_id = $1::bigint",
+                    {run});
 }
 
 // Tenant ids a, b, c, ... (n of them).

@@ -16,6 +16,14 @@ std::string Project::scalar(const std::string& sql) const {
     return r[0][0].c_str();
 }
 
+std::string Project::scalar(const std::string& sql, const mt::SqlParams& params) const {
+    pqxx::connection c(url_);
+    pqxx::nontransaction tx(c);
+    auto r = mt::exec_params(tx, sql, params);
+    if (r.empty() || r[0][0].is_null()) return "";
+    return r[0][0].c_str();
+}
+
 void Project::exec(const std::string& sql) const {
     pqxx::connection c(url_);
     pqxx::work tx(c);

@@ -31,6 +31,7 @@ public:
 
     RunResult mtctl(const std::string& args) const;
     std::string scalar(const std::string& sql) const;
+    std::string scalar(const std::string& sql, const mt::SqlParams& params) const;
     void exec(const std::string& sql) const;
     // One parameterised statement ($1…) in its own transaction.
     void exec(const std::string& sql, const mt::SqlParams& params) const;
@@ -48,5 +49,17 @@ private:
 // The three tenant migrations the tracking-format, auto-convert and rename tests start from:
 // 0000_users, 0001_posts (references users) and 0002_seed (one row).
 void users_posts_seed_migrations(const Project& p);
+
+// Whether the schema exists.
+inline bool schema_exists(const Project& p, const std::string& schema) {
+    return p.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = $1", {schema}) == "1";
+}
+
+// The columns of the schema's __drizzle_migrations table, "name type, ..." in their order.
+inline std::string columns_of(const Project& p, const std::string& schema) {
+    return p.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) "
+                    "FROM information_schema.columns WHERE table_schema = $1 AND table_name = '__drizzle_migrations'",
+                    {schema});
+}
 
 }  // namespace mt::test

@@ -165,9 +165,10 @@ std::pair<std::string, std::string> schema_and_name(const std::string& key, cons
 
 void read_snapshot(const fs::path& file, const std::string& template_schema, OwnedSet& owned) {
     nlohmann::json doc;
+    // json::exception: a number too large for a double is out_of_range 406, not a parse_error.
     try {
         doc = nlohmann::json::parse(read_text(file));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
         throw MigrationFolderError(file.string(), std::string("malformed JSON (") + e.what() +
                                                       "); the owned objects for schema rebasing come from it: "
                                                       "regenerate it with drizzle-kit or set migrations.rebase = off");
