@@ -524,10 +524,9 @@ SeedReport seed_recorded(const Kernel& kernel, const command::SeedRequest& reque
     RunStart run = begin_run(kernel, spec);
     if (run.stored.is_object())
         adopt_rollout_options(run.stored, request.concurrency.has_value(), options.concurrency, options.rollout);
-    const auto outcome = [](const TenantSeedResult& r) { return seed_outcome(r); };
-    hook_ledger(run.ledger, options, outcome);
+    hook_ledger(run.ledger, options, seed_outcome);
     SeedReport report = mt::seed(kernel, run.tenants.to_vector(), file, options);
-    close_ledger(run.ledger, report, outcome);
+    close_ledger(run.ledger, report, seed_outcome);
     return report;
 }
 
@@ -582,10 +581,9 @@ MigrateReport convert_recorded(const Kernel& kernel, const command::ConvertReque
     RunStart run = begin_run(kernel, spec);
     if (run.stored.is_object())
         adopt_rollout_options(run.stored, request.concurrency.has_value(), options.concurrency, options.rollout);
-    const auto outcome = [](const TenantMigrateResult& r) { return convert_outcome(r); };
-    hook_ledger(run.ledger, options, outcome);
+    hook_ledger(run.ledger, options, convert_outcome);
     MigrateReport report = mt::convert_format(kernel, run.tenants.to_vector(), folder, target, options);
-    close_ledger(run.ledger, report, outcome);
+    close_ledger(run.ledger, report, convert_outcome);
     return report;
 }
 
