@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 
 namespace mt {
 
@@ -135,15 +136,20 @@ public:
         id_ = exec_params(tx, idents("INSERT INTO {shared}.mt_runs (command, folder_fingerprint, host, options)"
                                      " VALUES ($1, $2, $3, $4) RETURNING id", kernel_),
                           {command, fingerprint, hostname(), options})[0][0].as<int64_t>();
-        std::string ids;  // one buffer, not a string per tenant (100,000 tenants)
-        for (size_t i = 0; i < tenants.size(); ++i) {
-            if (i) ids += '\n';
-            ids += tenants.id(i);
+        // One buffer of ids per statement, not a string per tenant, and kResultsPerWrite tenants a
+        // statement, so that the buffers stay small at 100,000 tenants (peak RSS, docs/benchmarks.md).
+        for (size_t begin = 0; begin < tenants.size(); begin += kResultsPerWrite) {
+            std::string ids;
+            for (size_t i = begin; i < std::min(tenants.size(), begin + kResultsPerWrite); ++i) {
+                if (i > begin) ids += '\n';
+                ids += tenants.id(i);
+            }
+            exec_params(tx, idents("INSERT INTO {shared}.mt_run_tenants (run_id, position, tenant)"
+                                   " SELECT $1, $3::bigint + u.n, u.tenant"
+                                   " FROM unnest(string_to_array($2, E'\\n')) WITH ORDINALITY AS u (tenant, n)",
+                                   kernel_),
+                        {std::to_string(id_), ids, std::to_string(begin)});
         }
-        exec_params(tx, idents("INSERT INTO {shared}.mt_run_tenants (run_id, position, tenant)"
-                               " SELECT $1, u.n, u.tenant FROM unnest(string_to_array($2, E'\\n')) WITH ORDINALITY AS u (tenant, n)",
-                               kernel_),
-                    {std::to_string(id_), ids});
         tx.commit();
         lock();
         return id_;
@@ -174,6 +180,7 @@ public:
     // A tenant the run started, as soon as it finished.
     void tenant_finished(const std::string& tenant, const std::string& outcome, const std::string& error,
                          double duration_ms) {
+        std::lock_guard lock(*mutex_);
         if (!conn_) return;
         try {
             pqxx::work tx(*conn_);
@@ -188,29 +195,27 @@ public:
         }
     }
 
-    // Any tenant's final outcome, kept for finish as two lines of text (about 20 bytes a tenant):
-    // finish writes it where the row is still pending (the tenant never started).
+    // Any tenant's final outcome, written where the row is still pending (the tenant never started),
+    // kResultsPerWrite tenants a statement: kept until then as two lines of text (about 20 bytes a
+    // tenant).
     void result(const std::string& tenant, const std::string& outcome) {
+        std::lock_guard lock(*mutex_);
         if (!conn_) return;
         ids_ += (ids_.empty() ? "" : "\n") + tenant;
         outcomes_ += (outcomes_.empty() ? "" : "\n") + outcome;
+        if (++kept_ >= kResultsPerWrite) write_results();
     }
 
     // The outcomes of the tenants that never started (up to date, held back, failed their checks)
     // and the run's own.
     void finish(const RolloutSummary& rollout) {
+        std::lock_guard lock(*mutex_);
+        write_results();
         if (!conn_) return;
         try {
             // A resumed run failed when any of its tenants failed, in this part of it or an earlier one.
             const std::string stop = rollout.stop != RolloutStop::none ? to_string(rollout.stop) : "";
             pqxx::work tx(*conn_);
-            // The rows were inserted by this run, after the table's last ANALYZE: the planner would
-            // take them for a few and join by nested loop, quadratic at 100,000 tenants.
-            tx.exec("SET LOCAL enable_nestloop = off");
-            exec_params(tx, idents("UPDATE {shared}.mt_run_tenants t SET outcome = u.outcome, finished_at = now()"
-                                   " FROM unnest(string_to_array($2, E'\\n'), string_to_array($3, E'\\n')) AS u (tenant, outcome)"
-                                   " WHERE t.run_id = $1 AND t.tenant = u.tenant AND t.outcome = 'pending'", kernel_),
-                        {std::to_string(id_), ids_, outcomes_});
             exec_params(tx, idents("UPDATE {shared}.mt_run_tenants SET finished_at = NULL WHERE run_id = $1 AND outcome = 'skipped'", kernel_),
                         {std::to_string(id_)});
             exec_params(tx, idents("UPDATE {shared}.mt_runs SET finished_at = now(), outcome = CASE WHEN $2 <> '' THEN $2"
@@ -226,6 +231,30 @@ public:
     }
 
 private:
+    // Tenants per statement that lists them (the run's tenants, results): a few hundred kB of text.
+    static constexpr size_t kResultsPerWrite = 20000;
+
+    // Writes the kept results (mutex_ held).
+    void write_results() {
+        if (!conn_ || kept_ == 0) return;
+        try {
+            pqxx::work tx(*conn_);
+            // The rows were inserted by this run, after the table's last ANALYZE: the planner would
+            // take them for a few and join by nested loop, quadratic at 100,000 tenants.
+            tx.exec("SET LOCAL enable_nestloop = off");
+            exec_params(tx, idents("UPDATE {shared}.mt_run_tenants t SET outcome = u.outcome, finished_at = now()"
+                                   " FROM unnest(string_to_array($2, E'\\n'), string_to_array($3, E'\\n')) AS u (tenant, outcome)"
+                                   " WHERE t.run_id = $1 AND t.tenant = u.tenant AND t.outcome = 'pending'", kernel_),
+                        {std::to_string(id_), ids_, outcomes_});
+            tx.commit();
+        } catch (const std::exception& e) {
+            give_up(e);
+        }
+        ids_.clear();
+        outcomes_.clear();
+        kept_ = 0;
+    }
+
     void lock() {
         pqxx::nontransaction tx(*conn_);
         exec_params(tx, "SELECT pg_advisory_lock($1::int, $2::int)", {kRunLockClass, std::to_string(id_)});
@@ -239,7 +268,11 @@ private:
     const Kernel& kernel_;
     std::unique_ptr<pqxx::connection> conn_;
     int64_t id_ = 0;
+    // Guards the connection: workers report finished tenants while results stream in (a pointer: the
+    // ledger is moved).
+    std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
     std::string ids_, outcomes_;  // results not yet written: tenant ids and outcomes, one a line
+    size_t kept_ = 0;
 };
 
 // The run --resume continues: the one named, else the newest run of `command` with unfinished
