@@ -1,6 +1,6 @@
 // The plugin ABI's growth rules (abi.h, "How structs grow", "Compatibility"): the layout of every
 // struct pinned for x86_64, plugins built against the ABI 1.0 header that shipped and against a
-// future 1.2 loading and working with this kernel, a plugin requiring a newer minor refused from its
+// future minor (the next one) loading and working with this kernel, a plugin requiring a newer minor refused from its
 // ELF note before any of its code runs, and the SDK's reads and guards at the boundary.
 #include <mt/base/errors.hpp>
 #include <mt/plugin_host/plugins.hpp>
@@ -148,6 +148,17 @@ MT_LAYOUT(mt_plugin_descriptor, nfactories, 88);
 MT_LAYOUT(mt_plugin_descriptor, abi_built_minor, 96);
 MT_SIZE(mt_plugin_descriptor, 104);
 
+// Tracking-format capabilities: 24 bytes in 1.1; the COPY read (1.2) follows.
+MT_LAYOUT(mt_tracking_capabilities, struct_size, 0);
+MT_LAYOUT(mt_tracking_capabilities, keeps, 4);
+MT_LAYOUT(mt_tracking_capabilities, label, 8);
+MT_LAYOUT(mt_tracking_capabilities, copy_order, 24);
+MT_LAYOUT(mt_tracking_capabilities, copy_name, 40);
+MT_LAYOUT(mt_tracking_capabilities, copy_hash, 56);
+MT_LAYOUT(mt_tracking_capabilities, copy_created_at, 72);
+MT_LAYOUT(mt_tracking_capabilities, copy_created_at_unit, 88);
+MT_SIZE(mt_tracking_capabilities, 96);
+
 // The note, as it lies in the file.
 MT_LAYOUT(mt_plugin_note, magic, 0);
 MT_LAYOUT(mt_plugin_note, note_size, 4);
@@ -230,68 +241,69 @@ TEST_CASE("a C plugin built against the ABI 1.0 header loads without a note and 
     CHECK(extractor.extract(request("/", nullptr, 0)).result == MT_EXTRACT_NONE);
 }
 
-TEST_CASE("a plugin built against a future ABI 1.2 that requires 1.1 loads and its extra fields are ignored",
+TEST_CASE("a plugin built against the next ABI minor that requires 1.1 loads and its extra fields are ignored",
           "[abi][loader]") {
-    const auto info = mt::inspect_plugin(fixture_file("fixture-abi12.so"));
-    CHECK(info.name == "fixture-abi12");
+    const auto info = mt::inspect_plugin(fixture_file("fixture-abinext.so"));
+    CHECK(info.name == "fixture-abinext");
     CHECK(info.has_note);
     CHECK(info.note_kinds == (bit(MT_KIND_METRICS_SINK) | bit(MT_KIND_REQUEST_TENANT_EXTRACTOR)));
-    CHECK(info.abi_minor == 2);
+    CHECK(info.abi_minor == MT_ABI_MINOR + 1);
     CHECK(info.abi_required_minor == 1);
     // Stepped by the factories' declared 88 bytes: by this kernel's 64 the second would be garbage.
     REQUIRE(info.factories.size() == 2);
-    CHECK(info.factories[0].name == "abi12-sink");
-    CHECK(info.factories[1].name == "abi12-extractor");
+    CHECK(info.factories[0].name == "abinext-sink");
+    CHECK(info.factories[1].name == "abinext-extractor");
     CHECK(info.factories[1].kind == MT_KIND_REQUEST_TENANT_EXTRACTOR);
 
     mt::PluginRegistry registry({});
-    registry.load(fixture_file("fixture-abi12.so").string());
-    mt::MetricsSink sink(registry.create("abi12-sink", MT_KIND_METRICS_SINK, {}));
+    registry.load(fixture_file("fixture-abinext.so").string());
+    mt::MetricsSink sink(registry.create("abinext-sink", MT_KIND_METRICS_SINK, {}));
     mt_event fleet = event_of(MT_EVENT_FLEET, "acme");
     fleet.pending = 3;
     sink.on_event(fleet);
     sink.on_event(fleet);
-    CHECK(sink.render() == "abi12 events=2 last_type=8 pending_sum=6 queue_depth_sum=0 event_size=" +
+    CHECK(sink.render() == "abinext events=2 last_type=8 pending_sum=6 queue_depth_sum=0 event_size=" +
                                std::to_string(sizeof(mt_event)) + "\n");
 
-    mt::RequestTenantExtractor extractor(registry.create("abi12-extractor", MT_KIND_REQUEST_TENANT_EXTRACTOR, {}));
+    mt::RequestTenantExtractor extractor(registry.create("abinext-extractor", MT_KIND_REQUEST_TENANT_EXTRACTOR, {}));
     const auto found = extractor.extract(request("/t/acme/orders", nullptr, 0));
     CHECK(found.result == MT_EXTRACT_FOUND);
     CHECK(found.tenant_id == "acme");
 }
 
-TEST_CASE("a plugin requiring ABI minor 2 is refused at abi from its note, before any of its code runs", "[abi][loader]") {
-    ::unsetenv("MT_FIXTURE_ABI12_LOADED");
-    const auto e = plugin_error("fixture-abi12-requires-2.so");
+TEST_CASE("a plugin requiring the next ABI minor is refused at abi from its note, before any of its code runs", "[abi][loader]") {
+    ::unsetenv("MT_FIXTURE_ABINEXT_LOADED");
+    const auto e = plugin_error("fixture-abinext-requires-next.so");
     CHECK(e.stage == "abi");
-    CHECK_THAT(e.file, Contains("fixture-abi12-requires-2.so"));
-    const std::string ours = std::to_string(MT_ABI_MINOR);
-    CHECK(e.reason == "built for plugin ABI 1.2, newer than this kernel's ABI 1." + ours +
-                          ": it requires minor 2, this kernel supports up to minor " + ours +
+    CHECK_THAT(e.file, Contains("fixture-abinext-requires-next.so"));
+    const std::string ours = std::to_string(MT_ABI_MINOR), next = std::to_string(MT_ABI_MINOR + 1);
+    CHECK(e.reason == "built for plugin ABI 1." + next + ", newer than this kernel's ABI 1." + ours +
+                          ": it requires minor " + next + ", this kernel supports up to minor " + ours +
                           "; upgrade mtenant, or rebuild the plugin requiring at most minor " + ours);
-    CHECK(std::getenv("MT_FIXTURE_ABI12_LOADED") == nullptr);
+    CHECK(std::getenv("MT_FIXTURE_ABINEXT_LOADED") == nullptr);
 }
 
 TEST_CASE("a plugin whose note names another ABI major is refused at abi before any of its code runs", "[abi][loader]") {
-    ::unsetenv("MT_FIXTURE_ABI12_LOADED");
-    const auto e = plugin_error("fixture-abi12-major-2.so");
+    ::unsetenv("MT_FIXTURE_ABINEXT_LOADED");
+    const auto e = plugin_error("fixture-abinext-major-2.so");
     CHECK(e.stage == "abi");
-    CHECK_THAT(e.file, Contains("fixture-abi12-major-2.so"));
-    CHECK_THAT(e.reason, Contains("built for plugin ABI 2.2, this kernel speaks ABI 1." + std::to_string(MT_ABI_MINOR)));
-    CHECK(std::getenv("MT_FIXTURE_ABI12_LOADED") == nullptr);
+    CHECK_THAT(e.file, Contains("fixture-abinext-major-2.so"));
+    CHECK_THAT(e.reason, Contains("built for plugin ABI 2." + std::to_string(MT_ABI_MINOR + 1) + ", this kernel speaks ABI 1." + std::to_string(MT_ABI_MINOR)));
+    CHECK(std::getenv("MT_FIXTURE_ABINEXT_LOADED") == nullptr);
 }
 
 TEST_CASE("a malformed note is refused at inspect, a note contradicting the descriptor at abi", "[abi][loader]") {
-    ::unsetenv("MT_FIXTURE_ABI12_LOADED");
-    const auto magic = plugin_error("fixture-abi12-bad-magic.so");
+    ::unsetenv("MT_FIXTURE_ABINEXT_LOADED");
+    const auto magic = plugin_error("fixture-abinext-bad-magic.so");
     CHECK(magic.stage == "inspect");
     CHECK(magic.reason == "its .note.mtenant does not start with the mtenant magic: rebuild the plugin with the SDK");
-    CHECK(std::getenv("MT_FIXTURE_ABI12_LOADED") == nullptr);
+    CHECK(std::getenv("MT_FIXTURE_ABINEXT_LOADED") == nullptr);
 
-    const auto disagrees = plugin_error("fixture-abi12-disagrees.so");
+    const auto disagrees = plugin_error("fixture-abinext-disagrees.so");
     CHECK(disagrees.stage == "abi");
     CHECK(disagrees.reason ==
-          "its .note.mtenant says ABI 1.2 requiring 1.1, its descriptor ABI 1.2 requiring 1.0: rebuild the plugin (the two "
+          "its .note.mtenant says ABI 1." + std::to_string(MT_ABI_MINOR + 1) + " requiring 1.1, its descriptor ABI 1." +
+              std::to_string(MT_ABI_MINOR + 1) + " requiring 1.0: rebuild the plugin (the two "
           "are written by one MT_PLUGIN line)");
 }
 
@@ -304,9 +316,10 @@ TEST_CASE("an SDK plugin carries a note matching its descriptor: built with this
 }
 
 TEST_CASE("mtctl plugins inspect shows the note, or says the plugin has none", "[abi][mtctl]") {
-    const auto with = mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture_file("fixture-abi12.so").string()));
+    const auto with = mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture_file("fixture-abinext.so").string()));
     CHECK(with.exit_code == 0);
-    CHECK_THAT(with.out, Contains("  ABI 1.2 (requires 1.1), SDK " MT_SDK_VERSION ", built with hand-written C against a future ABI 1.2\n"));
+    CHECK_THAT(with.out, Contains("  ABI 1." + std::to_string(MT_ABI_MINOR + 1) + " (requires 1.1), SDK " MT_SDK_VERSION
+                                  ", built with hand-written C against the next ABI minor\n"));
     CHECK_THAT(with.out, Contains("  .note.mtenant: checked before loading; kinds metrics_sink,request_tenant_extractor\n"));
 
     const auto without = mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture_file("fixture-abi10.so").string()));
@@ -315,9 +328,9 @@ TEST_CASE("mtctl plugins inspect shows the note, or says the plugin has none", "
     CHECK_THAT(without.out, Contains("  no .note.mtenant (built against ABI 1.0 headers): checked after loading\n"));
 
     const auto refused =
-        mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture_file("fixture-abi12-requires-2.so").string()));
+        mt::test::mtctl("plugins inspect " + mt::test::shell_quote(fixture_file("fixture-abinext-requires-next.so").string()));
     CHECK(refused.exit_code == 2);
-    CHECK_THAT(refused.err, Contains("fixture-abi12-requires-2.so: abi: built for plugin ABI 1.2, newer than"));
+    CHECK_THAT(refused.err, Contains("fixture-abinext-requires-next.so: abi: built for plugin ABI 1." + std::to_string(MT_ABI_MINOR + 1) + ", newer than"));
 }
 
 // ---- the SDK side of the boundary -----------------------------------------------------------
@@ -361,6 +374,50 @@ TEST_CASE("the SDK reads a kernel struct only up to the size its writer declared
     const uint32_t host_1_0 = offsetof(mt_host, abi_minor);
     std::memcpy(host_bytes, &host_1_0, sizeof host_1_0);
     CHECK(mt::sdk::Host(reinterpret_cast<const mt_host*>(host_bytes), "p").abi_minor() == 0);
+}
+
+namespace {
+
+struct CopyingFormat final : mt::sdk::TrackingFormat {
+    int detect(const std::vector<mt::sdk::Column>&) override { return 1; }
+    void create(mt::sdk::Sql&, const mt::sdk::Table&) override {}
+    std::string_view list_query() const override { return "SELECT name, NULL, NULL FROM {table} t ORDER BY t.n"; }
+    uint32_t identifies_by() const override { return MT_IDENTIFIES_NAME; }
+    mt::sdk::TrackingCapabilities capabilities(const mt::sdk::Table&) const {
+        return {MT_TRACKING_KEEPS_NAMES, "copying", {"n", "name", "", "", 0}};
+    }
+    void record(mt::sdk::Sql&, const mt::sdk::Table&, const std::vector<mt::sdk::Record>&) override {}
+    void remove(mt::sdk::Sql&, const mt::sdk::Table&, const std::vector<mt::sdk::Record>&) override {}
+};
+
+}  // namespace
+
+TEST_CASE("the capabilities thunk writes the COPY read only into a kernel struct that has room for it", "[abi][sdk]") {
+    CopyingFormat format;
+    using Thunks = mt::sdk::detail::TrackingThunks<CopyingFormat>;
+    const mt_table table{};
+    mt::sdk::ErrorBuffer eb;
+
+    // A 1.1 kernel's struct (24 bytes): keeps and label, nothing after them.
+    alignas(mt_tracking_capabilities) unsigned char bytes[sizeof(mt_tracking_capabilities)];
+    std::memset(bytes, 0x7f, sizeof bytes);
+    const uint32_t size_1_1 = offsetof(mt_tracking_capabilities, copy_order);
+    std::memcpy(bytes, &size_1_1, sizeof size_1_1);
+    REQUIRE(Thunks::capabilities(&format, &table, reinterpret_cast<mt_tracking_capabilities*>(bytes), &eb.err) == MT_OK);
+    mt_tracking_capabilities older;
+    std::memcpy(&older, bytes, sizeof older);
+    CHECK(older.keeps == MT_TRACKING_KEEPS_NAMES);
+    CHECK(mt::sdk::view(older.label) == "copying");
+    for (size_t i = size_1_1; i < sizeof bytes; ++i) CHECK(bytes[i] == 0x7f);
+
+    // This kernel's: the COPY read too.
+    mt_tracking_capabilities current{};
+    current.struct_size = sizeof current;
+    REQUIRE(Thunks::capabilities(&format, &table, &current, &eb.err) == MT_OK);
+    CHECK(mt::sdk::view(current.copy_order) == "n");
+    CHECK(mt::sdk::view(current.copy_name) == "name");
+    CHECK(current.copy_hash.size == 0);
+    CHECK(current.copy_created_at.size == 0);
 }
 
 TEST_CASE("list_query and identifies_by thunks catch what the plugin throws", "[abi][sdk]") {

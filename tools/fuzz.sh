@@ -28,7 +28,7 @@ FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-$REPO_ROOT/build-fuzz}
 case $FUZZ_BUILD_DIR in /*) ;; *) FUZZ_BUILD_DIR=$PWD/$FUZZ_BUILD_DIR ;; esac
 FUZZ_CXX=${FUZZ_CXX:-clang++-16}
 SYMBOLIZER=$(command -v llvm-symbolizer-16 || echo /usr/lib/llvm-16/bin/llvm-symbolizer)
-ALL_TARGETS=(ident manifest migration_folder extractors sdk_config plugin_file plugin_descriptor sql_rebase)
+ALL_TARGETS=(ident manifest migration_folder extractors sdk_config plugin_file plugin_descriptor sql_rebase copy_read)
 
 log() { printf 'fuzz: %s\n' "$*" >&2; }
 die() { printf 'fuzz: error: %s\n' "$*" >&2; exit 2; }

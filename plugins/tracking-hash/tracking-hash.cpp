@@ -53,7 +53,15 @@ public:
         uint32_t keeps = MT_TRACKING_KEEPS_HASHES;
         if (table.columns.empty() || table.column("migration_name") || table.column("name")) keeps |= MT_TRACKING_KEEPS_NAMES;
         if (table.column("name")) keeps |= MT_TRACKING_FOUND_BY_NAME;
-        return {keeps, "hash"};
+        return {keeps, "hash", copy_read(table)};
+    }
+
+    // The COPY read: list_query's columns as stored (the kernel checks their types). None where the
+    // table has both name columns: list_query takes the first of the two that is not NULL, per row.
+    static TrackingCopyRead copy_read(const Table& table) {
+        const bool migration_name = table.column("migration_name") != nullptr, name = table.column("name") != nullptr;
+        if (table.columns.empty() || (migration_name && name)) return {};
+        return {"id", migration_name ? "migration_name" : name ? "name" : "", "hash", "created_at", MT_COPY_TIME_TIMESTAMP};
     }
 
     void record(Sql& sql, const Table& table, const std::vector<Record>& records) override {

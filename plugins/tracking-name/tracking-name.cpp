@@ -34,10 +34,14 @@ public:
     uint32_t identifies_by() const override { return MT_IDENTIFIES_NAME; }
 
     // Hashes only where the table has the `hash` column (drizzle-multitenant's own table has not).
+    // The COPY read is list_query's columns as stored (the kernel checks their types).
     TrackingCapabilities capabilities(const Table& table) const {
         uint32_t keeps = MT_TRACKING_KEEPS_NAMES | MT_TRACKING_FOUND_BY_NAME;
         if (table.columns.empty() || table.column("hash")) keeps |= MT_TRACKING_KEEPS_HASHES;
-        return {keeps, "name"};
+        TrackingCopyRead copy;
+        if (!table.columns.empty())
+            copy = {"id", "name", table.column("hash") ? "hash" : "", "applied_at", MT_COPY_TIME_TIMESTAMP};
+        return {keeps, "name", copy};
     }
 
     void record(Sql& sql, const Table& table, const std::vector<Record>& records) override {

@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <exception>
 #include <map>
 #include <string>
 
@@ -111,6 +112,48 @@ bool finish_discard_all(pqxx::connection_base& conn) {
         drop_notifications(conn);
     }
     return ok;
+}
+
+void copy_out(pqxx::connection_base& conn, const std::string& statements,
+              const std::function<void(size_t, std::string_view)>& on_output) {
+    PGconn* c = raw(conn);
+    if (c == nullptr || PQstatus(c) != CONNECTION_OK) throw pqxx::broken_connection("the connection is closed");
+    if (PQsendQuery(c, statements.c_str()) != 1) throw pqxx::broken_connection(PQerrorMessage(c));
+    size_t index = 0;
+    std::string data;
+    std::string error, sqlstate;
+    std::exception_ptr failure;
+    while (PGresult* r = PQgetResult(c)) {
+        const ExecStatusType status = PQresultStatus(r);
+        if (status == PGRES_COPY_OUT) {
+            // The rows, then (n == -1) this statement's own result from the next PQgetResult.
+            data.clear();
+            char* buffer = nullptr;
+            for (int n; (n = PQgetCopyData(c, &buffer, 0)) > 0; buffer = nullptr) {
+                data.append(buffer, static_cast<size_t>(n));
+                PQfreemem(buffer);
+            }
+        } else if (status == PGRES_COMMAND_OK) {
+            if (error.empty() && !failure) {
+                try {
+                    on_output(index, data);
+                } catch (...) {
+                    failure = std::current_exception();
+                }
+            }
+            ++index;
+        } else if (error.empty()) {
+            const char* message = PQresultErrorMessage(r);
+            const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            error = message && *message ? message : "COPY failed";
+            if (state) sqlstate = state;
+        }
+        PQclear(r);
+    }
+    if (PQstatus(c) != CONNECTION_OK) throw pqxx::broken_connection(error.empty() ? PQerrorMessage(c) : error);
+    if (!error.empty())
+        throw pqxx::sql_error(error, statements.substr(0, 200), sqlstate.empty() ? nullptr : sqlstate.c_str());
+    if (failure) std::rethrow_exception(failure);
 }
 
 bool client_encoding_is_utf8(const pqxx::connection_base& conn) {

@@ -8,6 +8,10 @@
 
 #include <pqxx/pqxx>
 
+#include <functional>
+#include <string>
+#include <string_view>
+
 namespace mt::detail {
 
 enum class SessionTx { idle, in_transaction, in_error, active, unknown };
@@ -41,6 +45,15 @@ bool send_discard_all(pqxx::connection_base& conn);
 // Reads the answer of send_discard_all(); false when it failed or the session is not idle after it.
 // Also forgets libpqxx's records of prepared statements and variables, and queued notifications.
 bool finish_discard_all(pqxx::connection_base& conn);
+
+// Sends `statements` (COPY … TO STDOUT statements separated by ';') as one query on the connection,
+// inside the transaction open on it, and hands each statement's whole output to
+// on_output(index, bytes), in order, as each ends. Every result is read before anything is thrown:
+// a server error throws pqxx::sql_error with its SQLSTATE (the transaction is then aborted), a lost
+// connection pqxx::broken_connection, and an exception from on_output is rethrown after the rest
+// was read. One round trip for many small tables.
+void copy_out(pqxx::connection_base& conn, const std::string& statements,
+              const std::function<void(size_t, std::string_view)>& on_output);
 
 // true when the connection's client encoding is UTF8 (parameters are then checked for valid UTF-8).
 bool client_encoding_is_utf8(const pqxx::connection_base& conn);

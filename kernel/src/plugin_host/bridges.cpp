@@ -200,6 +200,13 @@ TrackingFormat::Described TrackingFormat::describe(const std::vector<sdk::Column
                                                 (c.keeps & MT_TRACKING_JOURNAL_TIME) != 0,
                                                 (c.keeps & MT_TRACKING_FOUND_BY_NAME) != 0, true};
         out.label = std::string(sdk::view(c.label));
+        if (c.copy_order.size > 0)
+            out.copy = TrackingCopyRead{std::string(sdk::view(c.copy_order)), std::string(sdk::view(c.copy_name)),
+                                        std::string(sdk::view(c.copy_hash)), std::string(sdk::view(c.copy_created_at)),
+                                        c.copy_created_at_unit == MT_COPY_TIME_TIMESTAMP};
+        if (out.copy && !out.copy->created_at.empty() && c.copy_created_at_unit != MT_COPY_TIME_TIMESTAMP &&
+            c.copy_created_at_unit != MT_COPY_TIME_MILLISECONDS)
+            out.copy.reset();  // a unit this kernel does not know: list_query
     } else {
         const uint32_t by = identifies_by();
         out.capabilities.keeps_names = out.capabilities.found_by_name = (by & MT_IDENTIFIES_NAME) != 0;
@@ -217,6 +224,41 @@ TrackingCapabilities TrackingFormat::capabilities(const std::vector<sdk::Column>
 }
 
 std::string TrackingFormat::label() const { return describe({}).label; }
+
+namespace {
+
+bool is_integer_type(const std::string& type) { return type == "smallint" || type == "integer" || type == "bigint"; }
+
+// text and varchar come out of COPY as stored, as `col::text` gives them; char(n) would not (the
+// cast drops its padding), nor would a domain or another type: those go through list_query.
+bool is_text_type(const std::string& type) { return type == "text" || type.rfind("character varying", 0) == 0; }
+
+// timestamp, timestamptz and their (p) forms: microseconds since 2000-01-01 in binary COPY.
+bool is_timestamp_type(const std::string& type) {
+    return type.rfind("timestamp", 0) == 0 &&
+           (type.ends_with(" with time zone") || type.ends_with(" without time zone"));
+}
+
+}  // namespace
+
+std::optional<TrackingCopyRead> TrackingFormat::copy_read(const std::vector<sdk::Column>& columns) const {
+    auto copy = describe(columns).copy;
+    if (!copy || columns.empty()) return std::nullopt;
+    std::set<std::string> used;
+    // Each named column must exist, be named once (COPY refuses a column listed twice) and have a
+    // type the kernel decodes; anything else reads through list_query, which stays the reference.
+    const auto fits = [&](const std::string& name, bool (*type_ok)(const std::string&)) {
+        if (name.empty()) return true;
+        if (!used.insert(name).second) return false;
+        const auto c =
+            std::find_if(columns.begin(), columns.end(), [&](const sdk::Column& col) { return col.name == name; });
+        return c != columns.end() && type_ok(c->type);
+    };
+    if (fits(copy->order, is_integer_type) && fits(copy->name, is_text_type) && fits(copy->hash, is_text_type) &&
+        fits(copy->created_at, copy->created_at_timestamp ? is_timestamp_type : is_integer_type))
+        return copy;
+    return std::nullopt;
+}
 
 // ---- TenantDiscovery ----------------------------------------------------------------------
 

@@ -1,11 +1,14 @@
 // Fleet status in a few batched queries per batch of tenants: one for the tracking tables' columns,
 // then one UNION ALL per format and chunk of tenants for the records. No round trip per tenant, and
 // no more than one batch held at once.
+#include "tracking/copy_read.hpp"
 #include "tracking/tables.hpp"
 
 #include <mt/base/errors.hpp>
 #include <mt/tracking/status.hpp>
 #include <mt/plugin_host/sql_session.hpp>
+
+#include "base/pqxx_session.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -61,10 +64,11 @@ std::vector<TableInfo> read_tables(pqxx::transaction_base& tx, const std::vector
             // the LATERALs into hash joins): a plain join read every tracking table's columns in
             // the database, ~15 ms per call at 1,000 tenants, which dominated per-migration steps.
             "SELECT s.i, n.oid IS NOT NULL, c.oid IS NOT NULL, a.attname::text, "
-            "format_type(a.atttypid, a.atttypmod), a.attnotnull "
+            "format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+            "coalesce(c.relkind = 'r' AND NOT c.relhassubclass, false) "
             "FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS s(name, i) "
             "LEFT JOIN LATERAL (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = s.name OFFSET 0) n ON true "
-            "LEFT JOIN LATERAL (SELECT oid FROM pg_catalog.pg_class "
+            "LEFT JOIN LATERAL (SELECT oid, relkind, relhassubclass FROM pg_catalog.pg_class "
             "WHERE relnamespace = n.oid AND relname = $2 AND relkind IN ('r', 'p') OFFSET 0) c ON true "
             "LEFT JOIN LATERAL (SELECT attname, atttypid, atttypmod, attnotnull, attnum FROM pg_catalog.pg_attribute "
             "WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped OFFSET 0) a ON true "
@@ -74,6 +78,7 @@ std::vector<TableInfo> read_tables(pqxx::transaction_base& tx, const std::vector
             auto& info = out[begin + row[0].as<size_t>() - 1];
             info.schema_exists = row[1].as<bool>();
             info.table_exists = row[2].as<bool>();
+            info.plain = row[6].as<bool>();
             if (!row[3].is_null())
                 info.columns.push_back(sdk::Column{row[3].c_str(), row[4].c_str(), row[5].as<bool>()});
         }
@@ -81,18 +86,49 @@ std::vector<TableInfo> read_tables(pqxx::transaction_base& tx, const std::vector
     return out;
 }
 
+namespace {
+
+// Tables per COPY query: one round trip each; the server runs them one after another.
+constexpr size_t kCopyChunk = 250;
+
+}  // namespace
+
 std::vector<std::vector<sdk::Record>> read_records(pqxx::transaction_base& tx, const TrackingFormat& format,
-                                                   const std::vector<std::string>& schemas, const std::string& table) {
+                                                   const std::vector<std::string>& schemas,
+                                                   const std::vector<const TableInfo*>& tables,
+                                                   const std::string& table) {
     std::vector<std::vector<sdk::Record>> out(schemas.size());
-    const std::string list_query = format.list_query();
-    for (size_t begin = 0; begin < schemas.size(); begin += kRecordChunk) {
-        const size_t end = std::min(schemas.size(), begin + kRecordChunk);
+    // By COPY: no plan, so none of the table's indexes is opened (the larger part of reading a
+    // small table for the first time in a session; docs/benchmarks.md "Fleet scale").
+    std::vector<size_t> by_query;
+    std::vector<std::pair<size_t, TrackingCopyRead>> by_copy;
+    for (size_t i = 0; i < schemas.size(); ++i) {
+        std::optional<TrackingCopyRead> read;
+        if (tables[i]->plain) read = format.copy_read(tables[i]->columns);
+        if (read) by_copy.emplace_back(i, std::move(*read));
+        else by_query.push_back(i);
+    }
+    for (size_t begin = 0; begin < by_copy.size(); begin += kCopyChunk) {
+        const size_t end = std::min(by_copy.size(), begin + kCopyChunk);
+        std::string statements;
+        for (size_t k = begin; k < end; ++k) {
+            statements += copy_statement(by_copy[k].second, schemas[by_copy[k].first], table) + ";";
+        }
+        detail::copy_out(tx.conn(), statements, [&](size_t n, std::string_view data) {
+            const auto& [i, read] = by_copy.at(begin + n);
+            out[i] = decode_copy(data, read, schemas[i], table);
+        });
+    }
+
+    const std::string list_query = by_query.empty() ? std::string() : format.list_query();
+    for (size_t begin = 0; begin < by_query.size(); begin += kRecordChunk) {
+        const size_t end = std::min(by_query.size(), begin + kRecordChunk);
         std::string sql;
         SqlParams params;
-        for (size_t i = begin; i < end; ++i) {
+        for (size_t k = begin; k < end; ++k) {
             if (!sql.empty()) sql += " UNION ALL ";
-            params.push_back(std::to_string(i));
-            std::string select = with_table(list_query, schemas[i], table);
+            params.push_back(std::to_string(by_query[k]));
+            std::string select = with_table(list_query, schemas[by_query[k]], table);
             sql += "SELECT $" + std::to_string(params.size()) + "::int AS i, q.* FROM (" + select + ") q";
         }
         for (const auto& row : exec_params(tx, sql, params)) {
@@ -210,8 +246,12 @@ void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<T
     }
     for (const auto& [format, indices] : by_format) {
         std::vector<std::string> group;
-        for (size_t i : indices) group.push_back(schemas[i]);
-        auto records = read_records(tx, *format, group, target.table);
+        std::vector<const TableInfo*> group_tables;
+        for (size_t i : indices) {
+            group.push_back(schemas[i]);
+            group_tables.push_back(&tables[i]);
+        }
+        auto records = read_records(tx, *format, group, group_tables, target.table);
         for (size_t k = 0; k < indices.size(); ++k) statuses[indices[k]]->records = std::move(records[k]);
     }
     for (auto* st : statuses) classify(*st, folder);
@@ -219,9 +259,12 @@ void fill_status(const Kernel& kernel, pqxx::transaction_base& tx, std::vector<T
 
 namespace {
 
-// A fresh backend for the reads after this many tenants: one that has opened thousands of tracking
-// tables carries their catalog caches and gets slower (migrate's workers do the same).
-constexpr size_t kTenantsPerReadSession = 10000;
+// A fresh backend for the reads after this many tenants. A backend that has opened tens of thousands
+// of tracking tables carries their catalog caches (about 190 MB at 50,000); a fresh one rebuilds
+// its caches and faults in shared memory again, which the COPY read made the larger cost: status
+// of 100,000 tenants took 12.9-20.7 s renewing every 10,000, 8.7-9.8 s every 50,000
+// (docs/benchmarks.md, "Fleet scale").
+constexpr size_t kTenantsPerReadSession = 50000;
 // Batches read at once, each on its own connection: reading is the server's work, and planning the
 // reads of thousands of tables keeps one backend busy; two use both cores of a small server.
 constexpr size_t kReaders = 2;

@@ -19,15 +19,22 @@ namespace mt {
 struct TableInfo {
     bool schema_exists = false;
     bool table_exists = false;
+    // A plain table without child tables: COPY reads what SELECT reads (a partitioned table or
+    // one with children is read by SELECT only).
+    bool plain = false;
     std::vector<sdk::Column> columns;
 };
 
 // The tracking table of each schema (batched catalog query).
 std::vector<TableInfo> read_tables(pqxx::transaction_base& tx, const std::vector<std::string>& schemas,
                                    const std::string& table);
-// Every schema's records through the format's list query (batched UNION ALL).
+// Every schema's records: by COPY where the format declares a COPY read the table fits (ABI 1.2;
+// many COPY statements per round trip), else through the format's list query (batched UNION ALL).
+// tables[i] is what read_tables found for schemas[i].
 std::vector<std::vector<sdk::Record>> read_records(pqxx::transaction_base& tx, const TrackingFormat& format,
-                                                   const std::vector<std::string>& schemas, const std::string& table);
+                                                   const std::vector<std::string>& schemas,
+                                                   const std::vector<const TableInfo*>& tables,
+                                                   const std::string& table);
 // Replaces {table} in a constant statement with the quoted "schema"."table".
 std::string with_table(const std::string& statement, const std::string& schema, const std::string& table);
 

@@ -106,6 +106,17 @@ struct TrackingCapabilities {
     bool declared = false;       // false: derived by the kernel
 };
 
+// ABI 1.2: how a format's records are read from one table by COPY instead of list_query, as the
+// plugin declared it and the kernel checked it against the table's columns (every named column
+// exists, once, with a type the kernel decodes).
+struct TrackingCopyRead {
+    std::string order;       // smallint/integer/bigint: rows ascending by it, NULLs last
+    std::string name;        // text/varchar, or empty: NULL in every row
+    std::string hash;        // text/varchar, or empty
+    std::string created_at;  // or empty
+    bool created_at_timestamp = false;  // timestamp(tz): floor(epoch ms); else integer milliseconds
+};
+
 class TrackingFormat {
 public:
     explicit TrackingFormat(std::shared_ptr<PluginInstance> instance);
@@ -121,11 +132,15 @@ public:
     TrackingCapabilities capabilities(const std::vector<sdk::Column>& columns = {}) const;
     // Its short name ("name"), as shown and as accepted in migrations.format and --to / --from.
     std::string label() const;
+    // The COPY read of an existing table with these columns; nullopt when the plugin declares none
+    // (1.1 and older, or not for this table) or declares one the columns do not fit.
+    std::optional<TrackingCopyRead> copy_read(const std::vector<sdk::Column>& columns) const;
 
 private:
     struct Described {
         TrackingCapabilities capabilities;
         std::string label;
+        std::optional<TrackingCopyRead> copy;  // as declared, not yet checked
     };
     Described describe(const std::vector<sdk::Column>& columns) const;
 

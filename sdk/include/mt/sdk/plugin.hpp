@@ -370,9 +370,22 @@ inline std::string records_json(const std::vector<Record>& records) {
 // What a tracking format keeps in a table, and its short label (ABI 1.1). A format class
 // declares `TrackingCapabilities capabilities(const Table& table) const` (columns empty: a table
 // its create() would make); one that does not gets the kernel's derivation from identifies_by().
+//
+// ABI 1.2: `copy` names the table's own columns that list_query() computes its rows from, so the
+// kernel can read many tenants' tables by COPY (no plan, no index opened) instead; see
+// mt_tracking_capabilities in <mt/sdk/abi.h> for the promise it makes. Leave `order` empty when the
+// table cannot be read that way (list_query() is then used).
+struct TrackingCopyRead {
+    std::string_view order;        // smallint/integer/bigint column the rows are listed by
+    std::string_view name;         // text/varchar column, or empty (NULL)
+    std::string_view hash;         // text/varchar column, or empty (NULL)
+    std::string_view created_at;   // read as created_at_unit says, or empty (NULL)
+    uint32_t created_at_unit = 0;  // MT_COPY_TIME_*
+};
 struct TrackingCapabilities {
     uint32_t keeps = 0;       // MT_TRACKING_* flags
     std::string_view label;   // a string literal: the kernel keeps the view while the plugin is loaded
+    TrackingCopyRead copy;    // string literals too
 };
 
 class TrackingFormat {
@@ -572,6 +585,14 @@ struct TrackingThunks {
             // Only the fields the kernel's struct has room for.
             if (out->struct_size >= offsetof(mt_tracking_capabilities, keeps) + sizeof out->keeps) out->keeps = c.keeps;
             if (out->struct_size >= offsetof(mt_tracking_capabilities, label) + sizeof out->label) out->label = str(c.label);
+            // 1.2: the COPY read, only into a kernel's struct that has all of it.
+            if (out->struct_size >= offsetof(mt_tracking_capabilities, reserved_1_2) + sizeof out->reserved_1_2) {
+                out->copy_order = str(c.copy.order);
+                out->copy_name = str(c.copy.name);
+                out->copy_hash = str(c.copy.hash);
+                out->copy_created_at = str(c.copy.created_at);
+                out->copy_created_at_unit = c.copy.created_at_unit;
+            }
         });
     }
     // NULL when the class declares no capabilities(): the kernel then derives them.
