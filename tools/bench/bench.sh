@@ -4,7 +4,7 @@
 #   tools/bench/bench.sh [--tenants 100,1000] [--runs 3] [--skip-reference]
 #                        [--concurrency 10] [--floor-single] [--no-per-tenant-tx]
 #                        [--mtctl PATH] [--keep] [--wait-quiet S] [--report RESULTS.tsv]
-#                        [--fresh-only]
+#                        [--fresh-only] [--fleet-status 100000]
 #
 # Database: $MT_TEST_DATABASE_URL (a libpq URL to a maintenance database such as
 # postgresql://postgres@127.0.0.1:PORT/postgres, superuser); when unset the script starts the
@@ -84,6 +84,10 @@ Options:
   --wait-quiet S        before each measurement wait up to S seconds (default 60) for the CPUs
                         to be <= 25% busy (autovacuum, other jobs); --no-wait-quiet skips it
   --report RESULTS.tsv  print the table again from an earlier run's raw results (no database)
+  --fleet-status LIST   instead of the migrate comparison: status of an up-to-date fleet of each
+                        size in LIST (e.g. 100000), time and peak RSS, through
+                        tools/bench/bench_fleet.sh --build sql --steps status-json,status-table
+                        (with --runs, --mtctl, --keep and --wait-quiet passed on)
 Environment: MT_TEST_DATABASE_URL, MT_MTCTL, MT_BENCH_PLUGIN_PATH (manifest [plugins] path),
              MT_BENCH_NODE_DIR (default build/bench-node), MT_BENCH_WORK (default build/bench),
              MT_BENCH_PSQL (psql binary; default the newest /usr/lib/postgresql/*/bin/psql)
@@ -101,6 +105,7 @@ FRESH_ONLY=0
 KEEP=0
 QUIET_MAX=60
 REPORT=""
+FLEET_STATUS=""
 MTCTL="${MT_MTCTL:-$ROOT/build/bin/mtctl}"
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -123,6 +128,8 @@ while [[ $# -gt 0 ]]; do
         --wait-quiet=*) QUIET_MAX=${1#*=}; shift ;;
         --report) REPORT=$2; shift 2 ;;
         --report=*) REPORT=${1#*=}; shift ;;
+        --fleet-status) FLEET_STATUS=$2; shift 2 ;;
+        --fleet-status=*) FLEET_STATUS=${1#*=}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -130,6 +137,12 @@ done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --runs wants a positive integer" >&2; exit 2; }
 [[ "$QUIET_MAX" =~ ^[0-9]+$ ]] || { echo "bench.sh: --wait-quiet wants seconds" >&2; exit 2; }
 [[ "$CONC" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --concurrency wants a positive integer" >&2; exit 2; }
+if [[ -n "$FLEET_STATUS" ]]; then
+    fleet_args=(--fleet "$FLEET_STATUS" --build sql --steps status-json,status-table --runs "$RUNS" --mtctl "$MTCTL")
+    [[ $KEEP -eq 1 ]] && fleet_args+=(--keep)
+    if [[ $QUIET_MAX -eq 0 ]]; then fleet_args+=(--no-wait-quiet); else fleet_args+=(--wait-quiet "$QUIET_MAX"); fi
+    exec "$BENCH_DIR/bench_fleet.sh" "${fleet_args[@]}"
+fi
 IFS=',' read -r -a COUNTS <<< "$TENANTS"
 for n in "${COUNTS[@]}"; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: bad tenant count '$n'" >&2; exit 2; }

@@ -3,6 +3,7 @@
 #
 #   tools/bench/bench_fleet.sh [--fleet 10000,100000] [--runs 1] [--concurrency 10] [--build mtctl|sql]
 #                              [--build-jobs 2] [--mtctl PATH] [--plugin-path DIR] [--keep] [--wait-quiet S]
+#                              [--steps status-json,status-table,...]
 #
 # For each N it builds a database bench_fleet_<N> with N empty tenant schemas and their tracking
 # tables with every migration of tools/bench/migrations recorded (plain SQL for the schemas, then
@@ -38,6 +39,9 @@ Options:
   --plugin-path DIR     the manifest's [plugins] path (default $MT_BENCH_PLUGIN_PATH, else none: the
                         plugins beside the kernel library mtctl runs with)
   --keep                keep the bench_fleet_<N> databases (a later run with --keep reuses them)
+  --steps LIST          only these measurements, comma-separated (default all: status-json,
+                        status-table, sync-status, diff, noop, mark-noop, list-json, list-table;
+                        `none` builds the fleet and measures nothing, with --keep to prepare it)
   --wait-quiet S        before each measurement wait up to S seconds (default 30) for the CPUs
                         to be <= 25% busy; --no-wait-quiet skips it
 Environment: MT_TEST_DATABASE_URL, MT_MTCTL, MT_BENCH_PLUGIN_PATH, MT_BENCH_WORK (default build/bench),
@@ -51,6 +55,7 @@ BUILD=mtctl
 BUILD_JOBS=2
 CONC=10
 KEEP=0
+STEP_LIST=""
 QUIET_MAX=30
 MTCTL="${MT_MTCTL:-$ROOT/build/bin/mtctl}"
 PLUGIN_PATH="${MT_BENCH_PLUGIN_PATH:-}"
@@ -71,6 +76,8 @@ while [[ $# -gt 0 ]]; do
         --plugin-path) PLUGIN_PATH=$2; shift 2 ;;
         --plugin-path=*) PLUGIN_PATH=${1#*=}; shift ;;
         --keep) KEEP=1; shift ;;
+        --steps) STEP_LIST=$2; shift 2 ;;
+        --steps=*) STEP_LIST=${1#*=}; shift ;;
         --no-wait-quiet) QUIET_MAX=0; shift ;;
         --wait-quiet) QUIET_MAX=$2; shift 2 ;;
         --wait-quiet=*) QUIET_MAX=${1#*=}; shift ;;
@@ -249,7 +256,17 @@ build_sql() {
     printf '%s\t%s\t%s\t%s\t%s\n' "$n" build-sql "$M_SECS" - 0 >> "$RESULTS"
 }
 
-STEPS=(status-json status-table sync-status diff noop mark-noop list-json list-table)
+ALL_STEPS=(status-json status-table sync-status diff noop mark-noop list-json list-table)
+STEPS=("${ALL_STEPS[@]}")
+if [[ -n "$STEP_LIST" ]]; then
+    STEPS=()
+    if [[ "$STEP_LIST" != none ]]; then
+        IFS=',' read -r -a STEPS <<< "$STEP_LIST"
+        for step in "${STEPS[@]}"; do
+            [[ " ${ALL_STEPS[*]} " == *" $step "* ]] || die "unknown step '$step' in --steps (one of: ${ALL_STEPS[*]}, or none)"
+        done
+    fi
+fi
 declare -A STEP_LABEL=(
     [build-schemas]="build: N empty schemas (SQL)"
     [build-mark-applied]="build: migrate --all --mark-applied"
