@@ -1,14 +1,14 @@
 // Fleet status in a few batched queries per batch of tenants: one for the tracking tables' columns,
-// then one UNION ALL per format and chunk of tenants for the records. No round trip per tenant, and
-// no more than one batch held at once.
+// then the records: one query of COPY statements per chunk of tables whose format declares a COPY
+// read (ABI 1.2), one UNION ALL of list queries per format and chunk for the others. No round trip
+// per tenant, and no more than one batch held at once.
+#include "base/pqxx_session.hpp"
 #include "tracking/copy_read.hpp"
 #include "tracking/tables.hpp"
 
 #include <mt/base/errors.hpp>
 #include <mt/tracking/status.hpp>
 #include <mt/plugin_host/sql_session.hpp>
-
-#include "base/pqxx_session.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -111,9 +111,8 @@ std::vector<std::vector<sdk::Record>> read_records(pqxx::transaction_base& tx, c
     for (size_t begin = 0; begin < by_copy.size(); begin += kCopyChunk) {
         const size_t end = std::min(by_copy.size(), begin + kCopyChunk);
         std::string statements;
-        for (size_t k = begin; k < end; ++k) {
+        for (size_t k = begin; k < end; ++k)
             statements += copy_statement(by_copy[k].second, schemas[by_copy[k].first], table) + ";";
-        }
         detail::copy_out(tx.conn(), statements, [&](size_t n, std::string_view data) {
             const auto& [i, read] = by_copy.at(begin + n);
             out[i] = decode_copy(data, read, schemas[i], table);
