@@ -81,33 +81,35 @@ void hostile_rows(const Project& p, const Layout& l, const std::string& id) {
     p.exec(replaced(l.create, "{t}", t));
     const bool ts = l.time_type == "timestamp";
     const std::string time_column = l.label.rfind("name", 0) == 0 ? "applied_at" : "created_at";
-    const std::vector<std::pair<std::string, std::string>> rows = {
-        {"3", ts ? "'2026-11-30 18:36:05.202792+00'" : "1764527765202"},
-        {"1", ts ? "'1969-12-31 23:59:59.9995+00'" : "-5"},
-        {"7", "NULL"},
-        {"2", ts ? "'1900-01-01 00:00:00.000001+00'" : "0"},
-        {"5", ts ? "'2000-01-01 00:00:00+00'" : "946684800000"},
-        {"4", ts ? "'1999-12-31 23:59:59.999999+00'" : "9223372036854775807"},
+    const std::vector<std::pair<std::string, std::optional<std::string>>> rows = {
+        {"3", ts ? "2026-11-30 18:36:05.202792+00" : "1764527765202"},
+        {"1", ts ? "1969-12-31 23:59:59.9995+00" : "-5"},
+        {"7", std::nullopt},
+        {"2", ts ? "1900-01-01 00:00:00.000001+00" : "0"},
+        {"5", ts ? "2000-01-01 00:00:00+00" : "946684800000"},
+        {"4", ts ? "1999-12-31 23:59:59.999999+00" : "9223372036854775807"},
     };
     int n = 0;
     for (const auto& [row_id, time] : rows) {
         ++n;
         const std::string name = n == 2 ? "tab\there" : n == 3 ? "new\nline" : n == 4 ? "back\\slash \"q\" 'a'"
                                  : n == 5 ? "\u00fcn\u00efc\u00f8d\u00e9 0005_\u2713" : "000" + std::to_string(n) + "_plain";
-        const std::string hash = (n == 6 && l.hash && l.name_column == "name" && l.format == "tracking-name")
-                                     ? std::string("NULL")
-                                     : "'h" + std::to_string(n) + "'";
-        std::string columns = "id, " + time_column, values = row_id + ", " + time;
+        const std::optional<std::string> hash = (n == 6 && l.hash && l.name_column == "name" && l.format == "tracking-name")
+                                                    ? std::nullopt
+                                                    : std::optional<std::string>("h" + std::to_string(n));
+        std::string columns = "id, " + time_column, values = "$1::int, $2::" + std::string(ts ? "timestamptz" : "bigint");
+        mt::SqlParams params{row_id, time};
         if (!l.name_column.empty()) {
             columns += ", " + l.name_column;
-            values += ", $1";
+            params.push_back(name);
+            values += ", $" + std::to_string(params.size());
         }
         if (l.hash) {
             columns += ", hash";
-            values += ", " + hash;
+            params.push_back(hash);
+            values += ", $" + std::to_string(params.size());
         }
-        if (l.name_column.empty()) p.exec("INSERT INTO " + t + " (" + columns + ") VALUES (" + values + ")");
-        else p.exec("INSERT INTO " + t + " (" + columns + ") VALUES (" + values + ")", {name});
+        p.exec("INSERT INTO " + t + " (" + columns + ") VALUES (" + values + ")", params);
     }
 }
 

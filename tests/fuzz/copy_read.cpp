@@ -53,6 +53,13 @@ std::string_view take(std::string_view& in, size_t n) {
     return out;
 }
 
+// The signed value of a big-endian integer of `bytes` bytes (2, 4 or 8).
+int64_t signed_of(uint64_t raw, int bytes) {
+    const unsigned bits = static_cast<unsigned>(bytes) * 8;
+    if (bits < 64 && (raw >> (bits - 1)) != 0) raw |= ~uint64_t{0} << bits;
+    return static_cast<int64_t>(raw);
+}
+
 uint64_t number(std::string_view& in, size_t bytes) {
     uint64_t v = 0;
     for (unsigned char c : take(in, bytes)) v = v << 8 | c;
@@ -78,10 +85,7 @@ void encoded(std::string_view in, const mt::TrackingCopyRead& read) {
             put(fields, ~uint64_t{0}, 4);  // NULL
         } else {
             const uint64_t raw = number(in, static_cast<size_t>(width));
-            const unsigned bits = static_cast<unsigned>(width) * 8;
-            uint64_t v = raw;
-            if (bits < 64 && (v >> (bits - 1)) != 0) v |= ~uint64_t{0} << bits;
-            row.order = static_cast<int64_t>(v);
+            row.order = signed_of(raw, width);
             put(fields, static_cast<uint64_t>(width), 4);
             put(fields, raw, width);
         }
@@ -104,10 +108,7 @@ void encoded(std::string_view in, const mt::TrackingCopyRead& read) {
                 const int time_width = read.created_at_timestamp ? 8 : order_bytes[(flags >> 5) % 3];
                 uint64_t raw = number(in, static_cast<size_t>(time_width));
                 if (read.created_at_timestamp && (flags & 0x80)) raw = (flags & 0x40) ? 0x7fffffffffffffffULL : 0x8000000000000000ULL;
-                const unsigned bits = static_cast<unsigned>(time_width) * 8;
-                uint64_t v = raw;
-                if (bits < 64 && (v >> (bits - 1)) != 0) v |= ~uint64_t{0} << bits;
-                row.time = static_cast<int64_t>(v);
+                row.time = signed_of(raw, time_width);
                 put(fields, static_cast<uint64_t>(time_width), 4);
                 put(fields, raw, time_width);
             }

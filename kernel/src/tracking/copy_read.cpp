@@ -98,13 +98,16 @@ std::vector<sdk::Record> decode_copy(std::string_view data, const TrackingCopyRe
                                  std::to_string(fields.size()) + " columns where " + std::to_string(expected) +
                                  " were asked for (a server or protocol fault)");
         Row row;
+        // The fields in copy_statement()'s column order; a column the read does not name has none.
         size_t k = 0;
-        if (fields[k]) row.order = CopyReader::decode(*fields[k]);
-        ++k;
-        if (!read.name.empty() && fields[k++]) row.record.name = std::string(*fields[k - 1]);
-        if (!read.hash.empty() && fields[k++]) row.record.hash = std::string(*fields[k - 1]);
-        if (!read.created_at.empty() && fields[k]) {
-            const int64_t v = CopyReader::decode(*fields[k]);
+        const auto field_of = [&](const std::string& column) {
+            return column.empty() ? std::optional<std::string_view>() : fields[k++];
+        };
+        if (const auto order = field_of(read.order)) row.order = CopyReader::decode(*order);
+        if (const auto name = field_of(read.name)) row.record.name = std::string(*name);
+        if (const auto hash = field_of(read.hash)) row.record.hash = std::string(*hash);
+        if (const auto time = field_of(read.created_at)) {
+            const int64_t v = CopyReader::decode(*time);
             if (!read.created_at_timestamp) {
                 row.record.created_at_ms = v;
             } else {
